@@ -1,40 +1,60 @@
-# The same targets run for a person and in CI (.ci/run, .github/workflows).
+# The same targets run for a person and in CI (.ci/run, .github/workflows): workflows only call these.
 SHELL := /bin/bash
 VENV := .venv
-BIN := $(VENV)/bin
-export PATH := $(CURDIR)/$(BIN):$(PATH)
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
+# the Label Studio server's own venv (built by `make labelstudio-env`), for `mlops-nb labelstudio serve` and tests
+LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 
-.PHONY: install labelstudio-env demo test check-sync nbtest wheel-test export clean-nbs bench
+.PHONY: install labelstudio-env demo pipeline promote pr-comment test check-sync nbtest wheel-test export readme clean-nbs bench
 
-install: $(BIN)/mlops-nb
-$(BIN)/mlops-nb: settings.ini constraints.txt setup.py
+install: $(VENV)/.installed
+$(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
 	.ci/env.sh dev
+	touch $@
 
 labelstudio-env:
 	.ci/env.sh labelstudio >/dev/null
 
 ## the main job: local Label Studio seeded with digits -> the whole pipeline -> report
 demo: install labelstudio-env
-	$(BIN)/mlops-nb demo
+	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) $(BIN)/mlops-nb demo
+
+## the pipeline against the configured Label Studio (LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY from the environment)
+pipeline: install
+	$(BIN)/dvc pull --allow-missing || echo "dvc pull: nothing to pull yet"
+	$(BIN)/dvc repro
+	$(BIN)/mlops-nb report
+
+promote: install
+	$(BIN)/mlops-nb promote
+
+pr-comment:
+	npx --yes @dvcorg/cml@0.20 comment update --target=pr --publish reports/compare.md
 
 ## every test: notebooks clean and in sync, notebook tests, then pytest on the installed wheel
 test: install labelstudio-env check-sync nbtest wheel-test
 
 check-sync:
 	.ci/check_sync.sh
+	.ci/readme.sh --check
 
 nbtest:
-	$(BIN)/nbdev_test --do_print
+	$(BIN)/nbdev_test
 
 wheel-test:
-	.ci/test_wheel.sh
+	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) .ci/test_wheel.sh
 
 export:
 	$(BIN)/nbdev_export
+	.ci/readme.sh
+
+readme:
+	.ci/readme.sh
 
 clean-nbs:
 	$(BIN)/nbdev_clean
 
 bench: install labelstudio-env
-	$(BIN)/python bench/run.py
+	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) $(BIN)/python bench/run.py

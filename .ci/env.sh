@@ -29,16 +29,20 @@ build_venv() {  # build_venv DIR pip-args... : atomic (temp dir + rename), so a 
   "$tmp/bin/pip" install -q --disable-pip-version-check --upgrade pip==26.3
   "$tmp/bin/pip" install -q --disable-pip-version-check --progress-bar off "$@"
   # venv scripts hard-code the interpreter path: rewrite them for the final location
-  grep -lI "^#!$tmp/bin/python" "$tmp"/bin/* 2>/dev/null | xargs -r sed -i "1s|^#!$tmp/|#!$dir/|"
+  { grep -lI --directories=skip "^#!$tmp/bin/python" "$tmp"/bin/* || true; } | xargs -r sed -i "1s|^#!$tmp/|#!$dir/|"
   sed -i "s|$tmp|$dir|g" "$tmp/bin/activate" "$tmp/pyvenv.cfg" 2>/dev/null || true
   touch "$tmp/.complete"; rm -rf "$dir"; mv "$tmp" "$dir"
 }
 
 overlay_venv() {  # overlay_venv DIR DEPS : a light venv that sees every package of DEPS, and its console scripts
-  local dir=$1 deps=$2
+  local dir; dir=$(realpath -m "$1"); local deps=$2
   rm -rf "$dir"; $PY -m venv --without-pip "$dir"
   local site; site=$(site_of "$dir")
   echo "import site; site.addsitedir('$(site_of "$deps")')" > "$site/_mlops_deps.pth"
+  # Jupyter finds templates, lab assets and server config under sys.prefix: share the deps venv's
+  for sub in share/jupyter etc/jupyter; do
+    [ -e "$deps/$sub" ] && mkdir -p "$dir/$(dirname $sub)" && ln -sfn "$deps/$sub" "$dir/$sub"
+  done
   for f in "$deps"/bin/*; do
     local name; name=$(basename "$f")
     case $name in python*|pip*|activate*|Activate*|deactivate) continue;; esac

@@ -1,0 +1,75 @@
+"""Dataset stage: fetching N images behind auth from a local Label Studio, concurrently (bounded thread pool)
+vs sequentially (workers=1), in the same run, plus the HTTP request count of a warm rebuild (target 0).
+
+Usage: python bench/bench_dataset.py [N] [WORKERS]
+Uses LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY when set (a server you started, e.g. `mlops-nb labelstudio serve`),
+else starts a throwaway server like the tests do (needs MLOPS_LABELSTUDIO_VENV or `label-studio` on PATH).
+"""
+import json, os, secrets, shutil, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import ROOT, row, record
+sys.path.insert(0, str(ROOT/'tests'))
+
+def count_requests():
+    "Count every request the `requests` library sends (what the dataset stage uses)."
+    from requests.adapters import HTTPAdapter
+    calls,orig = [],HTTPAdapter.send
+    def send(self, request, *a, **kw):
+        calls.append(request.url); return orig(self, request, *a, **kw)
+    HTTPAdapter.send = send
+    return calls
+
+def main(n:int=120, workers:int=8):
+    import fixtures_labelstudio as F
+    from mlops_nb.core import digit_png, dumps_json
+    from mlops_nb.dataset import build_dataset
+    os.environ['MLOPS_PROGRESS'] = 'plain'
+    tmp = Path(tempfile.mkdtemp(prefix='bench-dataset-'))
+    proc = None
+    try:
+        if os.environ.get('LABEL_STUDIO_URL') and os.environ.get('LABEL_STUDIO_API_KEY'):
+            url,token = os.environ['LABEL_STUDIO_URL'].rstrip('/'),os.environ['LABEL_STUDIO_API_KEY']
+            where = 'existing server'
+        else:
+            token = secrets.token_hex(20)
+            t0 = time.time(); proc,url,_ = F.start_server(tmp/'ls', token); where = f'throwaway server (started in {time.time()-t0:.0f}s)'
+            os.environ.update(LABEL_STUDIO_URL=url, LABEL_STUDIO_API_KEY=token)
+        srv = F.LabelStudioServer(url=url, token=token, proc=proc, data_dir=tmp, log=tmp/'log')
+        p = srv.make_project(f'bench-dataset-{secrets.token_hex(3)}')
+        files = {f'b{i:04d}.png': digit_png(i % 1797, size=64) for i in range(n)}
+        urls = srv.upload(p.id, {k: png for k,(png,_) in files.items()})
+        srv.import_tasks(p.id, [{'data': {'image': u}, 'annotations': [label]} for u,(_,label) in zip(urls, files.values())])
+        with srv.http() as h:
+            r = h.get(f'/api/projects/{p.id}/export', params={'exportType': 'JSON', 'download_all_tasks': 'true'}); r.raise_for_status()
+        export = tmp/'export.json'; export.write_text(dumps_json(r.json()))
+        print(f'{where}: {url}, {n} uploaded images', flush=True)
+        calls = count_requests()
+        def build(w, cache):
+            shutil.rmtree(cache, ignore_errors=True); calls.clear()
+            t = time.perf_counter(); res = build_dataset(export, tmp/'ds', workers=w, cache_dir=cache); dt = time.perf_counter() - t
+            assert res.n_images == n and len(calls) == n, (res.n_images, len(calls))
+            return dt
+        build(workers, tmp/'warmup')                      # warm the server's caches and the OS page cache once
+        seq,conc = [],[]
+        for _ in range(2):                                # interleaved, best of 2 each
+            seq.append(build(1, tmp/'c-seq')); conc.append(build(workers, tmp/'c-conc'))
+        seq,conc = min(seq),min(conc)
+        calls.clear(); t = time.perf_counter()
+        warm = build_dataset(export, tmp/'ds', workers=workers, cache_dir=tmp/'c-conc'); warm_s = time.perf_counter() - t
+        speedup = seq/conc
+        record('dataset', [
+            row(f'cold build, {n} images, sequential (workers=1)', seq, 's'),
+            row(f'cold build, {n} images, concurrent (workers={workers})', conc, 's'),
+            row('concurrent speedup over sequential', speedup, 'x', '>= 3x', speedup >= 3),
+            row('images per second, concurrent', n/conc, 'img/s'),
+            row('warm rebuild (cache) wall time', warm_s, 's'),
+            row('warm rebuild HTTP requests', len(calls), 'requests', '0', len(calls) == 0 and warm.requests == 0),
+        ], n=n, workers=workers, server=where.split(' (')[0],
+           note='Label Studio runs Django\'s threaded dev server (one process, GIL-bound) on the same machine as the client')
+    finally:
+        if proc is not None: F.stop_process(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+if __name__ == '__main__':
+    main(*(int(a) for a in sys.argv[1:3]))

@@ -1,0 +1,123 @@
+"""Compare stage: gates pass and fail on a known pair of metrics files, the report's rows, "no champion yet",
+a git ref as champion, and the whole loop promote -> new commit -> `mlops-nb run compare` exiting 3 against
+the champion kept on the HTTP S3 server."""
+import json, os
+from pathlib import Path
+import pytest
+from conftest import cli, git
+from mlops_nb.core import MlopsError, write_json
+from mlops_nb.compare import compare_models, promote
+from mlops_nb.evaluate import evaluate_model, make_smoke_dataset, benchmark_rows
+from mlops_nb.store import ResultsStore, publish_results
+from test_evaluate import stub_predictor, fake_model
+
+CHAMP = {'accuracy': .95, 'macro_f1': .94, 'n': 100, 'n_errors': 5, 'git': {'commit': 'a'*40, 'dirty': False},
+         'model': {'sha256': '1'*64}, 'benchmark': {'labels_sha256': 'b'*64},
+         'per_class': {'0': {'precision': .96, 'recall': .94, 'f1': .95, 'support': 50}, '1': {'precision': .94, 'recall': .96, 'f1': .95, 'support': 50}}}
+CAND = {'accuracy': .93, 'macro_f1': .9295, 'n': 100, 'n_errors': 7, 'git': {'commit': 'c'*40, 'dirty': True},
+        'model': {'sha256': '2'*64}, 'benchmark': {'labels_sha256': 'b'*64},
+        'per_class': {'0': {'precision': .96, 'recall': .94, 'f1': .95, 'support': 50}, '1': {'precision': .90, 'recall': .92, 'f1': .909, 'support': 50}}}
+
+@pytest.fixture
+def pair(project):
+    write_json(project/'metrics/benchmark.json', CAND)
+    write_json(project/'champion.json', CHAMP)
+    return project
+
+def test_gate_fails_and_passes_on_known_pair(pair):
+    r = compare_models('metrics/benchmark.json', 'champion.json', {'accuracy': 0.005, 'macro_f1': 0.02})
+    assert (r.passed, r.exit_code) == (False, 3)
+    assert r.failures == ['accuracy dropped by 0.0200 (0.9500 → 0.9300), more than the allowed 0.0050']
+    v = json.loads((pair/'reports/compare.json').read_text())
+    assert (v['passed'], v['exit_code'], v['champion']) == (False, 3, 'a'*40)
+    r = compare_models('metrics/benchmark.json', 'champion.json', {'accuracy': 0.02, 'macro_f1': 0.0105})
+    assert (r.passed, r.exit_code, r.failures) == (True, 0, [])
+    r = compare_models('metrics/benchmark.json', 'champion.json', {'per_class.1.recall': 0.03})
+    assert r.failures == ['per_class.1.recall dropped by 0.0400 (0.9600 → 0.9200), more than the allowed 0.0300']
+    with pytest.raises(MlopsError, match='write git:main'): compare_models('metrics/benchmark.json', 'main', {})
+
+def test_report_rows_for_known_pair(pair):
+    r = compare_models('metrics/benchmark.json', 'champion.json', {'accuracy': 0.005, 'macro_f1': 0.02}, out='reports/pr.md')
+    md = (pair/'reports/pr.md').read_text()
+    for row in ['**❌ Gate failed** — accuracy dropped by 0.0200 (0.9500 → 0.9300), more than the allowed 0.0050.',
+                '- **Candidate**: commit `cccccccccccc` (uncommitted changes), model `222222222222`, benchmark `bbbbbbbbbbbb` (n=100) — from `metrics/benchmark.json`',
+                '- **Champion**: commit `aaaaaaaaaaaa`, model `111111111111`, benchmark `bbbbbbbbbbbb` (n=100) — from `champion.json`',
+                '| metric | champion | candidate | Δ | gate |',
+                '| accuracy | 0.9500 | 0.9300 | ▼ -0.0200 | ❌ max drop 0.005 |',
+                '| macro_f1 | 0.9400 | 0.9295 | ▼ -0.0105 | ✅ max drop 0.02 |',
+                '| n | 100 | 100 | = +0 |  |',
+                '| n_errors | 5 | 7 | ▲ +2 |  |',
+                '| 1 | 50 | 0.9000 | 0.9200 | 0.9090 | ▼ -0.0400 | ▼ -0.0400 | ▼ -0.0410 |',
+                'Unchanged: 0.']:
+        assert row in md, f'missing row: {row}\n---\n{md}'
+    assert '⚠️ The benchmarks differ' not in md
+
+def test_no_champion_yet_passes_and_says_so(pair):
+    r = compare_models('metrics/benchmark.json', 'store', {'accuracy': 0.005}, store='results/')
+    assert (r.passed, r.exit_code, r.champion, r.message) == (True, 0, None, 'no champion yet: gate passed')
+    assert '**✅ No champion yet**' in r.report.read_text()
+
+def test_git_ref_champion(pair):
+    (pair/'params.yaml').write_text('train:\n  epochs: 3\n')
+    (pair/'metrics/benchmark.json').write_text(json.dumps(CHAMP))
+    git(pair, 'add', 'params.yaml', 'metrics/benchmark.json'); git(pair, 'commit', '-qm', 'baseline'); git(pair, 'tag', 'baseline')
+    (pair/'params.yaml').write_text('train:\n  epochs: 1\n')
+    write_json(pair/'metrics/benchmark.json', CAND)
+    r = compare_models('metrics/benchmark.json', 'git:baseline', {'accuracy': 0.005})
+    md = r.report.read_text()
+    assert (r.exit_code, r.champion) == (3, 'a'*40)
+    assert '— from `git:baseline`' in md and '| train.epochs | `3` | `1` |' in md
+    assert compare_models('metrics/benchmark.json', 'git:HEAD~1', {'accuracy': 0.005}).champion is None  # no metrics file at the first commit
+    with pytest.raises(MlopsError, match="git ref 'nope' not found"): compare_models('metrics/benchmark.json', 'git:nope', {})
+
+def _evaluate(project, wrong):
+    make_smoke_dataset(project/'data/bench', n=20)
+    tasks = [int(r['task_id']) for r in benchmark_rows(project/'data/bench')]
+    return evaluate_model('data/models', 'data/bench', predict_fn=stub_predictor({tasks[i] for i in wrong}))
+
+def test_promote_then_compare_stage_picks_champion_on_s3(project, s3_env):
+    bucket = s3_env.make_bucket('results-promote')
+    url = f's3://{bucket}/digits'
+    (project/'params.yaml').write_text(
+        'compare:\n  candidate: metrics/benchmark.json\n  champion: store\n  gates: {accuracy: 0.005, macro_f1: 0.01}\n'
+        f'  out: reports/compare.md\n  store: {url}\n  model_dir: data/models\n  dataset_dir: data/train\n'
+        '  plots_dir: plots\n  overlay_dir: plots/mistakes\n  smoke: false\n')
+    git(project, 'add', 'params.yaml'); git(project, 'commit', '-qm', 'params')
+    commit_a = git(project, 'rev-parse', 'HEAD').strip()
+    # commit A: a good model (1 mistake in 20), trained on 16 images; promoted over HTTP S3 via the CLI
+    make_smoke_dataset(project/'data/train', n=16, start=0, mode='train')
+    fake_model(project/'data/models', b'weights-A')
+    _evaluate(project, [0])
+    r = cli('promote')
+    assert r.returncode == 0, r.stderr
+    assert f'champion: {commit_a[:12]}' in r.stdout
+    champ = json.loads(s3_env.client().get_object(Bucket=bucket, Key='digits/champion.json')['Body'].read())
+    assert champ['commit'] == commit_a and champ['summary']['accuracy'] == 0.95
+    # commit B: a worse model (4 mistakes) trained on more data; the compare stage exits 3 naming the metric and the drop
+    (project/'README').write_text('b\n'); git(project, 'add', 'README'); git(project, 'commit', '-qm', 'b')
+    make_smoke_dataset(project/'data/train', n=20, start=0, mode='train')
+    fake_model(project/'data/models', b'weights-B')
+    _evaluate(project, [0, 1, 2, 3])
+    r = cli('run', 'compare')
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert 'message: gate failed: accuracy dropped 0.1500 > 0.005' in r.stdout
+    assert 'accuracy dropped by 0.1500 (0.9500 → 0.8000), more than the allowed 0.0050' in r.stderr
+    md = (project/'reports/compare.md').read_text()
+    assert f'- **Champion**: commit `{commit_a[:12]}`' in md and f'from `{url}/{commit_a}`' in md
+    assert '4 tasks added, 0 removed, 0 relabelled.' in md
+    assert '![Confusion matrix](../plots/confusion.png)' in md and '[overlay](../plots/mistakes/01-task' in md
+    from mlops_nb.runner import read_scraps
+    s = read_scraps(project/'runs/compare/latest.ipynb')
+    assert (s['exit_code'], s['passed'], s['champion']) == (3, False, commit_a)
+    secret = s3_env.env['AWS_SECRET_ACCESS_KEY']
+    for p in [project/'runs/compare/latest.ipynb', project/'reports/compare.md', project/'reports/compare.json']:
+        assert secret not in p.read_text()
+    # promote refuses results of a dirty tree (and of another commit than HEAD) unless forced
+    (project/'README').write_text('dirty\n')
+    _evaluate(project, [0, 1, 2, 3])
+    r = cli('promote')
+    assert r.returncode == 2 and 'uncommitted changes' in r.stderr
+    git(project, 'commit', '-qam', 'c')
+    r = cli('promote')
+    assert r.returncode == 2 and 'but HEAD is' in r.stderr
+    assert json.loads(s3_env.client().get_object(Bucket=bucket, Key='digits/champion.json')['Body'].read())['commit'] == commit_a

@@ -1,0 +1,257 @@
+"""The dataset stage against the installed package: the malformed-input corpus (tests/data/corpus), label
+policies on a real Label Studio export, images behind auth, a warm rebuild that makes no HTTP request,
+split stability, the leakage check, S3 images over moto's HTTP server, and one run through papermill."""
+import csv, json, os, shutil
+from collections import Counter
+from pathlib import Path
+import pytest
+from mlops_nb.core import MlopsError, digit_png, sha256_bytes, dumps_json
+from mlops_nb.dataset import build_dataset, read_labels, sample_export, dataloaders
+
+CORPUS = Path(__file__).parent/'data'/'corpus'
+CASES = json.loads((CORPUS/'cases.json').read_text())
+
+# -- helpers ---------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _plain(monkeypatch):
+    monkeypatch.setenv('MLOPS_PROGRESS', 'plain')
+    for k in ('LABEL_STUDIO_URL', 'LABEL_STUDIO_API_KEY'): monkeypatch.delenv(k, raising=False)
+
+@pytest.fixture
+def http_requests(monkeypatch):
+    "Every HTTP request the `requests` library sends in this process (what the stage uses), by URL."
+    from requests.adapters import HTTPAdapter
+    calls,orig = [],HTTPAdapter.send
+    def send(self, request, *a, **kw):
+        calls.append(request.url); return orig(self, request, *a, **kw)
+    monkeypatch.setattr(HTTPAdapter, 'send', send)
+    return calls
+
+def snapshot(d:Path)->dict:
+    "Every file under `d` with its bytes' hash (to prove a failed build left it untouched)."
+    return {str(p.relative_to(d)): sha256_bytes(p.read_bytes()) for p in sorted(d.rglob('*')) if p.is_file()}
+
+def export_json(ls, project_id:int, dest:Path)->Path:
+    "The project's Label Studio JSON export (all tasks, as the export API gives it)."
+    with ls.http() as h:
+        r = h.get(f'/api/projects/{project_id}/export', params={'exportType': 'JSON', 'download_all_tasks': 'true'})
+        r.raise_for_status()
+    dest.write_text(dumps_json(sorted(r.json(), key=lambda t: t['id']))); return dest
+
+# -- the corpus of malformed exports -----------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def rawdata(tmp_path_factory)->Path:
+    "A copy of the corpus images with a symlink that points out of the folder."
+    d = tmp_path_factory.mktemp('corpus')
+    shutil.copytree(CORPUS/'raw', d/'raw'); shutil.copy(CORPUS/'outside.png', d/'outside.png')
+    (d/'raw'/'link-out.png').symlink_to(d/'outside.png')
+    return d/'raw'
+
+def test_corpus_is_big_enough():
+    assert len(CASES) >= 20
+    assert {c['expect'] for c in CASES} == {'error', 'drop'}
+
+@pytest.mark.parametrize('case', [c for c in CASES if c.get('needs') is None], ids=lambda c: c['name'])
+def test_corpus(case, rawdata, tmp_path, capsys):
+    out = tmp_path/'ds'
+    good = tmp_path/'good.json'; good.write_text(json.dumps([json.loads((CORPUS/'duplicate_image.json').read_text())[0]]))
+    build_dataset(good, out, rawdata_dir=rawdata, cache_dir=tmp_path/'cache')
+    before = snapshot(out)
+    params = dict(rawdata_dir=rawdata, cache_dir=tmp_path/'cache', **case['params'])
+    if case['expect'] == 'error':
+        with pytest.raises(MlopsError) as e: build_dataset(CORPUS/case['file'], out, **params)
+        msg = str(e.value)
+        assert case['contains'] in msg and '\n' not in msg and 'Traceback' not in msg, msg
+        assert snapshot(out) == before, 'a failed build changed the previous dataset'
+    else:
+        res = build_dataset(CORPUS/case['file'], out, **params)
+        reasons = {d['task_id']: d['reason'] for d in json.loads((out/'dataset.json').read_text())['dropped']}
+        assert case['contains'] in reasons.get(case['task_id'], ''), reasons
+        assert [r['task_id'] for r in read_labels(out)] == ['1']
+        assert res.n_images == 1 and res.requests == 0
+        assert f"dropped task {case['task_id']}: " in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != 'cache') == ['ds', 'good.json'], 'temp folders left behind'
+
+# -- local builds: determinism, split stability, dataloaders -----------------------------------
+
+def test_deterministic_and_split_stable(tmp_path):
+    ex,raw = sample_export(tmp_path/'s', n=60)
+    a = build_dataset(ex, tmp_path/'a', rawdata_dir=raw, cache_dir='')
+    tasks = json.loads(ex.read_text())
+    # same tasks in another order -> byte-identical labels.csv
+    (tmp_path/'rev.json').write_text(json.dumps(tasks[::-1]))
+    b = build_dataset(tmp_path/'rev.json', tmp_path/'b', rawdata_dir=raw, cache_dir='')
+    assert (tmp_path/'a/labels.csv').read_bytes() == (tmp_path/'b/labels.csv').read_bytes()
+    assert a.dataset_sha256 == b.dataset_sha256
+    # new tasks arrive: every existing image keeps its split; the new ones spread over both splits
+    ex2,_ = sample_export(tmp_path/'s', n=200)
+    c = build_dataset(ex2, tmp_path/'c', rawdata_dir=raw, cache_dir='')
+    old = {r['sha256']: r['split'] for r in read_labels(tmp_path/'a')}
+    new = {r['sha256']: r['split'] for r in read_labels(tmp_path/'c')}
+    assert all(new[s] == sp for s,sp in old.items())
+    assert c.n_images > a.n_images and 0.1 < Counter(new.values())['valid']/len(new) < 0.3
+    # another seed moves images between splits
+    d = build_dataset(ex2, tmp_path/'d', rawdata_dir=raw, seed=7, cache_dir='')
+    assert {r['sha256']: r['split'] for r in read_labels(tmp_path/'d')} != new
+
+def test_dataloaders(tmp_path):
+    ex,raw = sample_export(tmp_path/'s', n=30)
+    build_dataset(ex, tmp_path/'ds', rawdata_dir=raw, valid_pct=0.3, cache_dir='')
+    dls = dataloaders(tmp_path/'ds', bs=8, size=24, device='cpu')
+    xb,yb = dls.one_batch()
+    assert tuple(xb.shape) == (8, 3, 24, 24)
+    assert list(dls.vocab) == json.loads((tmp_path/'ds/dataset.json').read_text())['classes']
+    assert len(dls.train_ds) + len(dls.valid_ds) == len(read_labels(tmp_path/'ds'))
+
+# -- S3 images over moto's HTTP server -----------------------------------------------------------
+
+def test_s3_images_and_cache(s3_endpoint, monkeypatch, tmp_path):
+    for k,v in s3_endpoint.env.items(): monkeypatch.setenv(k, v)
+    bucket = s3_endpoint.make_bucket('dataset-images'); c = s3_endpoint.client()
+    tasks = []
+    for i in range(6):
+        png,label = digit_png(200+i); c.put_object(Bucket=bucket, Key=f'd/{i}.png', Body=png)
+        tasks.append({'id': i+1, 'data': {'image': f's3://{bucket}/d/{i}.png'},
+                      'annotations': [{'id': i+1, 'result': [{'from_name': 'label', 'type': 'choices', 'value': {'choices': [label]}}]}]})
+    tasks.append({'id': 7, 'data': {'image': f's3://{bucket}/d/missing.png'}, 'annotations': tasks[0]['annotations']})
+    ex = tmp_path/'e.json'; ex.write_text(json.dumps(tasks))
+    r1 = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache')
+    assert (r1.n_images, r1.requests) == (6, 7)
+    assert r1.dropped == [{'task_id': 7, 'reason': f's3://{bucket}/d/missing.png'.join(['S3 object ', ' not found'])}]
+    r2 = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache')
+    assert (r2.requests, r2.cache_hits, r2.dataset_sha256) == (1, 6, r1.dataset_sha256) # only the missing object is asked again
+
+# -- the real Label Studio server ---------------------------------------------------------------
+
+def _ann(label, **kw): return {'label': label, **kw}
+
+@pytest.fixture(scope='module')
+def pool(labelstudio, tmp_path_factory):
+    "A digits project whose images are uploads behind auth, with disagreeing, cancelled and ground-truth annotations."
+    d = tmp_path_factory.mktemp('pool')
+    p = labelstudio.make_project('dataset-pool')
+    pngs = {f'd{i:03d}.png': digit_png(i) for i in range(24)}
+    urls = labelstudio.upload(p.id, {n: png for n,(png,_) in pngs.items()})
+    tasks,expect = [],{}
+    for i,((name,(png,label)),url) in enumerate(zip(pngs.items(), urls)):
+        other = str((int(label)+1) % 10)
+        if i % 6 == 0: anns = [_ann(label)]                                                        # one annotator
+        elif i % 6 == 1: anns = [_ann(other), _ann(label), _ann(label)]                            # majority = label, latest = label
+        elif i % 6 == 2: anns = [_ann(label), _ann(other, ground_truth=True), _ann(label)]          # ground truth wins over both
+        elif i % 6 == 3: anns = [_ann(label), _ann(other, was_cancelled=True)]                     # cancelled never counts
+        elif i % 6 == 4: anns = [_ann(label), _ann(other)]                                         # latest: other; majority: tie
+        else: anns = [] if i % 12 == 5 else [_ann(other, was_cancelled=True)]                      # unlabeled / only cancelled
+        tasks.append({'data': {'image': url}, 'annotations': anns}); expect[url] = (i % 6, label, other)
+    labelstudio.import_tasks(p.id, tasks)
+    return p, export_json(labelstudio, p.id, d/'pool.json'), expect, urls
+
+def _expected(expect:dict, policy:str)->dict:
+    "url -> label (or None) by the documented policy, from how the tasks were made."
+    out = {}
+    for url,(kind,label,other) in expect.items():
+        out[url] = {0: label, 1: label, 2: other, 3: label, 4: other if policy == 'latest' else None, 5: None}[kind]
+    return out
+
+@pytest.mark.parametrize('policy', ['latest', 'majority'])
+def test_policy_on_real_export(policy, labelstudio, labelstudio_env, pool, tmp_path, http_requests):
+    p,ex,expect,urls = pool
+    res = build_dataset(ex, tmp_path/'ds', policy=policy, cache_dir=tmp_path/'cache', workers=4)
+    by_task = {t['id']: t['data']['image'] for t in json.loads(ex.read_text())}
+    got = {by_task[int(r['task_id'])]: r['label'] for r in read_labels(tmp_path/'ds')}
+    want = {u: l for u,l in _expected(expect, policy).items() if l is not None}
+    assert got == want
+    meta = json.loads((tmp_path/'ds/dataset.json').read_text())
+    assert meta['n_images'] == len(want) and meta['n_dropped'] == len(expect) - len(want)
+    assert sum(sum(c.values()) for c in meta['counts'].values()) == len(want)
+    assert len(http_requests) == res.requests == len(want)
+    assert all(labelstudio.token not in (tmp_path/'ds'/f).read_text() for f in ('labels.csv', 'dataset.json'))
+
+def test_auth_and_zero_request_rebuild(labelstudio, labelstudio_env, pool, tmp_path, http_requests, monkeypatch):
+    import requests
+    p,ex,expect,urls = pool
+    assert requests.get(labelstudio.url + urls[0]).status_code == 401     # the images really are behind auth
+    http_requests.clear()
+    r1 = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
+    n = len(http_requests)
+    assert n == r1.requests == r1.n_images > 0
+    assert all(u.startswith(labelstudio.url + '/data/upload/') for u in http_requests)
+    first = snapshot(tmp_path/'ds')
+    http_requests.clear()
+    r2 = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
+    assert (len(http_requests), r2.requests, r2.cache_hits) == (0, 0, r1.n_images)
+    assert snapshot(tmp_path/'ds') == first
+    # the counter does see requests: without the cache every image is fetched again
+    shutil.rmtree(tmp_path/'cache')
+    build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
+    assert len(http_requests) == n
+    # a wrong token is a one-line error and the dataset stays
+    monkeypatch.setenv('LABEL_STUDIO_API_KEY', 'not-the-token')
+    with pytest.raises(MlopsError, match='Label Studio refused the token .HTTP 401.'):
+        build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'other-cache')
+    assert snapshot(tmp_path/'ds') == first
+    monkeypatch.delenv('LABEL_STUDIO_API_KEY')
+    with pytest.raises(MlopsError, match='LABEL_STUDIO_API_KEY is not set'):
+        build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'other-cache')
+
+def test_404_image_on_labelstudio(labelstudio, labelstudio_env, rawdata, tmp_path):
+    case = next(c for c in CASES if c.get('needs') == 'labelstudio')
+    res = build_dataset(CORPUS/case['file'], tmp_path/'ds', rawdata_dir=rawdata, cache_dir=tmp_path/'cache', **case['params'])
+    assert case['contains'] in {d['task_id']: d['reason'] for d in res.dropped}[case['task_id']]
+    assert res.n_images == 1
+
+def test_leakage_check(labelstudio, labelstudio_env, tmp_path, http_requests):
+    ls = labelstudio
+    bp = ls.make_project('dataset-bench'); tp = ls.make_project('dataset-train')
+    bench = {f'b{i}.png': digit_png(900+i) for i in range(5)}
+    burls = ls.upload(bp.id, {n: png for n,(png,_) in bench.items()})
+    ls.import_tasks(bp.id, [{'data': {'image': u}, 'annotations': [l]} for u,(_,l) in zip(burls, bench.values())])
+    train = {f't{i}.png': digit_png(300+i) for i in range(8)}
+    turls = ls.upload(tp.id, {n: png for n,(png,_) in train.items()})
+    ls.import_tasks(tp.id, [{'data': {'image': u}, 'annotations': [l]} for u,(_,l) in zip(turls, train.values())])
+    b = build_dataset(export_json(ls, bp.id, tmp_path/'b.json'), tmp_path/'bench', mode='benchmark', cache_dir=tmp_path/'cache')
+    assert b.counts == {'benchmark': dict(sorted(Counter(l for _,l in bench.values()).items()))}
+    ok = build_dataset(export_json(ls, tp.id, tmp_path/'t.json'), tmp_path/'train', benchmark=tmp_path/'bench', cache_dir=tmp_path/'cache')
+    assert ok.n_images == 8
+    before = snapshot(tmp_path/'train')
+    # someone adds a benchmark image to the training project (a new upload of the same file)
+    png,label = bench['b2.png']
+    [leak_url] = ls.upload(tp.id, {'copy-of-b2.png': png})
+    ls.import_tasks(tp.id, [{'data': {'image': leak_url}, 'annotations': [label]}])
+    ex = export_json(ls, tp.id, tmp_path/'t2.json')
+    leak_task = next(t['id'] for t in json.loads(ex.read_text()) if t['data']['image'] == leak_url)
+    bench_task = next(r['task_id'] for r in read_labels(tmp_path/'bench') if r['sha256'] == sha256_bytes(png))
+    with pytest.raises(MlopsError) as e:
+        build_dataset(ex, tmp_path/'train', benchmark=tmp_path/'bench', cache_dir=tmp_path/'cache')
+    assert f'1 training image also in the benchmark dataset bench: task {leak_task} (= benchmark task {bench_task})' in str(e.value)
+    assert snapshot(tmp_path/'train') == before
+    res = build_dataset(ex, tmp_path/'train', benchmark=tmp_path/'bench', leakage='drop', cache_dir=tmp_path/'cache')
+    assert res.n_images == 8 and res.dropped == [{'task_id': leak_task, 'reason': f'leakage: same image as benchmark task {bench_task}'}]
+
+def test_stage_through_papermill(project, labelstudio, labelstudio_env, pool, source_tree):
+    from mlops_nb.runner import run_stage
+    p,ex,expect,urls = pool
+    shutil.copy(ex, project/'pool.json')
+    res = run_stage('dataset', {'export': 'pool.json', 'out': 'data/datasets/digits', 'workers': 4}, root=project)
+    want = {u: l for u,l in _expected(expect, 'latest').items() if l is not None}
+    assert res.scraps['n_images'] == len(want) and res.scraps['n_dropped'] == len(expect) - len(want)
+    meta = json.loads((project/'data/datasets/digits/dataset.json').read_text())
+    assert res.scraps['dataset_sha256'] == meta['dataset_sha256'] and res.scraps['counts'] == meta['counts']
+    assert (project/'.cache/images/blobs').is_dir()
+    assert json.loads((project/'metrics/dataset-digits.json').read_text())['n_images'] == len(want)
+    for f in [res.notebook, *project.joinpath('data/datasets/digits').glob('*.*'), project/'metrics/dataset-digits.json']:
+        assert labelstudio.token not in f.read_text(errors='replace'), f
+
+def test_personal_access_token(labelstudio, labelstudio_env, pool, tmp_path, monkeypatch, http_requests):
+    "A personal access token (JWT refresh token) is exchanged for an access token and sent as Bearer."
+    p,ex,expect,urls = pool
+    with labelstudio.http() as h:
+        h.post('/api/jwt/settings', json={'api_tokens_enabled': True, 'legacy_api_tokens_enabled': True}).raise_for_status()
+        r = h.post('/api/token/'); r.raise_for_status(); pat = r.json()['token']
+    assert pat.count('.') == 2
+    monkeypatch.setenv('LABEL_STUDIO_API_KEY', pat)
+    http_requests.clear()
+    res = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
+    assert res.n_images == len([l for l in _expected(expect, 'latest').values() if l is not None])
+    assert http_requests[0] == labelstudio.url + '/api/token/refresh/' and len(http_requests) == res.n_images + 1

@@ -1,0 +1,210 @@
+"""The Label Studio stage against a real server (the session fixture `labelstudio`), the installed wheel and CLI."""
+import json, os, shutil, time
+from pathlib import Path
+import httpx, pytest
+from mlops_nb.core import MlopsError, digit_png, sha256_file
+from mlops_nb import labelstudio as lsmod
+from mlops_nb.labelstudio import export_project, meta_path, seed_demo, serve, stop
+from fixtures_labelstudio import free_port, ls_executable
+
+def result(label): return [{'from_name': 'label', 'to_name': 'image', 'type': 'choices', 'value': {'choices': [label]}}]
+
+def snapshot_ids(ls, pid): return sorted(e.id for e in ls.client.projects.exports.list(id=pid))
+
+def files_under(*roots):
+    return [p for r in roots if Path(r).exists() for p in Path(r).rglob('*') if p.is_file()]
+
+def assert_no_secret(secret, *roots):
+    hits = [str(p) for p in files_under(*roots) if secret.encode() in p.read_bytes()]
+    assert not hits, f'token found in {hits}'
+
+@pytest.fixture(scope='module')
+def small(labelstudio):
+    "A project with uploaded images: correct, cancelled, disagreeing and unlabeled tasks."
+    ls = labelstudio
+    p = ls.make_project('stage-small', [])
+    urls = ls.upload(p.id, {f'd{i}.png': digit_png(i)[0] for i in range(6)})
+    other = ls.add_user('other-annotator@example.com')
+    tasks = [{'data': {'image': urls[0]}, 'annotations': ['0']},
+             {'data': {'image': urls[1]}, 'annotations': ['1']},
+             {'data': {'image': urls[2]}, 'annotations': [{'label': None, 'was_cancelled': True}]},
+             {'data': {'image': urls[3]}, 'annotations': ['3', {'label': '8', 'completed_by': other}]},
+             {'data': {'image': urls[4]}},
+             {'data': {'image': urls[5]}, 'annotations': ['5']}]
+    ls.import_tasks(p.id, tasks)
+    return ls.client.projects.get(id=p.id)
+
+def test_full_export_then_unchanged_then_changed(labelstudio, labelstudio_env, small, project):
+    ls,out = labelstudio,project/'data/raw_labels/small.json'
+    r = export_project('stage-small', 'data/raw_labels/small.json', attempts=2, backoff=0.1)
+    assert (r.changed, r.project_id, r.out) == (True, small.id, out)
+    tasks = json.loads(out.read_text())
+    assert [t['id'] for t in tasks] == sorted(t['id'] for t in tasks) and len(tasks) == 6
+    assert all(t['data']['image'].startswith('/data/upload/') for t in tasks)
+    anns = [a for t in tasks for a in t['annotations']]
+    assert len(anns) == 6 and sum(a['was_cancelled'] for a in anns) == 1
+    assert {'id', 'result', 'was_cancelled', 'ground_truth', 'created_at', 'updated_at', 'completed_by'} <= set(anns[0])
+    two = [t for t in tasks if len(t['annotations']) == 2][0]
+    assert {a['result'][0]['value']['choices'][0] for a in two['annotations']} == {'3', '8'}
+    assert len({a['completed_by'] for a in two['annotations']}) == 2
+    meta = json.loads(meta_path(out).read_text())
+    assert meta['sha256'] == sha256_file(out) == r.sha256
+    assert meta['project'] == {'id': small.id, 'title': 'stage-small'}
+    assert meta['counts'] == {'tasks': 6, 'annotations': 6, 'cancelled_annotations': 1, 'labeled_tasks': 4, 'unlabeled_tasks': 2}
+    assert 'exported_at' in meta and meta['snapshot_id'] == r.snapshot_id
+    assert snapshot_ids(ls, small.id) == [r.snapshot_id]
+
+    # no change: no snapshot, both files byte-identical and untouched
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out, meta_path(out))}
+    r2 = export_project(str(small.id), out)
+    assert (r2.changed, r2.snapshot_id, r2.sha256) == (False, None, r.sha256)
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before} == before
+    assert snapshot_ids(ls, small.id) == [r.snapshot_id]
+
+    # a new annotation changes the export (and only the newest snapshot is kept)
+    unlabeled = [t for t in tasks if not t['annotations']][0]
+    ls.client.annotations.create(id=unlabeled['id'], result=result('4'))
+    r3 = export_project('stage-small', out)
+    assert r3.changed and r3.sha256 != r.sha256 and r3.counts['annotations'] == 7 and r3.counts['unlabeled_tasks'] == 1
+    assert snapshot_ids(ls, small.id) == [r3.snapshot_id] != [r.snapshot_id]
+    assert json.loads(meta_path(out).read_text())['sha256'] == sha256_file(out)
+    assert_no_secret(ls.token, project)
+
+def test_edited_annotation_is_detected(labelstudio, labelstudio_env, project):
+    ls = labelstudio
+    p = ls.make_project('stage-edit', [{'image': f'http://example.com/{i}.png'} for i in range(3)])
+    tid = ls.client.tasks.list(project=p.id, fields='task_only').items[0].id
+    a = ls.client.annotations.create(id=tid, result=result('1'))
+    r = export_project('stage-edit', 'data/raw_labels/edit.json')
+    time.sleep(0.01)
+    ls.client.annotations.update(id=a.id, result=result('7'))  # same counts, different label
+    r2 = export_project('stage-edit', 'data/raw_labels/edit.json')
+    assert r2.changed and r2.sha256 != r.sha256
+    assert '"7"' in (project/'data/raw_labels/edit.json').read_text()
+
+def test_bad_token_unknown_project_unreachable_leave_previous_export(labelstudio, labelstudio_env, small, project, monkeypatch):
+    out = project/'data/raw_labels/small.json'
+    export_project('stage-small', out)
+    before = {p: p.read_bytes() for p in (out, meta_path(out))}
+    monkeypatch.setenv('LABEL_STUDIO_API_KEY', 'not-the-token-0123456789')
+    with pytest.raises(MlopsError, match='token rejected') as e: export_project('stage-small', out, force=True)
+    assert 'set LABEL_STUDIO_API_KEY' in str(e.value) and '\n' not in str(e.value) and 'not-the-token' not in str(e.value)
+    monkeypatch.setenv('LABEL_STUDIO_API_KEY', labelstudio.token)
+    with pytest.raises(MlopsError, match=f'project 987654 not found at {labelstudio.url}'): export_project(987654, out)
+    with pytest.raises(MlopsError, match="project 'no-such-project' not found"): export_project('no-such-project', out)
+    dead = f'http://127.0.0.1:{free_port()}'
+    t0 = time.time()
+    with pytest.raises(MlopsError, match=f'Label Studio at {dead} is unreachable .* after 3 attempts'):
+        export_project('stage-small', out, url=dead, attempts=3, backoff=0.1, force=True)
+    assert time.time() - t0 < 30
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ['small.json', 'small.meta.json']  # no temp files left
+
+def test_personal_access_token(labelstudio, labelstudio_env, small, project, monkeypatch):
+    pat = labelstudio.personal_access_token()
+    assert pat.count('.') == 2
+    monkeypatch.setenv('LABEL_STUDIO_API_KEY', pat)
+    r = export_project(small.id, 'data/raw_labels/pat.json', force=True)
+    assert r.counts['tasks'] == 6
+    assert_no_secret(pat, project)
+
+def test_2000_tasks_through_the_snapshot_api(labelstudio, labelstudio_env, project):
+    ls = labelstudio
+    tasks = [{'data': {'image': f'http://example.com/{i}.png'}, 'annotations': [str(i % 10)] if i % 10 == 3 else []} for i in range(2000)]
+    p = ls.make_project('stage-2000', tasks)
+    assert p.task_number == 2000
+    t0 = time.time()
+    r = export_project('stage-2000', 'data/raw_labels/big.json')
+    assert r.counts['tasks'] == 2000 and r.counts['annotations'] == 200
+    snap = ls.client.projects.exports.get(id=p.id, export_pk=r.snapshot_id)
+    assert snap.status == 'completed' and snap.title == lsmod.SNAPSHOT_TITLE
+    ids = [t['id'] for t in json.loads(r.out.read_text())]
+    assert ids == sorted(ids) and len(set(ids)) == 2000
+    assert export_project('stage-2000', 'data/raw_labels/big.json').changed is False
+    print(f'2000-task export: {time.time()-t0:.1f}s')
+
+def test_cli_run_stage_keeps_token_out_of_every_file(labelstudio, small, project, run_cli, source_tree):
+    from mlops_nb.runner import packaged_notebooks
+    if packaged_notebooks() is None:  # editable dev install: the wheel ships the notebooks, a source checkout has them in nbs/
+        (project/'nbs').mkdir(); shutil.copy(source_tree/'nbs/10_labelstudio.ipynb', project/'nbs')
+    env = labelstudio.env
+    args = ['run', 'labelstudio', '-p', 'project=stage-small', '-p', 'out=data/raw_labels/cli.json']
+    r = run_cli(*args, cwd=project, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = project/'data/raw_labels/cli.json'
+    first = out.read_bytes(), meta_path(out).read_bytes()
+    assert 'changed: True' in r.stdout and (project/'runs/labelstudio/latest.ipynb').exists()
+    r2 = run_cli(*args, cwd=project, env=env)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert 'changed: False' in r2.stdout and 'unchanged' in r2.stderr
+    assert (out.read_bytes(), meta_path(out).read_bytes()) == first
+    assert_no_secret(labelstudio.token, project)
+    bad = run_cli(*args, cwd=project, env={**env, 'LABEL_STUDIO_API_KEY': 'wrong-token-abcdef'})
+    assert bad.returncode == 1 and 'token rejected' in bad.stderr and 'Traceback' not in bad.stderr
+    assert (out.read_bytes(), meta_path(out).read_bytes()) == first
+
+def test_seed_demo(labelstudio, labelstudio_env, project, capsys):
+    ls = labelstudio
+    t0 = time.time()
+    res = seed_demo(n_pool=40, n_bench=20, pool='demo-pool', benchmark='demo-bench')
+    took = time.time() - t0
+    assert {k: (v['tasks'], v['created']) for k,v in res.items()} == {'demo-pool': (40, True), 'demo-bench': (20, True)}
+    again = seed_demo(n_pool=40, n_bench=20, pool='demo-pool', benchmark='demo-bench')
+    assert {k: (v['id'], v['created']) for k,v in again.items()} == {k: (v['id'], False) for k,v in res.items()}
+    assert [p.title for p in ls.client.projects.list()].count('demo-pool') == 1
+    pool = json.loads(export_project('demo-pool', 'data/raw_labels/pool.json').out.read_text())
+    bench = json.loads(export_project('demo-bench', 'data/raw_labels/bench.json').out.read_text())
+    assert not {t['data']['digit_index'] for t in pool} & {t['data']['digit_index'] for t in bench}
+    anns = [a for t in pool for a in t['annotations']]
+    assert any(a['was_cancelled'] for a in anns)
+    assert any(not t['annotations'] for t in pool)
+    two = [t for t in pool if len(t['annotations']) == 2]
+    assert two and all(len({a['result'][0]['value']['choices'][0] for a in t['annotations']}) == 2 for t in two)
+    assert all(len({a['completed_by'] for a in t['annotations']}) == 2 for t in two)
+    correct = sum(a['result'][0]['value']['choices'][0] == digit_png(t['data']['digit_index'])[1]
+                  for t in pool if len(t['annotations']) == 1 for a in t['annotations'] if not a['was_cancelled'])
+    assert correct >= 0.8 * len(pool)
+    img = pool[0]['data']['image']
+    assert img.startswith('/data/upload/')
+    with ls.http() as h: assert h.get(img).content == digit_png(pool[0]['data']['digit_index'])[0]
+    assert httpx.get(ls.url + img).status_code in (401, 403)
+    assert took < 60
+
+def test_serve_reuse_and_server_stopped_mid_export(labelstudio, project, run_cli, monkeypatch, tmp_path):
+    "A second, short-lived server from the CLI: serve, reuse, export, then the server stops mid-export."
+    data_dir = tmp_path/'ls-data'
+    env = {'MLOPS_LABELSTUDIO_VENV': str(ls_executable().parent.parent)}
+    monkeypatch.setenv('MLOPS_LABELSTUDIO_VENV', env['MLOPS_LABELSTUDIO_VENV'])
+    port = free_port()
+    try:
+        r = run_cli('labelstudio', 'serve', '--port', port, '--data-dir', data_dir, cwd=project, env=env, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        info = json.loads((data_dir/'server.json').read_text())
+        token = (data_dir/'token').read_text().strip()
+        assert oct((data_dir/'token').stat().st_mode & 0o777) == '0o600'
+        assert f'export LABEL_STUDIO_URL={info["url"]}' in r.stdout and 'export LABEL_STUDIO_API_KEY=$(cat ' in r.stdout
+        assert token not in r.stdout + r.stderr and token not in (data_dir/'server.json').read_text()
+        assert info['url'].startswith('http://127.0.0.1:')
+        r2 = run_cli('labelstudio', 'serve', '--port', port, '--data-dir', data_dir, cwd=project, env=env)
+        assert r2.returncode == 0 and json.loads((data_dir/'server.json').read_text())['pid'] == info['pid']
+        monkeypatch.setenv('LABEL_STUDIO_URL', info['url']); monkeypatch.setenv('LABEL_STUDIO_API_KEY', token)
+        conn = lsmod.connect()
+        p = conn.client.projects.create(title='short-lived', label_config=lsmod.DIGITS_CONFIG)
+        conn.client.projects.import_tasks(id=p.id, request=[{'data': {'image': f'http://example.com/{i}.png'}} for i in range(3)])
+        out = project/'data/raw_labels/short.json'
+        export_project('short-lived', out)
+        before = {q: q.read_bytes() for q in (out, meta_path(out))}
+        tid = conn.client.tasks.list(project=p.id, fields='task_only').items[0].id
+        conn.client.annotations.create(id=tid, result=result('2'))
+        real = lsmod.snapshot_export
+        def stop_then_export(*a, **kw):
+            stop(str(data_dir))
+            return real(*a, **kw)
+        monkeypatch.setattr(lsmod, 'snapshot_export', stop_then_export)
+        with pytest.raises(MlopsError, match='is unreachable while creating an export snapshot'):
+            export_project('short-lived', out, attempts=2, backoff=0.1)
+        assert {q: q.read_bytes() for q in before} == before
+        assert sorted(q.name for q in out.parent.iterdir()) == ['short.json', 'short.meta.json']
+        assert not (data_dir/'server.json').exists() and lsmod.running_server(data_dir) is None
+    finally:
+        stop(str(data_dir))

@@ -1,0 +1,202 @@
+"""The train stage against the installed package: artifacts and the weights-only contract, predict from the two files
+alone, dvclive curves that DVC reads, determinism across runs, a killed run that leaves the previous model intact,
+one-line errors that write nothing, and the stage through papermill on the full digits set (>= 0.9 accuracy, < 2 min)."""
+import json, os, signal, subprocess, sys, textwrap, time
+from pathlib import Path
+import pytest
+from conftest import cli, git
+from mlops_nb.core import MlopsError, sha256_bytes
+
+BIN = Path(sys.executable).parent
+SECRET = 'ls-secret-0123456789abcdef'
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    monkeypatch.setenv('MLOPS_PROGRESS', 'plain')
+    monkeypatch.setenv('LABEL_STUDIO_API_KEY', SECRET)   # must never show up in any output
+
+@pytest.fixture(scope='module')
+def digits(tmp_path_factory)->Path:
+    from mlops_nb.train import digits_dataset
+    return digits_dataset(tmp_path_factory.mktemp('ds')/'digits', n=240, size=16)
+
+def snapshot(d:Path)->dict:
+    return {str(p.relative_to(d)): sha256_bytes(p.read_bytes()) for p in sorted(d.rglob('*')) if p.is_file()} if d.exists() else {}
+
+def tiny(ds, out, **kw):
+    from mlops_nb.train import train_model
+    return train_model(ds, out, **{'size': 16, 'bs': 32, 'epochs': 2, 'lr': 1e-2, 'seed': 1, **kw})
+
+def test_import_is_cheap():
+    "The CLI imports stage modules lazily; importing the train module itself must not pull in torch or fastai."
+    r = subprocess.run([sys.executable, '-c', 'import sys, mlops_nb.train; print(sorted(m for m in ("torch", "fastai", "dvclive") if m in sys.modules))'],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == '[]'
+
+def test_artifacts_predict_and_dvclive(project, digits, tmp_path):
+    "Outputs of one run: weights-only state_dict + card, predict from a copy of just those two files, dvclive read by DVC."
+    import torch
+    subprocess.run([str(BIN/'dvc'), 'init', '-q'], cwd=project, check=True)
+    (project/'dvc.yaml').write_text(textwrap.dedent('''\
+        metrics:
+          - dvclive/metrics.json
+        plots:
+          - dvclive/plots/metrics:
+              x: step
+        '''))
+    r = tiny(digits, project/'data/models', metrics=['accuracy', 'f1_macro'], monitor='valid_loss', live_dir=project/'dvclive')
+    m = project/'data/models'
+    assert sorted(p.name for p in m.iterdir()) == ['best-model.pth', 'model.json']
+    sd = torch.load(m/'best-model.pth', weights_only=True)
+    assert isinstance(sd, dict) and all(isinstance(v, torch.Tensor) for v in sd.values())
+    card = json.loads((m/'model.json').read_text())
+    assert card['classes'] == [str(i) for i in range(10)] and card['arch'] == 'cnn' and card['size'] == 16
+    assert card['dataset_sha256'] == sha256_bytes((digits/'labels.csv').read_bytes())
+    assert card['git_commit'] == git(project, 'rev-parse', 'HEAD').strip()
+    assert len(card['normalize']['mean']) == 3 and card['params']['monitor'] == 'valid_loss'
+    assert card['best']['valid_loss'] == min(h['valid_loss'] for h in r.history) == r.metrics['valid_loss']
+    assert card['weights_sha256'] == sha256_bytes((m/'best-model.pth').read_bytes())
+    # predict needs only the two files: copy them elsewhere and classify in a fresh interpreter (no fastai for `cnn`)
+    other = tmp_path/'copy'; other.mkdir()
+    for f in ('best-model.pth', 'model.json'): (other/f).write_bytes((m/f).read_bytes())
+    rows = [l.split(',') for l in (digits/'labels.csv').read_text().splitlines()[1:]]
+    valid = [(digits/f, lab) for f,lab,split,*_ in rows if split == 'valid']
+    code = ('import json, sys; from mlops_nb.train import predict\n'
+            f'p = predict({str(other)!r}, json.load(sys.stdin))\n'
+            'print(json.dumps({"labels": p.labels, "conf": p.confidences, "shape": list(p.probs.shape), "fastai": "fastai" in sys.modules}))')
+    out = subprocess.run([sys.executable, '-c', code], input=json.dumps([str(f) for f,_ in valid]), capture_output=True, text=True, check=True)
+    p = json.loads(out.stdout)
+    assert p['shape'] == [len(valid), 10] and not p['fastai']
+    assert all(0.1 <= c <= 1 for c in p['conf'])
+    acc = sum(l == lab for l,(_,lab) in zip(p['labels'], valid))/len(valid)
+    hist = {h['epoch']: h for h in r.history}
+    # the metric fastai computed for the kept epoch is what predict reproduces from the files
+    assert acc == pytest.approx(hist[r.best_epoch]['accuracy'], abs=1e-6)
+    # dvclive: per-epoch curves and a summary, read back by DVC; no experiment, no dvc.yaml of its own
+    live = project/'dvclive'
+    assert json.loads((live/'metrics.json').read_text())['best']['epoch'] == r.best_epoch
+    tsv = (live/'plots/metrics/eval/loss.tsv').read_text().splitlines()   # dvclive's names: train/loss, eval/loss, accuracy, ...
+    assert tsv[0].split('\t') == ['step', 'loss'] and len(tsv) == 1+len(r.history)
+    assert [float(l.split('\t')[1]) for l in tsv[1:]] == pytest.approx([h['valid_loss'] for h in r.history])
+    assert not (live/'dvc.yaml').exists()
+    dvc = lambda *a: subprocess.run([str(BIN/'dvc'), *a], cwd=project, capture_output=True, text=True)
+    ms = dvc('metrics', 'show', '--json'); assert ms.returncode == 0, ms.stderr
+    assert 'f1_macro' in ms.stdout and '"eval"' in ms.stdout
+    ps = dvc('plots', 'show', '--json'); assert ps.returncode == 0, ps.stderr
+    assert 'dvclive/plots/metrics/accuracy.tsv' in ps.stdout
+    assert dvc('exp', 'list').stdout.strip() == ''   # save_dvc_exp off: no experiment refs created behind the user's back
+    for f in [*m.iterdir(), *live.rglob('*')]:
+        if f.is_file(): assert SECRET.encode() not in f.read_bytes()
+
+def test_dvclive_never_inits_dvc(project, digits):
+    "In a git repo that is not a DVC project, dvclive would `dvc init` it; the stage must only write its files."
+    tiny(digits, project/'m', epochs=1, live_dir=project/'dvclive')
+    assert not (project/'.dvc').exists()
+    assert (project/'dvclive/metrics.json').is_file()
+    assert git(project, 'status', '--porcelain', '--untracked-files=no').strip() == ''
+
+def test_same_seed_same_metrics_and_weights(digits, tmp_path):
+    a = tiny(digits, tmp_path/'a', augment=True)
+    b = tiny(digits, tmp_path/'b', augment=True)
+    c = tiny(digits, tmp_path/'c', augment=True, seed=2)
+    assert a.history == b.history and a.metrics == b.metrics
+    assert (tmp_path/'a/best-model.pth').read_bytes() == (tmp_path/'b/best-model.pth').read_bytes()
+    assert c.history != a.history   # the seed matters, so the equality above is not vacuous
+
+def test_killed_run_leaves_previous_model(digits, tmp_path):
+    out = tmp_path/'models'
+    tiny(digits, out, epochs=1)
+    before = snapshot(out)
+    code = f'from mlops_nb.train import train_model; train_model({str(digits)!r}, {str(out)!r}, size=16, bs=8, epochs=200, lr=1e-2)'
+    p = subprocess.Popen([sys.executable, '-c', code], stderr=subprocess.PIPE, text=True, env={**os.environ, 'MLOPS_PROGRESS': 'plain'})
+    t0,seen = time.time(),''
+    try:
+        while time.time()-t0 < 120:
+            line = p.stderr.readline()
+            seen += line
+            if '[train] epoch 1/200' in line or not line: break
+        assert '[train] epoch 1/200' in seen, seen[-2000:]
+    finally:
+        p.send_signal(signal.SIGKILL); p.wait()
+    assert p.returncode == -signal.SIGKILL
+    assert snapshot(out) == before
+    assert sorted(f.name for f in out.iterdir()) == ['best-model.pth', 'model.json']   # no temp files left behind
+
+def _pickled(p): import torch; torch.save(torch.nn.Linear(2, 2), p)
+def _not_sd(p): import torch; torch.save({'epoch': 3, 'weights': [1, 2]}, p)
+
+@pytest.mark.parametrize('case,kw,expect', [
+    ('unknown backbone', {'arch': 'resnet19'}, "unknown backbone train.arch='resnet19'"),
+    ('bs zero', {'bs': 0}, 'train.bs must be >= 1'),
+    ('bs negative', {'bs': -4}, 'train.bs must be >= 1'),
+    ('size float', {'size': 28.0}, 'train.size must be an integer'),
+    ('size string', {'size': '28'}, 'train.size must be an integer'),
+    ('lr junk', {'lr': 'fast'}, 'train.lr must be'),
+    ('metric', {'metrics': ['acc']}, 'unknown metric(s) in train.metrics: acc'),
+    ('monitor', {'monitor': 'f1_macro'}, 'train.monitor'),
+    ('empty dataset', {'dataset': 'empty'}, 'has no training images'),
+    ('class without training images', {'dataset': 'lonely'}, "classes '4', '9' have no training images"),
+    ('missing dataset', {'dataset': 'missing'}, 'labels.csv not found'),
+    ('checkpoint not a state_dict', {'ckpt': _not_sd}, 'is not a state_dict'),
+    ('pickled checkpoint', {'ckpt': _pickled}, 'holds pickled objects, refused by weights-only loading'),
+    ('checkpoint not torch', {'ckpt': lambda p: p.write_text('hello')}, 'is not a torch file'),
+    ('pretrained not cached', {'arch': 'resnet18', 'pretrained': True}, 'nothing is downloaded at run time'),
+], ids=lambda v: v if isinstance(v, str) and ' ' in v else None)
+def test_bad_input_one_line_nothing_written(case, kw, expect, digits, tmp_path, monkeypatch):
+    from mlops_nb.train import train_model, digits_dataset, LABEL_COLUMNS
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path/'torch-home'))
+    ds = digits
+    if kw.get('dataset') == 'empty':
+        ds = tmp_path/'empty'; ds.mkdir(); (ds/'labels.csv').write_text(','.join(LABEL_COLUMNS)+'\n'); (ds/'dataset.json').write_text('{"classes": []}')
+    elif kw.get('dataset') == 'lonely': ds = digits_dataset(tmp_path/'lonely', n=10, size=16)
+    elif kw.get('dataset') == 'missing': ds = tmp_path/'nope'
+    args = {k: v for k,v in kw.items() if k not in ('dataset', 'ckpt')}
+    if 'ckpt' in kw: kw['ckpt'](tmp_path/'ck.pth'); args['in_checkpoint'] = tmp_path/'ck.pth'
+    with pytest.raises(MlopsError) as e: train_model(ds, tmp_path/'out', live_dir=tmp_path/'live', **{'size': 16, **args})
+    assert expect in str(e.value) and '\n' not in str(e.value)
+    assert not (tmp_path/'out').exists() and not (tmp_path/'live').exists()
+
+def test_checkpoint_classes(digits, tmp_path):
+    "Fine-tuning from a checkpoint: same classes load as is; other classes are an error, or a reported head re-init."
+    from mlops_nb.train import digits_dataset
+    tiny(digits, tmp_path/'base', epochs=1)
+    ck = tmp_path/'base/best-model.pth'
+    r = tiny(digits, tmp_path/'ft', epochs=1, in_checkpoint=ck)
+    assert r.reinit == [] and r.metrics['accuracy'] > 0.3   # starts from trained weights
+    six = digits_dataset(tmp_path/'six', n=240, size=16, classes=list('012345'))
+    with pytest.raises(MlopsError, match='was trained on other classes'): tiny(six, tmp_path/'x', in_checkpoint=ck)
+    assert not (tmp_path/'x').exists()
+    r = tiny(six, tmp_path/'x', epochs=1, in_checkpoint=ck, on_class_mismatch='reinit')
+    card = json.loads((tmp_path/'x/model.json').read_text())
+    assert r.reinit == card['reinit'] == ['11.weight', '11.bias'] and card['classes'] == list('012345')
+    with pytest.raises(MlopsError, match='does not fit arch resnet18'): tiny(digits, tmp_path/'y', arch='resnet18', in_checkpoint=ck)
+
+def test_stage_through_papermill_full_digits(project, artifacts):
+    """`mlops-nb run train` on the full digits set: >= 0.9 validation accuracy on CPU in under 2 minutes, plain
+    per-epoch lines in the report, metrics for DVC, and no secret anywhere in what the stage wrote."""
+    from mlops_nb.train import digits_dataset
+    ds = digits_dataset(project/'data/datasets/digits', n=1797, size=28)
+    r = cli('run', 'train', '-p', 'dataset=data/datasets/digits', '-p', 'epochs=3', '-p', 'bs=64', '-p', 'lr=0.01',
+            '-p', 'metrics=[accuracy, f1_macro]', env={'CUDA_VISIBLE_DEVICES': ''})
+    assert r.returncode == 0, r.stderr[-3000:]
+    from mlops_nb.runner import read_scraps
+    nb = project/'runs/train/latest.ipynb'
+    s = read_scraps(nb)
+    (artifacts/'train-full-digits.json').write_text(json.dumps(s, indent=2))
+    assert s['valid_accuracy'] >= 0.9 and s['seconds'] < 120, s
+    assert s['n_train'] + s['n_valid'] == len((ds/'labels.csv').read_text().splitlines()) - 1
+    m = json.loads((project/'metrics/train.json').read_text())
+    assert m['valid_accuracy'] == s['valid_accuracy'] and m['n_train'] == s['n_train']
+    text = nb.read_text()
+    assert '[train] epoch 3/3' in text and 'progress-bar' not in text   # plain lines under papermill, no bars
+    assert (project/'data/models/best-model.pth').is_file() and (project/'dvclive/metrics.json').is_file()
+    for f in [nb, *(project/'data/models').iterdir(), project/'metrics/train.json', *(project/'dvclive').rglob('*.*')]:
+        assert SECRET not in f.read_text(errors='replace'), f
+
+def test_bad_param_through_cli_is_one_line(project, digits):
+    r = cli('run', 'train', '-p', f'dataset={digits}', '-p', 'bs=0')
+    assert r.returncode == 1
+    err = [l for l in r.stderr.splitlines() if 'error:' in l]
+    assert len(err) == 1 and 'train.bs must be >= 1' in err[0], r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr
+    assert not (project/'data/models').exists()
