@@ -7,7 +7,7 @@ export PYTHONUNBUFFERED := 1
 # the Label Studio server's own venv (built by `make labelstudio-env`), for `mlops-nb labelstudio serve` and tests
 LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 
-.PHONY: install labelstudio-env demo pipeline promote pr-comment test check-sync nbtest wheel-test export readme clean-nbs bench
+.PHONY: chromium install labelstudio-env demo pipeline promote pr-comment test check-sync nbtest wheel-test export readme clean-nbs bench
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -34,7 +34,10 @@ pr-comment:
 	npx --yes @dvcorg/cml@0.20 comment update --target=pr --publish reports/compare.md
 
 ## every test: notebooks clean and in sync, notebook tests, then pytest on the installed wheel
-test: install labelstudio-env check-sync nbtest wheel-test
+test: install labelstudio-env chromium check-sync nbtest wheel-test
+
+chromium:
+	tests/install_chromium.sh
 
 check-sync:
 	.ci/check_sync.sh

@@ -20,6 +20,15 @@ def count_requests():
     HTTPAdapter.send = send
     return calls
 
+def server_cpu_clock(proc):
+    "CPU seconds used so far by the server we started (None for a server started elsewhere)."
+    if proc is None: return lambda: None
+    import psutil
+    ps = psutil.Process(proc.pid)
+    def clock():
+        return sum(sum(p.cpu_times()[:2]) for p in [ps, *ps.children(recursive=True)])
+    return clock
+
 def main(n:int=120, workers:int=8):
     import fixtures_labelstudio as F
     from mlops_nb.core import digit_png, dumps_json
@@ -45,9 +54,14 @@ def main(n:int=120, workers:int=8):
         export = tmp/'export.json'; export.write_text(dumps_json(r.json()))
         print(f'{where}: {url}, {n} uploaded images', flush=True)
         calls = count_requests()
+        server_cpu = server_cpu_clock(proc)
+        cpu_per_image = []
         def build(w, cache):
             shutil.rmtree(cache, ignore_errors=True); calls.clear()
-            t = time.perf_counter(); res = build_dataset(export, tmp/'ds', workers=w, cache_dir=cache); dt = time.perf_counter() - t
+            c0,t = server_cpu(),time.perf_counter()
+            res = build_dataset(export, tmp/'ds', workers=w, cache_dir=cache)
+            dt = time.perf_counter() - t
+            if c0 is not None: cpu_per_image.append((server_cpu() - c0)/n)
             assert res.n_images == n and len(calls) == n, (res.n_images, len(calls))
             return dt
         build(workers, tmp/'warmup')                      # warm the server's caches and the OS page cache once
@@ -58,15 +72,21 @@ def main(n:int=120, workers:int=8):
         calls.clear(); t = time.perf_counter()
         warm = build_dataset(export, tmp/'ds', workers=workers, cache_dir=tmp/'c-conc'); warm_s = time.perf_counter() - t
         speedup = seq/conc
+        cpu = min(cpu_per_image) if cpu_per_image else None
+        extra = [] if cpu is None else [
+            row('Label Studio server CPU per image request', cpu*1000, 'ms'),
+            row('speedup ceiling: sequential time per image / server CPU per image', seq/n/cpu, 'x')]
         record('dataset', [
             row(f'cold build, {n} images, sequential (workers=1)', seq, 's'),
             row(f'cold build, {n} images, concurrent (workers={workers})', conc, 's'),
             row('concurrent speedup over sequential', speedup, 'x', '>= 3x', speedup >= 3),
             row('images per second, concurrent', n/conc, 'img/s'),
+            *extra,
             row('warm rebuild (cache) wall time', warm_s, 's'),
             row('warm rebuild HTTP requests', len(calls), 'requests', '0', len(calls) == 0 and warm.requests == 0),
         ], n=n, workers=workers, server=where.split(' (')[0],
-           note='Label Studio runs Django\'s threaded dev server (one process, GIL-bound) on the same machine as the client')
+           note="Label Studio serves with Django's threaded dev server: one GIL-bound process, so its CPU per request caps throughput; "
+             "the ceiling row is the best any client concurrency can reach against it on this machine")
     finally:
         if proc is not None: F.stop_process(proc)
         shutil.rmtree(tmp, ignore_errors=True)

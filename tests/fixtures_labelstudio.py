@@ -100,12 +100,13 @@ def start_server(data_dir:Path, token:str, port:int|None=None, username:str='adm
     if not (data_dir/'label_studio.sqlite3').exists() and (tpl := template_db(exe)):
         shutil.copyfile(tpl, data_dir/'label_studio.sqlite3')
     log = data_dir/'server.log'
+    # password and token through the environment (private to the process), not argv (readable by anyone via `ps`)
     cmd = [str(exe), 'start', '--no-browser', '--internal-host', '127.0.0.1', '--port', str(port or free_port()),
-           '--data-dir', str(data_dir), '--username', username, '--password', password or secrets.token_urlsafe(12),
-           '--user-token', token, '--enable-legacy-api-token']
+           '--data-dir', str(data_dir), '--username', username, '--enable-legacy-api-token']
+    env = server_env(LABEL_STUDIO_PASSWORD=password or secrets.token_urlsafe(12), LABEL_STUDIO_USER_TOKEN=token)
     with open(log, 'ab') as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=data_dir,
-                                env=server_env(), start_new_session=True)
+                                env=env, start_new_session=True)
     try: url = wait_healthy(proc, log)
     except BaseException:
         stop_process(proc); raise

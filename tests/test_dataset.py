@@ -255,3 +255,13 @@ def test_personal_access_token(labelstudio, labelstudio_env, pool, tmp_path, mon
     res = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
     assert res.n_images == len([l for l in _expected(expect, 'latest').values() if l is not None])
     assert http_requests[0] == labelstudio.url + '/api/token/refresh/' and len(http_requests) == res.n_images + 1
+
+def test_cli_error_is_one_line(project, run_cli, tmp_path):
+    "A malformed export through the CLI: exit 1, one line naming the file and the fix, no traceback, no dataset."
+    shutil.copy(CORPUS/'duplicate_task_ids.json', project/'bad.json')
+    r = run_cli('run', 'dataset', '-p', 'export=bad.json', '-p', 'out=data/datasets/bad', cwd=project)
+    assert r.returncode == 1, r.stderr
+    err = [l for l in r.stderr.splitlines() if 'error' in l.lower()]
+    assert len(err) == 1 and 'task 2 appears twice (items 1 and 2)' in err[0] and 'export the project again' in err[0], r.stderr
+    assert 'Traceback' not in r.stderr + r.stdout
+    assert not (project/'data/datasets').exists() or not any((project/'data/datasets').iterdir())

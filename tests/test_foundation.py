@@ -102,3 +102,14 @@ def test_sync_check_names_drifted_module(source_tree, tmp_path):
     bad = subprocess.run(['bash', str(work/'.ci/check_sync.sh')], cwd=work, env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and 'mlops_nb/core.py' in bad.stdout, bad.stdout
     assert 'hand_edit' in core.read_text(), 'the check must never overwrite a hand edit'
+
+def test_every_parameters_cell_parses_for_papermill(project, caplog):
+    "papermill must understand every line of each stage's parameters cell (else it warns and the docs of `--help` are lost)."
+    import logging, papermill as pm
+    from mlops_nb.runner import stage_notebooks, notebook_parameters
+    caplog.set_level(logging.WARNING, logger='papermill')
+    for stage,nb in stage_notebooks().items():
+        found = pm.inspect_notebook(str(nb))
+        assert set(found) == set(notebook_parameters(nb)), stage
+    bad = [r.getMessage() for r in caplog.records if 'Unable to parse' in r.getMessage()]
+    assert not bad, bad

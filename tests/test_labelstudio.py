@@ -100,6 +100,22 @@ def test_bad_token_unknown_project_unreachable_leave_previous_export(labelstudio
     assert {p: p.read_bytes() for p in before} == before
     assert sorted(p.name for p in out.parent.iterdir()) == ['small.json', 'small.meta.json']  # no temp files left
 
+def test_quick_fingerprint_matches_sdk_and_drives_skip(labelstudio, labelstudio_env, small, project, monkeypatch):
+    "The runner's cheap change check (plain HTTP) sees exactly what the SDK-based one sees, with either kind of token."
+    from mlops_nb.labelstudio import connect, find_project, fingerprint, quick_fingerprint, skip_reason
+    conn = connect(); sdk = fingerprint(conn, find_project(conn, small.id))
+    assert quick_fingerprint('stage-small') == quick_fingerprint(small.id) == sdk
+    monkeypatch.setenv('LABEL_STUDIO_API_KEY', labelstudio.personal_access_token())
+    assert quick_fingerprint('stage-small') == sdk
+    monkeypatch.setenv('LABEL_STUDIO_API_KEY', labelstudio.token)
+    out = project/'data/raw_labels/skip.json'
+    assert skip_reason('stage-small', out) is None            # nothing exported yet
+    export_project('stage-small', out)
+    assert 'unchanged' in skip_reason('stage-small', out)
+    assert skip_reason('stage-small', out, force=True) is None
+    monkeypatch.setenv('LABEL_STUDIO_API_KEY', 'wrong-token-0123456789')
+    assert skip_reason('stage-small', out) is None            # doubt means: run the stage (which reports the problem)
+
 def test_personal_access_token(labelstudio, labelstudio_env, small, project, monkeypatch):
     pat = labelstudio.personal_access_token()
     assert pat.count('.') == 2
@@ -136,7 +152,7 @@ def test_cli_run_stage_keeps_token_out_of_every_file(labelstudio, small, project
     assert 'changed: True' in r.stdout and (project/'runs/labelstudio/latest.ipynb').exists()
     r2 = run_cli(*args, cwd=project, env=env)
     assert r2.returncode == 0, r2.stderr[-2000:]
-    assert 'changed: False' in r2.stdout and 'unchanged' in r2.stderr
+    assert 'up to date' in r2.stdout and 'unchanged' in r2.stderr   # the runner's skip check: no kernel started
     assert (out.read_bytes(), meta_path(out).read_bytes()) == first
     assert_no_secret(labelstudio.token, project)
     bad = run_cli(*args, cwd=project, env={**env, 'LABEL_STUDIO_API_KEY': 'wrong-token-abcdef'})
@@ -185,6 +201,7 @@ def test_serve_reuse_and_server_stopped_mid_export(labelstudio, project, run_cli
         assert f'export LABEL_STUDIO_URL={info["url"]}' in r.stdout and 'export LABEL_STUDIO_API_KEY=$(cat ' in r.stdout
         assert token not in r.stdout + r.stderr and token not in (data_dir/'server.json').read_text()
         assert info['url'].startswith('http://127.0.0.1:')
+        assert token.encode() not in Path(f'/proc/{info["pid"]}/cmdline').read_bytes()  # not visible in `ps`
         r2 = run_cli('labelstudio', 'serve', '--port', port, '--data-dir', data_dir, cwd=project, env=env)
         assert r2.returncode == 0 and json.loads((data_dir/'server.json').read_text())['pid'] == info['pid']
         monkeypatch.setenv('LABEL_STUDIO_URL', info['url']); monkeypatch.setenv('LABEL_STUDIO_API_KEY', token)

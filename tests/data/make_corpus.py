@@ -37,6 +37,7 @@ error('task_not_object', [GOOD, 'ok2.png'], 'item 1 is a str, not a task object'
 error('task_without_id', [GOOD, {'data': {'image': 'ok2.png'}}], 'item 1 has task id None')
 error('task_id_not_int', [GOOD, {'id': '2', 'data': {'image': 'ok2.png'}}], "item 1 has task id '2', expected an integer")
 error('duplicate_task_ids', [GOOD, task(), dict(task(), data={'image': 'ok.png'})], 'task 2 appears twice (items 1 and 2)')
+error('json_min_export', [{'id': 1, 'image': 'ok.png', 'label': '3'}], 'a JSON-MIN or CSV-style export?')
 error('empty_export', [], 'no usable task in empty_export.json (0 tasks')
 error('nothing_usable', [dict(GOOD, annotations=[])], 'no usable task')
 error('labels_not_in_map', [GOOD, task(), dict(task(), id=3, annotations=[ann(3, 'cat')]), dict(task(), id=4, annotations=[ann(4, 'cat')])],
