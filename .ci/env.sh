@@ -44,6 +44,7 @@ overlay_venv() {  # overlay_venv DIR DEPS : a light venv that sees every package
     [ -e "$deps/$sub" ] && mkdir -p "$dir/$(dirname $sub)" && ln -sfn "$deps/$sub" "$dir/$sub"
   done
   for f in "$deps"/bin/*; do
+    [ -f "$f" ] || continue
     local name; name=$(basename "$f")
     case $name in python*|pip*|activate*|Activate*|deactivate) continue;; esac
     [ -e "$dir/bin/$name" ] && continue

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 env_dir=${TEST_ENV:-$(mktemp -d)/wheelenv}
 rm -rf dist build
-.venv/bin/python -m build --wheel --no-isolation --outdir dist . >/dev/null
+log=$(mktemp)
+.venv/bin/python -m build --wheel --no-isolation --outdir dist . >"$log" 2>&1 || { cat "$log"; exit 1; }
 whl=$(ls dist/*.whl)
 echo "[test] built $whl"
 .ci/env.sh overlay "$env_dir" >/dev/null

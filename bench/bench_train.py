@@ -13,8 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import row, record
 
-EPOCHS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-REPEATS = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+EPOCHS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+REPEATS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 BS, SIZE, LR, SEED = 64, 28, 1e-2, 0
 
 def hand_loop(ds:Path, epochs:int, preload:bool=True)->dict:

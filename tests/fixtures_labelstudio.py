@@ -188,9 +188,11 @@ class LabelStudioServer:
         return ['/data/' + by_id[i] for i in ids]
 
     def personal_access_token(self)->str:
-        "Create a personal access token (a JWT refresh token) for the admin user."
-        with self.http() as h:
-            r = h.post('/api/token/'); r.raise_for_status(); return r.json()['token']
+        "The admin user's personal access token (a JWT refresh token), created on first use (Label Studio allows one)."
+        if not getattr(self, '_pat', None):
+            with self.http() as h:
+                r = h.post('/api/token/'); r.raise_for_status(); self._pat = r.json()['token']
+        return self._pat
 
     def add_user(self, email:str)->int:
         "Create another annotator in the organization; returns the user id."

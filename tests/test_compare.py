@@ -100,7 +100,7 @@ def test_promote_then_compare_stage_picks_champion_on_s3(project, s3_env):
     _evaluate(project, [0, 1, 2, 3])
     r = cli('run', 'compare')
     assert r.returncode == 3, r.stderr[-2000:]
-    assert 'message: gate failed: accuracy dropped 0.1500 > 0.005' in r.stdout
+    assert 'gate failed: accuracy dropped 0.1500 > 0.005' in r.stderr and 'finished with exit code 3' in r.stdout
     assert 'accuracy dropped by 0.1500 (0.9500 → 0.8000), more than the allowed 0.0050' in r.stderr
     md = (project/'reports/compare.md').read_text()
     assert f'- **Champion**: commit `{commit_a[:12]}`' in md and f'from `{url}/{commit_a}`' in md

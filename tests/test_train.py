@@ -137,6 +137,8 @@ def _not_sd(p): import torch; torch.save({'epoch': 3, 'weights': [1, 2]}, p)
     ('empty dataset', {'dataset': 'empty'}, 'has no training images'),
     ('class without training images', {'dataset': 'lonely'}, "classes '4', '9' have no training images"),
     ('missing dataset', {'dataset': 'missing'}, 'labels.csv not found'),
+    ('missing image', {'dataset': 'gone'}, 'listed in labels.csv is missing'),
+    ('cache mode', {'cache': 'disk'}, "train.cache must be"),
     ('checkpoint not a state_dict', {'ckpt': _not_sd}, 'is not a state_dict'),
     ('pickled checkpoint', {'ckpt': _pickled}, 'holds pickled objects, refused by weights-only loading'),
     ('checkpoint not torch', {'ckpt': lambda p: p.write_text('hello')}, 'is not a torch file'),
@@ -150,6 +152,8 @@ def test_bad_input_one_line_nothing_written(case, kw, expect, digits, tmp_path, 
         ds = tmp_path/'empty'; ds.mkdir(); (ds/'labels.csv').write_text(','.join(LABEL_COLUMNS)+'\n'); (ds/'dataset.json').write_text('{"classes": []}')
     elif kw.get('dataset') == 'lonely': ds = digits_dataset(tmp_path/'lonely', n=10, size=16)
     elif kw.get('dataset') == 'missing': ds = tmp_path/'nope'
+    elif kw.get('dataset') == 'gone':
+        ds = digits_dataset(tmp_path/'gone', n=40, size=16); next((ds/'images').iterdir()).unlink()
     args = {k: v for k,v in kw.items() if k not in ('dataset', 'ckpt')}
     if 'ckpt' in kw: kw['ckpt'](tmp_path/'ck.pth'); args['in_checkpoint'] = tmp_path/'ck.pth'
     with pytest.raises(MlopsError) as e: train_model(ds, tmp_path/'out', live_dir=tmp_path/'live', **{'size': 16, **args})
@@ -170,6 +174,11 @@ def test_checkpoint_classes(digits, tmp_path):
     card = json.loads((tmp_path/'x/model.json').read_text())
     assert r.reinit == card['reinit'] == ['11.weight', '11.bias'] and card['classes'] == list('012345')
     with pytest.raises(MlopsError, match='does not fit arch resnet18'): tiny(digits, tmp_path/'y', arch='resnet18', in_checkpoint=ck)
+
+def test_lr_auto_uses_lr_find(digits, tmp_path):
+    r = tiny(digits, tmp_path/'m', epochs=1, lr='auto')
+    card = json.loads((tmp_path/'m/model.json').read_text())
+    assert card['params']['lr'] == 'auto' and card['params']['lr_used'] == r.lr and 1e-6 < r.lr < 10
 
 def test_stage_through_papermill_on_demo_sized_digits(project, source_tree, artifacts):
     """`mlops-nb run train` with the project's own params.yaml train section on a dataset shaped like the demo pool

@@ -1,0 +1,88 @@
+"""Peak memory (RSS) of each stage on the small demo (see _demo.py: local Label Studio, 60 + 30 tasks, training 16 px /
+1 epoch), two ways, stage after stage in pipeline order:
+  - the stage's entry function alone in a fresh `python -c` (its peak RSS: VmHWM, as ru_maxrss keeps the parent's peak
+    across fork + exec);
+  - `mlops-nb run STAGE` (CLI process + papermill kernel): the peak of the summed RSS of the process tree, polled every
+    20 ms with psutil, and the kernel's own peak.
+Both read the stage's parameters from the demo's params.yaml; the export is forced and the image cache is off, so both
+do the same work.
+
+Usage: python bench/bench_memory.py
+"""
+import os, shutil, subprocess, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import row, record
+import _demo
+
+P = 'from mlops_nb.core import load_params, resolve_path; P = load_params(); '
+STAGES = [  # (label, `mlops-nb run` arguments, entry-function code)
+    ('labelstudio (digits)', ['labelstudio', '--section', 'labelstudio.digits', '-p', 'force=true'],
+     P + "p = P['labelstudio']['digits']; from mlops_nb.labelstudio import export_project; "
+         "export_project(p['project'], resolve_path(p['out']), url=p['url'] or None, timeout=p['timeout'], force=True)"),
+    ('dataset (digits-benchmark)', ['dataset', '--section', 'dataset.digits-benchmark', '-p', "cache_dir=''"],
+     P + "from mlops_nb.dataset import build_dataset; build_dataset(**P['dataset']['digits-benchmark'], cache_dir='')"),
+    ('dataset (digits)', ['dataset', '--section', 'dataset.digits', '-p', "cache_dir=''"],
+     P + "from mlops_nb.dataset import build_dataset; build_dataset(**P['dataset']['digits'], cache_dir='')"),
+    ('train', ['train'],
+     P + "p = P['train']; from mlops_nb.train import train_model; "
+         "train_model(resolve_path(p['dataset']), resolve_path(p['out']), arch=p['arch'], pretrained=p['pretrained'], bs=p['bs'], "
+         "size=p['size'], epochs=p['epochs'], lr=p['lr'], seed=p['seed'], metrics=p['metrics'], monitor=p['monitor'], "
+         "augment=p['augment'], live_dir=resolve_path(p['live_dir']))"),
+    ('evaluate', ['evaluate'],
+     P + "p = P['evaluate']; from mlops_nb.evaluate import evaluate_model; "
+         "evaluate_model(p['model_dir'], p['benchmark_dir'], p['metrics_fp'], p['plots_dir'], p['overlay_dir'], p['max_overlays'], p['split'], p['bs'])"),
+    ('compare', ['compare'],
+     P + "p = P['compare']; from mlops_nb.compare import compare_models; "
+         "compare_models(p['candidate'], p['champion'], p['gates'], p['out'], p['store'], p['model_dir'], p['dataset_dir'], p['plots_dir'], p['overlay_dir'])"),
+]
+
+def entry_rss(code:str, root:Path)->float:
+    "Peak RSS (MB) of a fresh interpreter running `code`: VmHWM of its own address space (ru_maxrss would carry over the parent's)."
+    probe = code + "\nprint('MAXRSS', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))"
+    r = subprocess.run([sys.executable, '-c', probe], cwd=root, env=_demo.env(root), capture_output=True, text=True)
+    if r.returncode: raise SystemExit(f'entry function failed:\n{r.stderr[-3000:]}')
+    return int(r.stdout.rsplit('MAXRSS', 1)[1].split()[0])/1024   # KiB on Linux
+
+def tree_rss(cmd:list, root:Path, every:float=0.02)->tuple[float, float, float]:
+    "(peak summed RSS of the process tree, peak RSS of its largest child, wall seconds), MB."
+    import psutil
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=root, env=_demo.env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ps,peak,child_peak = psutil.Process(proc.pid),0,0
+    while proc.poll() is None:
+        try: kids = ps.children(recursive=True)
+        except psutil.Error: kids = []
+        rss = []
+        for p in [ps, *kids]:
+            try: rss.append(p.memory_info().rss)
+            except psutil.Error: rss.append(0)
+        peak,child_peak = max(peak, sum(rss)),max(child_peak, max(rss[1:], default=0))
+        time.sleep(every)
+    out = proc.stdout.read().decode(errors='replace')
+    if proc.returncode: raise SystemExit(f'{" ".join(cmd)} failed:\n{out[-3000:]}')
+    return peak/2**20, child_peak/2**20, time.perf_counter() - t
+
+def main():
+    tmp = Path(tempfile.mkdtemp(prefix='bench-memory-'))
+    cli = str(_demo.BIN/'mlops-nb')
+    try:
+        root = _demo.make_project(tmp/'demo')
+        rows = []
+        with _demo.labelstudio(root):
+            entry_rss(STAGES[0][2].replace("['digits']", "['digits-benchmark']"), root)   # the benchmark export (not measured)
+            bare = entry_rss('pass', root)
+            rows.append(row('bare python -c pass', bare, 'MB'))
+            for label,args,code in STAGES:
+                fn = entry_rss(code, root)
+                tree,kernel,secs = tree_rss([cli, 'run', *args], root)
+                print(f'{label}: entry {fn:.0f} MB, mlops-nb run {tree:.0f} MB (kernel {kernel:.0f} MB, {secs:.1f}s)', flush=True)
+                rows += [row(f'{label}: entry function', fn, 'MB'),
+                         row(f'{label}: mlops-nb run (CLI + kernel)', tree, 'MB'),
+                         row(f'{label}: of which the kernel', kernel, 'MB')]
+        record('memory', rows, n_pool=_demo.N_POOL, n_bench=_demo.N_BENCH, train={'size': 16, 'epochs': 1},
+               note='entry: VmHWM of a fresh python -c; mlops-nb run: peak of the summed RSS of the CLI and its kernel, polled every 20 ms')
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+if __name__ == '__main__': main()

@@ -1,0 +1,262 @@
+"""The whole pipeline under DVC: the source tree's `dvc.yaml`, `params.yaml` and `.dvc/config` in a fresh git repo,
+small demo projects in the real Label Studio, the stage notebooks shipped with the installed package, real `dvc`,
+and moto's standalone HTTP S3 server as the remote. Assertions read DVC's own output (`Running stage 'X'`,
+`Stage 'X' didn't change, skipping`) and `dvc status --json`.
+
+The tests share ONE project (module fixture `demo`, one full `dvc repro`) and run in file order: each builds on the
+state the previous one left (no-op repro, a param experiment, a benchmark change, push/pull, a dead endpoint)."""
+import hashlib, json, os, re, shutil, socket, subprocess, sys, time, uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+import pytest, yaml
+from conftest import git
+from mlops_nb.runner import packaged_notebooks
+
+BIN = Path(sys.executable).parent
+EXPORTS = {'labelstudio@digits', 'labelstudio@digits-benchmark'}  # always_changed: DVC runs their command every time
+STAGES = EXPORTS | {'dataset-benchmark', 'dataset', 'train', 'evaluate', 'compare'}
+ORDER = ['dataset-benchmark', 'dataset', 'train', 'evaluate', 'compare']  # dependency order of the rest
+
+def ran(out:str)->list[str]: return re.findall(r"^Running stage '([^']+)':", out, re.M)
+def skipped(out:str)->set[str]: return set(re.findall(r"^Stage '([^']+)' didn't change, skipping", out, re.M))
+def notebook_skipped(out:str)->int: return len(re.findall(r'unchanged since the last export: not running the notebook', out))
+
+def sha(p:Path)->str: return hashlib.sha256(p.read_bytes()).hexdigest()
+
+def tree_hashes(root:Path, *, skip=('.gitignore',))->dict[str, str]:
+    "relative path -> sha256 of every file under `root`."
+    return {str(p.relative_to(root)): sha(p) for p in sorted(root.rglob('*')) if p.is_file() and p.name not in skip}
+
+def free_port()->int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+@dataclass
+class Demo:
+    root:Path
+    ls:object  # the Label Studio fixture
+    titles:dict  # params key -> unique project title
+    outputs:list = field(default_factory=list)  # everything dvc/mlops-nb printed, for the secret scan
+    timings:dict = field(default_factory=dict)
+    repro1:subprocess.CompletedProcess|None = None  # the first full `dvc repro`
+    clone:Path|None = None  # the fresh clone of the S3 round trip
+
+    def env(self, extra:dict|None=None)->dict:
+        "The environment of a user's shell: Label Studio from env, `mlops-nb` on PATH, no AWS leftovers."
+        e = {k: v for k,v in os.environ.items() if not k.startswith('AWS_') and k != 'MLOPS_NB_ROOT'}
+        e.update(self.ls.env, PATH=os.pathsep.join([str(BIN), e.get('PATH', '')]), PYTHONUNBUFFERED='1')
+        return {**e, **(extra or {})}
+
+    def run(self, *args, cwd:Path|None=None, env:dict|None=None, timeout:int=600, what:str|None=None)->subprocess.CompletedProcess:
+        t0 = time.time()
+        r = subprocess.run([*map(str, args)], cwd=cwd or self.root, env=self.env(env), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        if what: self.timings[what] = round(time.time()-t0, 1)
+        self.outputs.append(r.stdout)
+        return r
+
+    def dvc(self, *args, **kw)->subprocess.CompletedProcess: return self.run(sys.executable, '-m', 'dvc', *args, **kw)
+
+    def ok(self, r:subprocess.CompletedProcess)->str:
+        assert r.returncode == 0, f'{" ".join(map(str, r.args))} failed ({r.returncode}):\n{r.stdout[-4000:]}'
+        return r.stdout
+
+    def status(self, cwd:Path|None=None)->dict: return json.loads(self.ok(self.dvc('status', '--json', cwd=cwd)))
+
+    def lock(self)->dict: return yaml.safe_load((self.root/'dvc.lock').read_text())
+
+    def commit(self, msg:str):
+        git(self.root, 'add', '-A'); git(self.root, 'commit', '-q', '--allow-empty', '-m', msg)
+
+def out_md5(lock:dict, stage:str, path:str)->str:
+    return next(o['md5'] for o in lock['stages'][stage]['outs'] if o['path'] == path)
+
+@pytest.fixture(scope='module')
+def demo(labelstudio, source_tree, artifacts, tmp_path_factory):
+    "The demo project after one full `dvc repro` (committed), with its own small Label Studio projects."
+    root = tmp_path_factory.mktemp('pipeline')/'proj'
+    (root/'.dvc').mkdir(parents=True); (root/'nbs').mkdir()
+    for f in ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore'): shutil.copy(source_tree/f, root/f)
+    nbs = sorted(packaged_notebooks().glob('[0-9]*_*.ipynb'))
+    assert nbs, f'no stage notebooks in {packaged_notebooks()}'
+    for nb in nbs: shutil.copy(nb, root/'nbs'/nb.name)
+    git(root, 'init', '-q'); git(root, 'config', 'user.name', 'test'); git(root, 'config', 'user.email', 'test@example.com')
+    tag = uuid.uuid4().hex[:8]
+    d = Demo(root, labelstudio, {'digits': f'pipeline-pool-{tag}', 'digits-benchmark': f'pipeline-bench-{tag}'})
+    # isolation from other tests' projects, and tiny sizes so the whole pipeline runs in ~1.5 min
+    params = yaml.safe_load((root/'params.yaml').read_text())
+    for key,title in d.titles.items(): params['labelstudio'][key]['project'] = title
+    params['train'].update(epochs=1, bs=16, size=16)
+    params['evaluate'].update(max_overlays=4)
+    (root/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
+    d.ok(d.run(BIN/'mlops-nb', 'labelstudio', 'seed-demo', '--n-pool', 40, '--n-bench', 20, '--size', 16,
+               '--pool', d.titles['digits'], '--benchmark', d.titles['digits-benchmark'], what='seed'))
+    d.commit('demo project')
+    d.repro1 = d.dvc('repro', what='full repro')
+    if d.repro1.returncode == 0: d.commit('pipeline run')
+    yield d
+    (artifacts/'pipeline-timings.json').write_text(json.dumps(d.timings, indent=1))
+
+def test_full_repro(demo):
+    "One `dvc repro` runs every stage once, in dependency order, and writes every declared output."
+    out,root = demo.ok(demo.repro1),demo.root
+    stages = ran(out)
+    assert sorted(stages) == sorted(STAGES), stages
+    assert [s for s in stages if s in ORDER] == ORDER
+    assert demo.ok(demo.dvc('config', 'core.analytics')).strip() == 'false'
+    for key in demo.titles:
+        export = json.loads((root/f'data/raw_labels/{key}.json').read_text())
+        meta = json.loads((root/f'data/raw_labels/{key}.meta.json').read_text())
+        assert len(export) == (40 if key == 'digits' else 20) == meta['counts']['tasks']
+        assert meta['project']['title'] == demo.titles[key]
+        ds = json.loads((root/f'data/datasets/{key}/dataset.json').read_text())
+        rows = (root/f'data/datasets/{key}/labels.csv').read_text().splitlines()[1:]
+        assert 0 < ds['n_images'] == len(rows) == len(list((root/f'data/datasets/{key}/images').iterdir())) <= len(export)
+    assert (root/'data/models/best-model.pth').stat().st_size > 0
+    assert json.loads((root/'data/models/model.json').read_text())['params']['epochs'] == 1
+    assert 0 <= json.loads((root/'metrics/benchmark.json').read_text())['accuracy'] <= 1
+    assert (root/'reports/compare.md').read_text().strip()
+    for run in ('dataset-digits-benchmark', 'dataset-digits', 'train', 'evaluate', 'compare'):
+        assert (root/f'runs/{run}/latest.ipynb').exists(), run
+    # nothing left to do but ask Label Studio
+    assert demo.status() == {s: ['always changed'] for s in EXPORTS}
+
+def test_second_repro_runs_nothing(demo):
+    "Unchanged Label Studio projects: the export commands answer 'up to date' without running their notebook; nothing downstream runs."
+    root = demo.root
+    before = {'exports': tree_hashes(root/'data/raw_labels'), 'runs': sorted(map(str, (root/'runs').rglob('*'))),
+              'lock': sha(root/'dvc.lock')}
+    out = demo.ok(demo.dvc('repro', what='no-op repro'))
+    t0 = time.time(); demo.status(); demo.timings['status'] = round(time.time()-t0, 1)
+    assert set(ran(out)) == EXPORTS and notebook_skipped(out) == 2, out
+    assert skipped(out) == STAGES - EXPORTS
+    assert 'up to date' in out
+    assert tree_hashes(root/'data/raw_labels') == before['exports']  # byte-identical exports
+    assert sorted(map(str, (root/'runs').rglob('*'))) == before['runs']  # no executed notebook anywhere
+    assert sha(root/'dvc.lock') == before['lock']
+
+def test_train_param_change_reruns_train_evaluate_compare(demo):
+    "`dvc exp run -S train.epochs=2` reruns exactly train -> evaluate -> compare."
+    out = demo.ok(demo.dvc('exp', 'run', '--name', 'epochs-2', '-S', 'train.epochs=2', what='exp run (train param)'))
+    notebooks = [s for s in ran(out) if s not in EXPORTS]
+    assert notebooks == ['train', 'evaluate', 'compare'], out
+    assert notebook_skipped(out) == 2 and skipped(out) == {'dataset-benchmark', 'dataset'}
+    assert yaml.safe_load((demo.root/'params.yaml').read_text())['train']['epochs'] == 2
+    assert demo.lock()['stages']['train']['params']['params.yaml']['train']['epochs'] == 2
+    assert json.loads((demo.root/'data/models/model.json').read_text())['params']['epochs'] == 2
+
+def find_exp(rows, name):
+    for row in rows:
+        if row.get('name') == name and row.get('data'): return row['data']
+        for exp in row.get('experiments') or []:
+            if (hit := find_exp(exp.get('revs', []), name)): return hit
+    return None
+
+def test_exp_show_lists_metrics(demo):
+    "`dvc exp show --json` lists the experiment with its param and the benchmark and training metrics."
+    rows = json.loads(demo.ok(demo.dvc('exp', 'show', '--json')))
+    exp = find_exp(rows, 'epochs-2')
+    assert exp, f'experiment epochs-2 not in exp show: {[r.get("name") or r.get("rev") for r in rows]}'
+    assert exp['params']['params.yaml']['data']['train']['epochs'] == 2
+    bench = exp['metrics']['metrics/benchmark.json']['data']
+    assert bench['accuracy'] == json.loads((demo.root/'metrics/benchmark.json').read_text())['accuracy']
+    live = exp['metrics'].get('dvclive/metrics.json', {})
+    assert 'accuracy' in live.get('data', {}), f'dvclive/metrics.json in the experiment: {live}'
+    baseline = next(r for r in rows if r.get('rev') not in (None, 'workspace'))['data']
+    assert baseline['params']['params.yaml']['data']['train']['epochs'] == 1
+    assert 0 <= baseline['metrics']['metrics/benchmark.json']['data']['accuracy'] <= 1
+    md = demo.ok(demo.dvc('exp', 'show', '--md'))
+    assert 'epochs-2' in md and 'accuracy' in md
+    demo.commit('epochs 2')
+
+def test_benchmark_change_reruns_benchmark_side_only(demo):
+    "A new benchmark annotation reruns its export, both dataset stages (leakage-check dep), evaluate and compare; not train."
+    root,lock0 = demo.root,demo.lock()
+    export = json.loads((root/'data/raw_labels/digits-benchmark.json').read_text())
+    task = next(t for t in export if not t['annotations'])
+    with demo.ls.http() as h:
+        h.post(f'/api/tasks/{task["id"]}/annotations/', json={'result': [{'from_name': 'label', 'to_name': 'image', 'type': 'choices',
+               'value': {'choices': ['3']}}], 'was_cancelled': False, 'ground_truth': False}).raise_for_status()
+    train_ds = tree_hashes(root/'data/datasets/digits')
+    out = demo.ok(demo.dvc('repro', what='repro (benchmark change)'))
+    notebooks = [s for s in ran(out) if s != 'labelstudio@digits']
+    assert notebooks == ['labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset', 'evaluate', 'compare'], out
+    assert notebook_skipped(out) == 1  # the training pool's export did not run its notebook
+    assert skipped(out) == {'train'}
+    lock = demo.lock()
+    assert out_md5(lock, 'dataset-benchmark', 'data/datasets/digits-benchmark') != out_md5(lock0, 'dataset-benchmark', 'data/datasets/digits-benchmark')
+    assert out_md5(lock, 'dataset', 'data/datasets/digits') == out_md5(lock0, 'dataset', 'data/datasets/digits')
+    assert tree_hashes(root/'data/datasets/digits') == train_ds
+    assert lock['stages']['train'] == lock0['stages']['train']
+    rows = json.loads((root/'data/raw_labels/digits-benchmark.json').read_text())
+    assert next(t for t in rows if t['id'] == task['id'])['annotations']
+    demo.commit('benchmark annotation')
+
+def test_s3_push_clone_pull_round_trip(demo, s3_endpoint, tmp_path):
+    "`dvc push` to S3 (endpoint in .dvc/config.local, keys in env), fresh clone, `dvc pull`: same bytes, nothing to rerun."
+    root,s3 = demo.root,s3_endpoint
+    bucket = s3.make_bucket(f'pipeline-{uuid.uuid4().hex[:8]}')
+    keys = {k: v for k,v in s3.env.items() if k != 'AWS_ENDPOINT_URL'}  # the endpoint must come from config.local
+    demo.ok(demo.dvc('remote', 'add', '-d', 's3', f's3://{bucket}/dvcstore'))
+    demo.ok(demo.dvc('remote', 'modify', '--local', 's3', 'endpointurl', s3.url))
+    assert s3.url in (root/'.dvc/config.local').read_text() and s3.url not in (root/'.dvc/config').read_text()
+    demo.commit('s3 remote')
+    assert '.dvc/config.local' not in git(root, 'ls-files')
+    demo.ok(demo.dvc('push', env=keys, what='dvc push (s3)'))
+    assert s3.client().list_objects_v2(Bucket=bucket, Prefix='dvcstore/')['KeyCount'] > 0
+
+    clone = tmp_path/'clone'
+    subprocess.run(['git', 'clone', '-q', str(root), str(clone)], check=True, capture_output=True)
+    assert not (clone/'data').exists() and not (clone/'.dvc/cache').exists()
+    demo.ok(demo.dvc('remote', 'modify', '--local', 's3', 'endpointurl', s3.url, cwd=clone))
+    demo.ok(demo.dvc('pull', env=keys, cwd=clone, what='dvc pull (s3, fresh clone)'))
+    assert not (clone/'.dvc-remote').exists()  # it came from S3, not the default local remote
+    assert tree_hashes(clone/'data') == tree_hashes(root/'data')
+    # the executed notebooks (runs/<stage>/latest.ipynb), the report, metrics and plots come back too
+    ours = {k: v for k,v in tree_hashes(root/'runs').items() if k.endswith('/latest.ipynb') and not k.startswith('labelstudio-')}
+    assert tree_hashes(clone/'runs') == ours and len(ours) == 5
+    for d in ('reports', 'dvclive', 'metrics', 'plots'): assert tree_hashes(clone/d) == tree_hashes(root/d), d
+    # a clone is ready for CI: after `dvc pull` only the Label Studio check remains, and it finds nothing to do
+    assert demo.status(cwd=clone) == {s: ['always changed'] for s in EXPORTS}
+    out = demo.ok(demo.dvc('repro', cwd=clone, what='repro in the clone'))
+    assert set(ran(out)) == EXPORTS and notebook_skipped(out) == 2 and skipped(out) == STAGES - EXPORTS, out
+    demo.clone = clone
+
+def test_s3_endpoint_down_during_push(demo, s3_endpoint):
+    "S3 endpoint down: `dvc push` fails fast with one clear line naming the endpoint; the local cache and workspace stay intact."
+    root = demo.root
+    dead = f'http://127.0.0.1:{free_port()}'
+    demo.ok(demo.dvc('remote', 'add', 's3down', f's3://pipeline-down/dvcstore'))
+    demo.ok(demo.dvc('remote', 'modify', '--local', 's3down', 'endpointurl', dead))
+    cache = root/'.dvc/cache/files/md5'
+    before = tree_hashes(cache, skip=())
+    keys = {k: v for k,v in s3_endpoint.env.items() if k != 'AWS_ENDPOINT_URL'}
+    r = demo.dvc('push', '-r', 's3down', env=keys, timeout=300, what='dvc push (endpoint down)')
+    assert r.returncode != 0
+    assert 'Could not connect to the endpoint URL' in r.stdout and dead in r.stdout, r.stdout
+    assert 'Traceback' not in r.stdout and len(r.stdout.strip().splitlines()) <= 5, r.stdout
+    assert tree_hashes(cache, skip=()) == before
+    for p,h in before.items():  # every cache file still holds the content its name says
+        if not p.endswith('.dir'): assert hashlib.md5((cache/p).read_bytes()).hexdigest() == Path(p).parent.name + Path(p).name
+    assert demo.status() == {s: ['always changed'] for s in EXPORTS}
+    model = root/'data/models/best-model.pth'
+    h = sha(model); model.unlink()
+    demo.ok(demo.dvc('checkout', 'data/models'))
+    assert sha(model) == h
+    demo.ok(demo.dvc('remote', 'remove', 's3down'))
+
+def test_no_secret_anywhere(demo, s3_endpoint):
+    "Neither the Label Studio token nor the S3 secret key is in any file, git history, experiment, executed notebook or output."
+    secrets = [demo.ls.token, s3_endpoint.env['AWS_SECRET_ACCESS_KEY']]
+    roots = [demo.root] + ([demo.clone] if demo.clone else [])
+    files = [p for r in roots for p in r.rglob('*') if p.is_file() and '.git' not in p.relative_to(r).parts[:1]]
+    for must in ('dvc.yaml', 'dvc.lock', 'params.yaml', 'data/raw_labels/digits.json', 'reports/compare.md',
+                 'metrics/benchmark.json', 'runs/labelstudio-digits', 'runs/train/latest.ipynb'):
+        assert any(str(p.relative_to(demo.root)).startswith(must) for p in files if p.is_relative_to(demo.root)), must
+    history = subprocess.run(['git', 'log', '--all', '-p'], cwd=demo.root, capture_output=True, text=True).stdout
+    assert 'refs/exps' in git(demo.root, 'for-each-ref')  # the history scanned includes the experiment
+    for s in secrets:
+        hits = [str(p) for p in files if s.encode() in p.read_bytes()]
+        assert not hits, f'secret found in {hits}'
+        assert s not in history
+        assert not any(s in o for o in demo.outputs)
