@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import ROOT, row, record, timed, timed_cpu, best_of
 
-REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 PY = sys.executable
 CLI = str(Path(PY).parent/'mlops-nb')
 TARGET = 1.5
@@ -33,7 +33,7 @@ class sb:  # what-if: scrapbook's glue output written directly (same mime type a
                  metadata={'scrapbook': {'name': name, 'data': True, 'display': False}}, raw=True)'''
 
 LIGHT_CLI = '''import json, sys
-for m in ('black', 'papermill.s3', 'pyarrow.fs', 'pyarrow'): sys.modules.setdefault(m, None)
+for m in ('rfc3987_syntax', 'black', 'papermill.s3', 'pyarrow.fs', 'pyarrow'): sys.modules.setdefault(m, None)
 import mlops_nb.runner as runner
 def read_scraps(path):
     out = {}
@@ -86,11 +86,11 @@ def make_project(tmp:Path)->Path:
         subprocess.run(['git', *a], cwd=root, check=True, capture_output=True)
     return root
 
-def import_cost(code:str, block:tuple=(), n:int=3)->float:
-    "Seconds `code` adds to a fresh interpreter (after the runner's own slow-module block, plus `block`), best of n."
+def import_cost(code:str, block:tuple=(), n:int=2)->float:
+    "CPU seconds `code` adds to a fresh interpreter (after the runner's own slow-module block, plus `block`), best of n."
     pre = f'import sys; [sys.modules.setdefault(m, None) for m in {("rfc3987_syntax", *block)!r}]; '
-    base = best_of(n, lambda: timed([PY, '-c', pre + 'pass']))
-    return max(0., best_of(n, lambda: timed([PY, '-c', pre + code])) - base)
+    base = min(timed_cpu([PY, '-c', pre + 'pass'])[1] for _ in range(n))
+    return max(0., min(timed_cpu([PY, '-c', pre + code])[1] for _ in range(n)) - base)
 
 def kernel_start(n:int=3)->float:
     "Seconds to start the runner's kernel (same kernel spec and launcher as `run_stage`), run one empty cell, stop it."
@@ -108,14 +108,14 @@ def kernel_start(n:int=3)->float:
     return best_of(n, once)
 
 def save_cost(executed:Path, tmp:Path)->tuple[int, float]:
-    "(saves, seconds) papermill spends writing this executed notebook: 2 per cell + start + end (upper bound: final size)."
+    "(saves, CPU seconds) papermill spends writing this executed notebook: 2 per cell + start + end (upper bound: final size)."
     import nbformat
     from papermill.iorw import write_ipynb
     nb = nbformat.read(executed, as_version=4)
     n = 2*len(nb.cells) + 2
-    t = time.perf_counter()
+    t = time.process_time()
     for _ in range(n): write_ipynb(nb, str(tmp/'save.ipynb'))
-    return n, time.perf_counter() - t
+    return n, time.process_time() - t
 
 def main():
     tmp = Path(tempfile.mkdtemp(prefix='bench-overhead-'))
@@ -135,7 +135,7 @@ def main():
             'cut_trivial': [*light, 'run', 'trivlight'],
             'cut_dataset': [*light, 'run', 'datasetlight'],
         }
-        for cmd in variants.values(): timed(cmd, env=env, cwd=root)   # warm-up: page cache, kernel spec, first git call
+        for k in ('nb_trivial', 'cut_dataset'): timed(variants[k], env=env, cwd=root)   # warm-up: page cache, kernel spec, notebook code
         times,cpus = {k: [] for k in variants},{k: [] for k in variants}
         for _ in range(REPEATS):   # alternate, so load changes on a shared machine hit every variant
             for k,cmd in variants.items():
@@ -169,22 +169,22 @@ def main():
             row('trivial notebook: mlops-nb run (one glued scalar)', b['nb_trivial'], 's'),
             row('trivial notebook: seconds added', added['trivial'], 's'),
             row('trivial notebook: CPU seconds added (all processes)', cpu['nb_trivial'] - cpu['py_trivial'], 'cpu s'),
-            row('start: python + import papermill (CLI process)', cli_pm, 's'),
-            row('  of which optional S3 (boto3) + HDFS (pyarrow) handlers', cli_pm - cli_pm_noopt, 's'),
-            row('start: + import black (papermill formats parameters)', cli_black, 's'),
-            row('start: + import scrapbook in CLI (read_scraps; pandas)', cli_sb, 's'),
-            row('start: import ipykernel.kernelapp (kernel)', k_app, 's'),
-            row('  of which debugpy (ipykernel debugger)', k_app - k_app_nodebug, 's'),
-            row('start: + import scrapbook in kernel (papermill+pandas)', k_sb, 's'),
+            row('start: import papermill (CLI process)', cli_pm, 'cpu s'),
+            row('  of which optional S3 (boto3) + HDFS (pyarrow) handlers', cli_pm - cli_pm_noopt, 'cpu s'),
+            row('start: + import black (papermill formats parameters)', cli_black, 'cpu s'),
+            row('start: + import scrapbook in CLI (read_scraps; pandas)', cli_sb, 'cpu s'),
+            row('start: import ipykernel.kernelapp (kernel)', k_app, 'cpu s'),
+            row('  of which debugpy (ipykernel debugger)', k_app - k_app_nodebug, 'cpu s'),
+            row('start: + import scrapbook in kernel (papermill+pandas)', k_sb, 'cpu s'),
             row('start: kernel start + one empty cell + shutdown', k_start, 's'),
-            row(f'dataset notebook: {n_saves} papermill saves of the output notebook', saves_s, 's'),
+            row(f'dataset notebook: {n_saves} papermill saves of the output notebook', saves_s, 'cpu s'),
             row('what-if cuts: trivial, seconds added', cut['trivial'], 's', f'<= {TARGET} s', cut['trivial'] <= TARGET),
             row('what-if cuts: dataset, seconds added', cut['dataset'], 's', f'<= {TARGET} s', cut['dataset'] <= TARGET),
             row('what-if cuts: trivial, CPU seconds added', cpu['cut_trivial'] - cpu['py_trivial'], 'cpu s'),
             row('what-if cuts: dataset, CPU seconds added', cpu['cut_dataset'] - cpu['py_dataset'], 'cpu s'),
         ], repeats=REPEATS, all_times={k: [round(t, 3) for t in v] for k,v in times.items()},
            all_cpu={k: [round(t, 3) for t in v] for k,v in cpus.items()},
-           note='best of REPEATS, variants alternated; import rows: fresh interpreter, best of 3, minus a bare start (rfc3987_syntax '
+           note='best of REPEATS, variants alternated; import rows: CPU seconds of a fresh interpreter, best of 2, minus a bare start (rfc3987_syntax '
                 'already blocked as the runner does); what-if = scrapbook glue output written directly in the kernel + CLI reading scraps '
                 'from JSON and blocking black/papermill.s3/pyarrow + papermill saving the notebook at most every 10 s and at the end '
                 '(temp project only, package unchanged)')
