@@ -18,4 +18,5 @@ mkdir -p test-artifacts
 # run from outside the source tree so `import mlops_nb` can only find the installed wheel
 cd "$(mktemp -d)"
 export MLOPS_NB_SOURCE_TREE="$repo" PATH="$env_dir/bin:$PATH" MLOPS_TEST_ARTIFACTS="$repo/test-artifacts"
-exec "$env_dir/bin/python" -m pytest "$repo/tests" -p no:cacheprovider --rootdir "$repo/tests" "$@"
+# TESTS: which test files/dirs to run (default: all of tests/)
+exec "$env_dir/bin/python" -m pytest ${TESTS:-"$repo/tests"} -p no:cacheprovider --rootdir "$repo/tests" "$@"

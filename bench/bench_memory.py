@@ -2,8 +2,8 @@
 1 epoch), two ways, stage after stage in pipeline order:
   - the stage's entry function alone in a fresh `python -c` (its peak RSS: VmHWM, as ru_maxrss keeps the parent's peak
     across fork + exec);
-  - `mlops-nb run STAGE` (CLI process + papermill kernel): the peak of the summed RSS of the process tree, polled every
-    20 ms with psutil, and the kernel's own peak.
+  - `mlops-nb run STAGE` (CLI process + papermill kernel): the peak of the CLI's RSS plus its largest descendant's (the
+    kernel), polled every 20 ms with psutil, and the kernel's own peak.
 Both read the stage's parameters from the demo's params.yaml; the export is forced and the image cache is off, so both
 do the same work.
 
@@ -45,7 +45,9 @@ def entry_rss(code:str, root:Path)->float:
     return int(r.stdout.rsplit('MAXRSS', 1)[1].split()[0])/1024   # KiB on Linux
 
 def tree_rss(cmd:list, root:Path, every:float=0.02)->tuple[float, float, float]:
-    "(peak summed RSS of the process tree, peak RSS of its largest child, wall seconds), MB."
+    """(peak of CLI RSS + its largest descendant's RSS, peak RSS of that descendant (the kernel), wall seconds), MB.
+    Not the sum over every descendant: a process the kernel forks (e.g. `git` via subprocess) shows the kernel's whole RSS
+    until it execs, and would count those shared pages twice."""
     import psutil
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=root, env=_demo.env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -57,7 +59,8 @@ def tree_rss(cmd:list, root:Path, every:float=0.02)->tuple[float, float, float]:
         for p in [ps, *kids]:
             try: rss.append(p.memory_info().rss)
             except psutil.Error: rss.append(0)
-        peak,child_peak = max(peak, sum(rss)),max(child_peak, max(rss[1:], default=0))
+        big = max(rss[1:], default=0)
+        peak,child_peak = max(peak, rss[0] + big),max(child_peak, big)
         time.sleep(every)
     out = proc.stdout.read().decode(errors='replace')
     if proc.returncode: raise SystemExit(f'{" ".join(cmd)} failed:\n{out[-3000:]}')
@@ -83,7 +86,7 @@ def main():
                          row(f'{label}: mlops-nb run (CLI + kernel)', tree, 'MB'),
                          row(f'{label}: of which the kernel', kernel, 'MB')]
         record('memory', rows, n_pool=_demo.N_POOL, n_bench=_demo.N_BENCH, train={'size': 16, 'epochs': 1},
-               note='entry: VmHWM of a fresh python -c; mlops-nb run: peak of the summed RSS of the CLI and its kernel, polled every 20 ms')
+               note='entry: VmHWM of a fresh python -c; mlops-nb run: peak of CLI RSS + kernel RSS (largest descendant), polled every 20 ms')
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

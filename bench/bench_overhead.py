@@ -151,7 +151,6 @@ def main():
         cli_sb = import_cost('import papermill, scrapbook') - cli_pm
         cli_black = import_cost('import papermill, black') - cli_pm
         k_app = import_cost('import ipykernel.kernelapp')
-        k_app_nodebug = import_cost('import ipykernel.kernelapp', block=('debugpy',))
         k_sb = import_cost('import ipykernel.kernelapp, scrapbook') - k_app
         k_start = kernel_start()
         n_saves,saves_s = save_cost(root/'runs'/'dataset'/'latest.ipynb', tmp)
@@ -174,7 +173,6 @@ def main():
             row('start: + import black (papermill formats parameters)', cli_black, 'cpu s'),
             row('start: + import scrapbook in CLI (read_scraps; pandas)', cli_sb, 'cpu s'),
             row('start: import ipykernel.kernelapp (kernel)', k_app, 'cpu s'),
-            row('  of which debugpy (ipykernel debugger)', k_app - k_app_nodebug, 'cpu s'),
             row('start: + import scrapbook in kernel (papermill+pandas)', k_sb, 'cpu s'),
             row('start: kernel start + one empty cell + shutdown', k_start, 's'),
             row(f'dataset notebook: {n_saves} papermill saves of the output notebook', saves_s, 'cpu s'),

@@ -96,4 +96,9 @@ def main():
         row('hand-written best valid accuracy', h['accuracy'], ''),
     ], epochs=EPOCHS, repeats=REPEATS, threads=torch.get_num_threads(), n_train=f['n_train'])
 
-if __name__ == '__main__': main()
+if __name__ == '__main__':
+    import shutil
+    before = set(Path(tempfile.gettempdir()).glob('bench-train-*'))
+    try: main()
+    finally:   # the temp dataset and models of this run
+        for d in set(Path(tempfile.gettempdir()).glob('bench-train-*')) - before: shutil.rmtree(d, ignore_errors=True)
