@@ -501,6 +501,7 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
         else:
             import torchvision
             learn = vision_learner(dls, getattr(torchvision.models, arch), pretrained=pretrained, metrics=mets,
+                                   loss_func=CrossEntropyLossFlat(), n_out=len(info.classes),  # our DataLoaders may not carry `c`
                                    path=work, model_dir='.', n_in=pre['n_in'])
         if sd is not None:
             missing,_ = learn.model.load_state_dict(sd, strict=False)

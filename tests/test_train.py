@@ -209,3 +209,13 @@ def test_stage_through_papermill_on_demo_sized_digits(project, source_tree, arti
     assert (project/'dvclive/metrics.json').is_file()
     for f in [nb, *(project/train['out']).iterdir(), project/train['metrics_fp'], *(project/'dvclive').rglob('*.*')]:
         assert SECRET not in f.read_text(errors='replace'), f
+
+def test_torchvision_backbone_trains_and_predicts(digits, tmp_path):
+    "A torchvision backbone by name (not only the small CNN): trains from scratch, and predict() loads it from the two files."
+    from mlops_nb.train import predict
+    res = tiny(digits, tmp_path/'r18', arch='resnet18', epochs=1, size=16)
+    card = json.loads((tmp_path/'r18/model.json').read_text())
+    assert card['arch'] == 'resnet18' and len(card['classes']) == 10
+    imgs = sorted((digits/'images').glob('*.png'))[:4]
+    p = predict(tmp_path/'r18', imgs)
+    assert len(p.labels) == 4 and all(l in card['classes'] for l in p.labels)
