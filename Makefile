@@ -27,7 +27,9 @@ pipeline: install
 	$(BIN)/dvc repro
 	$(BIN)/mlops-nb report
 
+## on main: measure the model at this very commit (a clean tree), then mark those results as the champion
 promote: install
+	$(BIN)/dvc repro --single-item --force evaluate
 	$(BIN)/mlops-nb promote
 
 pr-comment:
