@@ -14,10 +14,7 @@ Code under test must read credentials and the endpoint from these variables only
 import logging, os, socket
 from dataclasses import dataclass, field
 import pytest
-
-def _free_port()->int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+from fixtures_labelstudio import free_port
 
 @dataclass
 class S3Endpoint:
@@ -41,7 +38,7 @@ def s3_endpoint():
     "moto's standalone S3 server over HTTP on 127.0.0.1 (one per session)."
     from moto.server import ThreadedMotoServer
     logging.getLogger('werkzeug').setLevel(logging.WARNING)  # one access-log line per request otherwise
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address='127.0.0.1', port=port, verbose=False)
     server.start()
     url = f'http://127.0.0.1:{port}'

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import pytest, yaml
 from conftest import git
+from fixtures_labelstudio import free_port
 from mlops_nb.runner import packaged_notebooks
 
 BIN = Path(sys.executable).parent
@@ -26,10 +27,6 @@ def sha(p:Path)->str: return hashlib.sha256(p.read_bytes()).hexdigest()
 def tree_hashes(root:Path, *, skip=('.gitignore',))->dict[str, str]:
     "relative path -> sha256 of every file under `root`."
     return {str(p.relative_to(root)): sha(p) for p in sorted(root.rglob('*')) if p.is_file() and p.name not in skip}
-
-def free_port()->int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 @dataclass
 class Demo:
