@@ -7,7 +7,7 @@ export PYTHONUNBUFFERED := 1
 # the Label Studio server's own venv (built by `make labelstudio-env`), for `mlops-nb labelstudio serve` and tests
 LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 
-.PHONY: chromium install labelstudio-env demo pipeline promote pr-comment test check-sync nbtest wheel-test export readme clean-nbs bench
+.PHONY: chromium install labelstudio-env demo pipeline promote pr-comment test check-sync nbtest wheel-test export readme clean-nbs update bench
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -58,8 +58,14 @@ export:
 readme:
 	.ci/readme.sh
 
-clean-nbs:
-	$(BIN)/nbdev_clean
+## store every notebook as JupyterLab saves it (outputs, counts and kernel metadata dropped; tags kept)
+clean-nbs: install
+	$(BIN)/mlops-nb clean-nbs
+
+## sync edits of mlops_nb/*.py back into their notebooks (only the notebooks whose module changed)
+update: install
+	$(BIN)/nbdev_update
+	$(BIN)/mlops-nb clean-nbs
 
 bench: install labelstudio-env
 	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) $(BIN)/python bench/run.py

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # nbdev's own CI checks, without touching the working tree:
+#   0. every notebook is stored as JupyterLab saves it (mlops-nb clean-nbs --check; fix: make clean-nbs)
 #   1. nbdev_clean changes no notebook      2. nbdev_export changes no module (notebooks and package in sync)
 # Both run on a scratch copy, so a hand edit in mlops_nb/ is reported, never overwritten.
 set -euo pipefail
@@ -8,8 +9,9 @@ BIN=$(cd "${VENV:-.venv}/bin" && pwd)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cp -r settings.ini nbs mlops_nb "$tmp/"
 [ -f setup.py ] && cp setup.py "$tmp/"
-(cd "$tmp" && "$BIN/nbdev_clean" >/dev/null)
 bad=0
+"$BIN/mlops-nb" clean-nbs --check --path nbs || bad=1
+(cd "$tmp" && "$BIN/nbdev_clean" >/dev/null)
 for f in $(cd "$tmp" && ls nbs/*.ipynb); do
   if ! cmp -s "$f" "$tmp/$f"; then echo "FAIL: $f is not clean: run nbdev_clean (or install the hooks: nbdev_install_hooks)"; bad=1; fi
 done

@@ -106,6 +106,7 @@ COMMANDS = {
     'promote': ('mlops_nb.compare:promote', "Mark the current commit's benchmark results as the champion."),
     'report': ('mlops_nb.report:build_runs_page', 'Render executed notebooks under runs/ to HTML and write runs/index.html.'),
     'lab': ('mlops_nb.lab:lab', 'Start JupyterLab on 127.0.0.1 with a token and print the SSH tunnel line.'),
+    'clean-nbs': ('mlops_nb.notebooks:clean_nbs', 'Store every notebook of nbs/ as JupyterLab saves it (--check: only list the others).'),
     'demo': ('mlops_nb.cli:demo', 'The whole demo: local Label Studio, seeded projects, dvc repro, where the report is.'),
 }
 
