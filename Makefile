@@ -12,6 +12,7 @@ LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
 	.ci/env.sh dev
+	$(BIN)/mlops-nb hooks
 	touch $@
 
 labelstudio-env:

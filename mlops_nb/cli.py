@@ -107,6 +107,8 @@ COMMANDS = {
     'report': ('mlops_nb.report:build_runs_page', 'Render executed notebooks under runs/ to HTML and write runs/index.html.'),
     'lab': ('mlops_nb.lab:lab', 'Start JupyterLab on 127.0.0.1 with a token and print the SSH tunnel line.'),
     'clean-nbs': ('mlops_nb.notebooks:clean_nbs', 'Store every notebook of nbs/ as JupyterLab saves it (--check: only list the others).'),
+    'hooks': ('mlops_nb.githooks:install_git_hooks', "Install the project's git hooks in .git: notebook merge driver, secrets pre-commit check."),
+    'check-secrets': ('mlops_nb.githooks:check_staged', 'Refuse a commit whose staged files hold the value of a known secret (the pre-commit hook).'),
     'demo': ('mlops_nb.cli:demo', 'The whole demo: local Label Studio, seeded projects, dvc repro, where the report is.'),
 }
 
@@ -173,4 +175,4 @@ def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
         print(f'{prog}: error: {e}', file=sys.stderr); return e.code
     except KeyboardInterrupt:
         print(f'{prog}: interrupted', file=sys.stderr); return 130
-    return rc if isinstance(rc, int) else 0
+    return rc if isinstance(rc, int) and not isinstance(rc, bool) else 0

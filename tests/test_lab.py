@@ -125,11 +125,9 @@ def test_cli_prints_tunnel_installs_hooks_and_stops_on_ctrl_c(project, home):
         assert f'    ssh -N -L {port}:127.0.0.1:{port} me@gpu-box' in seen, '\n'.join(seen)
         assert get(f'http://127.0.0.1:{port}/api/status')[0] == 403
         assert get(f'http://127.0.0.1:{port}/api/status', token)[0] == 200
-        # nbdev hooks: merge driver in the repo, clean-on-save hook in (the throwaway) ~/.jupyter
-        assert '*.ipynb merge=nbdev-merge' in (project/'.gitattributes').read_text()
-        assert git(project, 'config', '--get', 'include.path').strip() == '../.gitconfig'
-        assert 'nbdev-merge' in (project/'.gitconfig').read_text()
-        assert 'clean_jupyter' in (home/'.jupyter/jupyter_server_config.py').read_text()
+        # git hooks in the repository's .git; nothing in (the throwaway) ~/.jupyter
+        assert 'check-secrets' in (project/'.git/hooks/pre-commit').read_text()
+        assert not (home/'.jupyter').exists(), list(home.rglob('*'))
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
     finally:
