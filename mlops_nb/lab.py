@@ -4,7 +4,7 @@
 
 # %% ../nbs/70_lab.ipynb #148da5dc
 from __future__ import annotations
-import getpass, ipaddress, json, os, secrets, shutil, signal, socket, subprocess, sys, tempfile, time
+import contextlib, getpass, ipaddress, json, os, secrets, shutil, signal, socket, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,7 +276,8 @@ def lab(port:int=8888, # port to listen on (0: pick a free one)
     if not no_hooks and install_hooks(Path(root)):
         print("git hooks installed in .git (notebook merges cell by cell; commits holding a secret refused)", flush=True)
     def _term(signum, frame): raise KeyboardInterrupt
-    old = signal.signal(signal.SIGTERM, _term)
+    # SIGHUP: the SSH session that started us went away; the server (its own session) must not outlive it
+    old = {s: signal.signal(s, _term) for s in (signal.SIGTERM, signal.SIGHUP)}
     server = None
     try:
         server = start_lab(port, ip, allow_remote, root, background=False, timeout=timeout)
@@ -284,8 +285,8 @@ def lab(port:int=8888, # port to listen on (0: pick a free one)
         server.wait()
         if server.process.returncode: raise MlopsError(f'JupyterLab exited with code {server.process.returncode}', 'see its messages above', code=1)
     except KeyboardInterrupt:
-        print('stopping JupyterLab...', flush=True)
+        with contextlib.suppress(OSError): print('stopping JupyterLab...', flush=True)  # the terminal may be gone
     finally:
         if server: server.stop()
-        signal.signal(signal.SIGTERM, old)
+        for s,h in old.items(): signal.signal(s, h)
     return 0

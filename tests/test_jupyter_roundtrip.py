@@ -1,7 +1,7 @@
 """The editing path as users live it: `mlops-nb lab`, JupyterLab in headless Chromium, open a stage notebook, run a
 cell, save, and git sees nothing; a one-line edit is a one-file diff of a few lines; package edits sync back into
 their own notebook only."""
-import os, queue, re, shutil, subprocess, threading, time, urllib.request, json
+import json, os, re, shutil, socket, subprocess, threading, time, urllib.error, urllib.request
 from pathlib import Path
 import pytest
 from conftest import BIN, SOURCE_TREE, git
@@ -156,3 +156,74 @@ def test_check_names_a_notebook_not_in_stored_form(nb_project, tmp_path):
     assert r.returncode == 0 and f.read_bytes() != before['30_train.ipynb']
     assert [p.name for p in (proj/'nbs').glob('*.ipynb') if p.read_bytes() != before[p.name]] == ['30_train.ipynb']
     assert (nb_project/'nbs/30_train.ipynb').read_bytes() == f.read_bytes()
+
+@pytest.fixture
+def sshd(tmp_path):
+    "Debian's sshd on a free loopback port with a throwaway host key and client key: (port, ssh options)."
+    if not Path('/usr/sbin/sshd').exists(): pytest.fail('/usr/sbin/sshd missing: run tests/install_chromium.sh (Debian openssh-server)')
+    d = tmp_path/'ssh'; d.mkdir(mode=0o700)
+    for name in ('host', 'client'): subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(d/name)], check=True)
+    (d/'authorized_keys').write_text((d/'client.pub').read_text()); (d/'authorized_keys').chmod(0o600)
+    port = free_port()
+    (d/'sshd_config').write_text(f'ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host\nAuthorizedKeysFile {d}/authorized_keys\n'
+                                 f'PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n'
+                                 f'PermitRootLogin prohibit-password\nAllowTcpForwarding local\nPidFile {d}/sshd.pid\n'
+                                 f'SetEnv PATH={BIN}:/usr/local/bin:/usr/bin:/bin\n')
+    Path('/run/sshd').mkdir(exist_ok=True)
+    proc = subprocess.Popen(['/usr/sbin/sshd', '-D', '-e', '-f', str(d/'sshd_config')], stderr=subprocess.PIPE, text=True)
+    opts = ['-i', str(d/'client'), '-o', 'StrictHostKeyChecking=no', '-o', f'UserKnownHostsFile={d}/known_hosts', '-o', 'BatchMode=yes']
+    wait_for(lambda: subprocess.run(['ssh', *opts, '-p', str(port), 'root@127.0.0.1', 'true'], capture_output=True).returncode == 0,
+             'sshd', 30)
+    yield port, opts
+    proc.terminate(); proc.wait(10)
+
+def test_lab_over_a_real_ssh_tunnel(nb_project, sshd, tmp_path):
+    "Start `mlops-nb lab` inside an SSH session, open the tunnel line it prints, and do the round trip through it."
+    from playwright.sync_api import sync_playwright
+    sshport,opts = sshd
+    lab_port = free_port()
+    remote = f'cd {nb_project} && HOME={tmp_path} PYTHONUNBUFFERED=1 exec mlops-nb lab --port {lab_port}'
+    session = subprocess.Popen(['ssh', *opts, '-tt', '-p', str(sshport), 'root@127.0.0.1', remote],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, text=True)
+    lines = []
+    threading.Thread(target=lambda: [lines.append(l.rstrip('\r\n')) for l in session.stdout], daemon=True).start()
+    tunnel = None
+    try:
+        wait_for(lambda: any('lab?token=' in l for l in lines), 'mlops-nb lab over ssh', 120)
+        printed = next(l.strip() for l in lines if l.strip().startswith('ssh -N -L'))
+        assert printed == f'ssh -N -L {lab_port}:127.0.0.1:{lab_port} -p {sshport} root@127.0.0.1', lines
+        assert not any('a guess' in l for l in lines), 'inside an SSH session the host is known, not guessed'
+        token = next(re.search(r'token=([0-9a-f]{48})', l).group(1) for l in lines if 'lab?token=' in l)
+        # the laptop side: the printed line, on another local port so only the tunnel can answer there
+        local = free_port()
+        cmd = printed.split()
+        cmd[3] = f'{local}:127.0.0.1:{lab_port}'
+        tunnel = subprocess.Popen([cmd[0], *opts, '-o', 'ExitOnForwardFailure=yes', *cmd[1:]], stderr=subprocess.PIPE, text=True)
+        base = f'http://127.0.0.1:{local}'
+        wait_for(lambda: tunnel.poll() is None and _answers(base), 'the tunnel', 30)
+        nb = '20_dataset.ipynb'
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={'width': 1280, 'height': 800})
+            open_notebook(page, base, token, nb)
+            run_first_code_cell(page)
+            save(page, nb_project/'nbs'/nb)
+            browser.close()
+        assert git(nb_project, 'status', '--porcelain') == ''
+        shutdown_sessions(base, token)
+    finally:
+        if tunnel: tunnel.terminate(); tunnel.wait(10)
+        session.terminate(); session.wait(30)
+    # the SSH session is gone (a laptop closing its lid): the server it started must not outlive it
+    wait_for(lambda: _refused(lab_port), 'JupyterLab to stop after its SSH session ended', 30)
+
+def _refused(port):
+    try:
+        with socket.create_connection(('127.0.0.1', port), timeout=2): return False
+    except OSError: return True
+
+def _answers(base):
+    try:
+        with urllib.request.urlopen(f'{base}/api/status', timeout=3): return True
+    except urllib.error.HTTPError as e: return e.code == 403
+    except OSError: return False
