@@ -6,8 +6,10 @@ export PATH := $(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 # the Label Studio server's own venv (built by `make labelstudio-env`), for `mlops-nb labelstudio serve` and tests
 LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
+# zizmor + actionlint in their own hash-pinned venv (`make audit-env`), for the workflow audits
+AUDIT_VENV = $$(.ci/env.sh audit | tail -1)
 
-.PHONY: chromium install labelstudio-env demo pipeline promote pr-comment test check-sync nbtest wheel-test export readme clean-nbs update bench
+.PHONY: chromium install labelstudio-env audit-env demo pipeline promote pr-model pr-commit pr-comment check-lock refresh gate test check-sync nbtest wheel-test export readme clean-nbs update bench
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -17,6 +19,9 @@ $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
 
 labelstudio-env:
 	.ci/env.sh labelstudio >/dev/null
+
+audit-env:
+	.ci/env.sh audit >/dev/null
 
 ## the main job: local Label Studio seeded with digits -> the whole pipeline -> report
 demo: install labelstudio-env
@@ -33,11 +38,36 @@ promote: install
 	$(BIN)/dvc repro --single-item --force evaluate
 	$(BIN)/mlops-nb promote
 
-pr-comment:
-	npx --yes @dvcorg/cml@0.20 comment update --target=pr --publish reports/compare.md
+## the model job of a labelled pull request (.github/workflows/model.yml): data and cache from the remote, the
+## pipeline, results back to the remote. Idempotent: on its own output it reruns nothing and pushes nothing new.
+pr-model: install
+	$(BIN)/dvc pull --allow-missing || echo "dvc pull: nothing to pull yet"
+	$(BIN)/dvc repro
+	$(BIN)/dvc push
+	$(BIN)/mlops-nb report
+
+## commit dvc.lock, metrics/, plots/, dvclive/ to the pull request's branch (GITHUB_TOKEN), then dispatch CI on it
+pr-commit: install
+	$(BIN)/mlops-nb pr-commit
+
+## create or update the one report comment on the pull request (GitHub REST API, no downloads at run time)
+pr-comment: install
+	$(BIN)/mlops-nb pr-comment
+
+## fail, naming the stages, when dvc.lock is stale for git-tracked dependencies, params or tracked results
+check-lock: install
+	$(BIN)/mlops-nb check-lock
+
+## data refresh (.github/workflows/refresh.yml): Label Studio changed -> export + dataset -> dvc push -> data pull request
+refresh: install
+	$(BIN)/mlops-nb refresh --if-changed
+
+## the champion gate on reports/compare.json (pull requests): exit 3 naming the metric and the drop
+gate: install
+	$(BIN)/mlops-nb gate
 
 ## every test: notebooks clean and in sync, notebook tests, then pytest on the installed wheel
-test: install labelstudio-env chromium check-sync nbtest wheel-test
+test: install labelstudio-env audit-env chromium check-sync nbtest wheel-test
 
 chromium:
 	tests/install_chromium.sh
@@ -50,7 +80,7 @@ nbtest:
 	$(BIN)/nbdev_test
 
 wheel-test:
-	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) .ci/test_wheel.sh
+	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) MLOPS_AUDIT_VENV=$(AUDIT_VENV) .ci/test_wheel.sh
 
 export:
 	$(BIN)/nbdev_export

@@ -5,6 +5,7 @@
 #                               shared by all clones, rebuilt only when settings.ini/constraints change
 #   .venv/                      this clone's dev env: an overlay on the deps venv + editable mlops_nb
 #   $MLOPS_CACHE/labelstudio-<hash>/  the Label Studio *server*, in its own venv (it pins Django & co)
+#   $MLOPS_CACHE/audit-<hash>/  zizmor + actionlint, hash-pinned, for the workflow audits
 #
 # Usage: .ci/env.sh [deps|dev|labelstudio|all] ; prints the path it built on the last line.
 set -euo pipefail
@@ -17,6 +18,7 @@ say() { echo "[env] $*" >&2; }
 pins_hash() { cat "$@" | sha256sum | cut -c1-12; }
 deps_dir() { echo "$CACHE/deps-$(pins_hash constraints.txt <(grep -E '^(requirements|dev_requirements)' settings.ini) <($PY -V))"; }
 ls_dir() { echo "$CACHE/labelstudio-$(pins_hash requirements-labelstudio.txt <($PY -V))"; }
+audit_dir() { echo "$CACHE/audit-$(pins_hash requirements-audit.txt <($PY -V))"; }
 
 site_of() { "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
 
@@ -74,11 +76,18 @@ labelstudio() {
   echo "$d"
 }
 
+audit() {  # zizmor + actionlint for the workflow audits (tests/test_workflows.py), a few MB, hash-pinned
+  local d; d=$(audit_dir)
+  build_venv "$d" --require-hashes -r requirements-audit.txt
+  echo "$d"
+}
+
 case ${1:-dev} in
   deps) deps;;
   dev) dev;;
   labelstudio) labelstudio;;
+  audit) audit;;
   overlay) overlay_venv "$2" "$(deps | tail -1)"; echo "$2";;
-  all) dev; labelstudio;;
-  *) echo "usage: $0 [deps|dev|labelstudio|overlay DIR|all]" >&2; exit 2;;
+  all) dev; labelstudio; audit;;
+  *) echo "usage: $0 [deps|dev|labelstudio|audit|overlay DIR|all]" >&2; exit 2;;
 esac

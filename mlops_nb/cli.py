@@ -109,6 +109,9 @@ COMMANDS = {
     'clean-nbs': ('mlops_nb.notebooks:clean_nbs', 'Store every notebook of nbs/ as JupyterLab saves it (--check: only list the others).'),
     'hooks': ('mlops_nb.githooks:install_git_hooks', "Install the project's git hooks in .git: notebook merge driver, secrets pre-commit check."),
     'check-secrets': ('mlops_nb.githooks:check_staged', 'Refuse a commit whose staged files hold the value of a known secret (the pre-commit hook).'),
+    'pr-comment': ('mlops_nb.github:pr_comment', 'Create or update the one report comment on the pull request (GitHub REST API).'),
+    'pr-commit': ('mlops_nb.github:pr_commit', "Commit dvc.lock and the tracked results to the pull request's branch, push, dispatch CI."),
+    'check-lock': ('mlops_nb.lock:check_lock', 'Fail, naming the stages, when dvc.lock is stale for tracked files or params.'),
     'demo': ('mlops_nb.cli:demo', 'The whole demo: local Label Studio, seeded projects, dvc repro, where the report is.'),
 }
 
