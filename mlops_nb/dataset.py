@@ -198,7 +198,7 @@ def choose_label(annotations:list, # parsed annotations of one task
 # %% ../nbs/20_dataset.ipynb #96be1841
 def ls_ref_problem(ref:str # a Label Studio file reference: `/data/...` or a URL on the Label Studio host
                   )->str|None: # why it must not be requested, or None
-    "Refuse a Label Studio file reference that could name a file outside its storage: `..` anywhere, an absolute `d=` path."
+    "Why a Label Studio file reference could name a file outside its storage: `..` anywhere, an absolute `d=` path."
     u = urlsplit(ref)
     if '..' in re.split(r'[\\/]', unquote(u.path)): return f'Label Studio path {ref[:80]!r} contains ".."'
     if not u.path.startswith('/data/local-files'): return None
@@ -207,7 +207,7 @@ def ls_ref_problem(ref:str # a Label Studio file reference: `/data/...` or a URL
     d = ds[0]
     if d.startswith(('/', '\\')) or re.match(r'[A-Za-z]:', d):
         return f'local-files path {d[:80]!r} is absolute (it must be relative to the local storage root)'
-    if '..' in re.split(r'[\\/]', d): return f'local-files path {d[:80]!r} contains ".." (it must stay inside the local storage)'
+    if '..' in re.split(r'[\\/]', d): return f'local-files path {d[:80]!r} contains ".." (it must stay in the storage)'
     if any(ord(c) < 32 for c in d): return f'local-files path {d[:80]!r} contains control characters'
     return None
 
@@ -298,7 +298,8 @@ class RefusedImage(SkipTask):
     "Internal: Label Studio answered 401/403 for one image (a drop when other images came through, else a token error)."
     def __init__(self, status:int, url:str):
         self.status = status
-        why = ('local files serving is off on the server (LOCAL_FILES_SERVING_ENABLED) or the file is outside its storage'
+        why = ('local files serving is off on the server (LOCAL_FILES_SERVING_ENABLED) or the file is outside its '
+               'storage'
                if '/data/local-files' in url else "the token's user cannot see this file")
         super().__init__(f'Label Studio refused the image (HTTP {status}) at {urlsplit(url).path[:80]}: {why}')
 
@@ -495,10 +496,13 @@ def _progress(items, total:int, what:str):
 
 def _refused_all(refused:dict)->MlopsError:
     "The token error: Label Studio refused every image it was asked for."
-    tid = min(refused); p = refused[tid]
+    tid = min(refused)
+    p = refused[tid]
     more = f' and {len(refused)-1} other task{"s"*(len(refused)>2)}' if len(refused) > 1 else ''
-    hint = ' (and LOCAL_FILES_SERVING_ENABLED=true on the server for /data/local-files/)' if 'local files' in str(p) else ''
-    return MlopsError(f'Label Studio refused the token (HTTP {p.status}) fetching the image of task {tid}{more}; no image came through',
+    local = 'local files' in str(p)
+    hint = ' (and LOCAL_FILES_SERVING_ENABLED=true on the server for /data/local-files/)' if local else ''
+    return MlopsError(f'Label Studio refused the token (HTTP {p.status}) fetching the image of task {tid}{more}; '
+                      'no image came through',
                       f'check LABEL_STUDIO_API_KEY and that its user can see the project{hint}')
 
 def _fetch_all(jobs:dict, fetcher:Fetcher, workers:int, on_corrupt:str, dropped:dict)->dict:
@@ -682,5 +686,6 @@ def dropped_html(dropped:list[dict], # [{'task_id', 'reason'}], as in `DatasetRe
     import pandas as pd
     if not dropped: return '<p>No task was dropped.</p>'
     table = pd.DataFrame(dropped[:limit], columns=['task_id', 'reason']).to_html(escape=True, index=False)
-    more = f'<p>... and {len(dropped)-limit} more dropped tasks: dataset.json lists them all.</p>' if len(dropped) > limit else ''
+    more = (f'<p>... and {len(dropped)-limit} more dropped tasks: dataset.json lists them all.</p>'
+            if len(dropped) > limit else '')
     return table + more

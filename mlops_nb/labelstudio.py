@@ -283,8 +283,8 @@ def export_project(project:int|str='digits', # project id or exact title
         meta = read_meta(meta_path(out))
         log(f'[labelstudio] project {proj.id} ({proj.title}) unchanged since the last export: {out.name} left as is')
         return ExportResult(proj.id, proj.title, out, meta_path(out), False, meta['counts'], meta['sha256'], None, round(time.time()-t0, 2))
-    log(f'[labelstudio] exporting project {proj.id} ({proj.title}): {fp["tasks"]} tasks, {fp["annotations"]} annotations '
-        f'not counting {fp["cancelled_annotations"]} cancelled')
+    log(f'[labelstudio] exporting project {proj.id} ({proj.title}): {fp["tasks"]} tasks, '
+        f'{fp["annotations"]} annotations not counting {fp["cancelled_annotations"]} cancelled')
     raw,snap_id = snapshot_export(conn, proj.id, timeout)
     tasks = normalize_export(raw)
     changed,meta = save_export(tasks, out, {'id': proj.id, 'title': proj.title}, fp, conn.url, snap_id)

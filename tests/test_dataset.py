@@ -281,12 +281,14 @@ def hostile(labelstudio, tmp_path_factory):
     ls = labelstudio
     p = ls.make_project('dataset-hostile')
     u = ls.upload(p.id, {f'h{i}.png': digit_png(500+i)[0] for i in range(3)})
-    roles = {'evil_class': (u[0], EVIL_CLASS), 'same_image': (u[1], '3'), 'conflict': (u[1], EVIL_LABEL), 'good2': (u[2], '5'),
-             'traversal': ('/data/local-files/?d=../../etc/passwd', '5'), 'absolute': ('/data/local-files/?d=/etc/passwd', '5'),
+    roles = {'evil_class': (u[0], EVIL_CLASS), 'same_image': (u[1], '3'), 'conflict': (u[1], EVIL_LABEL),
+             'good2': (u[2], '5'), 'traversal': ('/data/local-files/?d=../../etc/passwd', '5'),
+             'absolute': ('/data/local-files/?d=/etc/passwd', '5'),
              'refused': ('/data/local-files/?d=images/h1.png', '5')}
     ls.import_tasks(p.id, [{'data': {'image': img}, 'annotations': [label]} for img,label in roles.values()])
     ex = export_json(ls, p.id, tmp_path_factory.mktemp('hostile')/'hostile.json')
-    by_ref = {(t['data']['image'], t['annotations'][0]['result'][0]['value']['choices'][0]): t['id'] for t in json.loads(ex.read_text())}
+    tasks = json.loads(ex.read_text())
+    by_ref = {(t['data']['image'], t['annotations'][0]['result'][0]['value']['choices'][0]): t['id'] for t in tasks}
     return ex, {role: by_ref[ref] for role,ref in roles.items()}
 
 def test_local_files_refs_refused_before_any_request(labelstudio, labelstudio_env, hostile, tmp_path, http_requests):
@@ -295,7 +297,7 @@ def test_local_files_refs_refused_before_any_request(labelstudio, labelstudio_en
     res = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=2)
     reasons = {d['task_id']: d['reason'] for d in res.dropped}
     assert 'contains ".."' in reasons[ids['traversal']] and 'is absolute' in reasons[ids['absolute']], reasons
-    assert reasons[ids['refused']].startswith('Label Studio refused the image (HTTP 403) at /data/local-files/'), reasons
+    assert reasons[ids['refused']].startswith('Label Studio refused the image (HTTP 403) at /data/local-files/')
     assert not [u for u in http_requests if 'etc' in u or '..' in u or '%2E%2E' in u.upper()], http_requests
     assert [u for u in http_requests if 'local-files' in u] == [labelstudio.url + '/data/local-files/?d=images/h1.png']
     assert {r['task_id'] for r in read_labels(tmp_path/'ds')} == {str(ids['evil_class']), str(ids['good2'])}
@@ -306,7 +308,8 @@ def test_stage_report_full_reasons_escaped(project, run_cli, labelstudio, hostil
     from mlops_nb.report import render_notebook_html
     ex,ids = hostile
     shutil.copy(ex, project/'hostile.json')
-    (project/'params.yaml').write_text('dataset:\n  hostile: {export: hostile.json, out: data/datasets/hostile, workers: 2}\n')
+    section = {'export': 'hostile.json', 'out': 'data/datasets/hostile', 'workers': 2}
+    (project/'params.yaml').write_text(json.dumps({'dataset': {'hostile': section}}))
     before = tree_hashes(project)
     r = run_cli('run', 'dataset', '--section', 'dataset.hostile', cwd=project, env=labelstudio.env)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -322,7 +325,7 @@ def test_stage_report_full_reasons_escaped(project, run_cli, labelstudio, hostil
     assert html.escape(EVIL_CLASS, quote=False) in page
 
 def test_every_image_refused_is_the_token_error(project, run_cli, labelstudio, hostile):
-    "Item 7: when Label Studio refuses every image, the build stops with the token error and the previous dataset stays."
+    "Item 7: Label Studio refuses every image: the build stops with the token error, the previous dataset stays."
     ex,ids = hostile
     tasks = json.loads(ex.read_text())
     (project/'good.json').write_text(json.dumps([t for t in tasks if t['id'] == ids['good2']]))
@@ -334,6 +337,7 @@ def test_every_image_refused_is_the_token_error(project, run_cli, labelstudio, h
     r = run_cli('run', 'dataset', '--section', 'dataset.refused', cwd=project, env=labelstudio.env)
     assert r.returncode == 1, r.stderr[-3000:]
     lines = [l for l in r.stderr.splitlines() if 'refused the token' in l]
-    assert len(lines) == 1 and f'(HTTP 403) fetching the image of task {ids["refused"]}; no image came through' in lines[0], r.stderr
+    want = f'(HTTP 403) fetching the image of task {ids["refused"]}; no image came through'
+    assert len(lines) == 1 and want in lines[0], r.stderr
     assert 'LOCAL_FILES_SERVING_ENABLED' in lines[0] and 'Traceback' not in r.stderr + r.stdout
     assert tree_hashes(project/'data') == before

@@ -122,13 +122,15 @@ HOSTILE_LABELS = ['a/b', '../../outside', 'x\x00y', '\u202egnp.exe', 'é' * 300,
 
 def test_hostile_labels_give_safe_overlay_names(project):
     """Issue 12 item 4: labels and task ids from Label Studio with `/`, `..`, NUL, a bidi control or 300 characters
-    become safe overlay file names inside the overlay folder; the run exits 0 and leaves every earlier file as it was."""
+    become safe overlay file names inside the overlay folder; the run exits 0 and leaves every earlier file as is."""
     bench = make_smoke_dataset(project/'data/bench', n=len(HOSTILE_LABELS))
     rows = benchmark_rows(bench)
     for r,label in zip(rows, HOSTILE_LABELS): r['label'] = label
     rows[0]['task_id'] = '../t/1'
     with open(bench/'labels.csv', 'w', newline='') as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
     (project/'outside').write_text('not the overlay folder\n')
     before = {p: sha256_file(p) for p in project.rglob('*') if p.is_file() and '.git' not in p.parts}
     r = cli('run', 'evaluate', '-p', 'benchmark_dir=data/bench', '-p', 'metrics_fp=metrics/benchmark.json',
@@ -142,5 +144,6 @@ def test_hostile_labels_give_safe_overlay_names(project):
     for n in names:
         assert len(n.encode()) <= 255 and '..' not in n and all(c.isalnum() or c in '._-' for c in n), n
     made = {p for p in project.rglob('*') if p.is_file() and '.git' not in p.parts} - set(before)
-    tops = {p.relative_to(project).parts[:2] if p.relative_to(project).parts[0] == 'data' else p.relative_to(project).parts[:1] for p in made}
+    parts = [p.relative_to(project).parts for p in made]
+    tops = {q[:2] if q[0] == 'data' else q[:1] for q in parts}
     assert tops <= {('runs',), ('metrics',), ('plots',), ('data', 'smoke')}, tops   # nothing written anywhere else

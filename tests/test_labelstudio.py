@@ -238,7 +238,8 @@ def test_report_names_both_annotation_counts_and_escapes_the_title(labelstudio, 
     labelstudio.make_project(title, [{'data': {'image': 'http://example.com/1.png'}, 'annotations': ['1']},
                                      {'data': {'image': 'http://example.com/2.png'},
                                       'annotations': ['2', {'label': None, 'was_cancelled': True}]}])
-    (project/'params.yaml').write_text(json.dumps({'labelstudio': {'hostile': {'project': title, 'out': 'data/raw_labels/hostile.json'}}}))
+    section = {'project': title, 'out': 'data/raw_labels/hostile.json'}
+    (project/'params.yaml').write_text(json.dumps({'labelstudio': {'hostile': section}}))
     before = {p: sha256_file(p) for p in files_under(project) if '.git' not in p.parts}
     r = run_cli('run', 'labelstudio', '--section', 'labelstudio.hostile', cwd=project, env=labelstudio.env)
     assert r.returncode == 0, r.stderr[-2000:]
