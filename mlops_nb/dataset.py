@@ -4,19 +4,20 @@
 
 # %% ../nbs/20_dataset.ipynb #0674da22
 from __future__ import annotations
-import csv, io, json, os, shutil, threading, time
+import csv, io, json, os, re, shutil, threading, time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 from .core import *
 
 # %% auto #0
 __all__ = ['RESULT_PARSERS', 'POLICIES', 'LS_PREFIXES', 'FORMATS', 'MAX_IMAGE_BYTES', 'LABELS_COLUMNS', 'MODES', 'UNMAPPED',
            'LEAKAGE', 'ON_CORRUPT', 'sample_export', 'Annotation', 'Task', 'SkipTask', 'CorruptImage', 'load_export',
-           'detect_from_name', 'parse_annotation', 'parse_task', 'Choice', 'choose_label', 'Source', 'resolve_ref',
-           'verify_image', 'Fetcher', 'split_for', 'read_labels', 'DatasetResult', 'build_dataset', 'dataloaders']
+           'detect_from_name', 'parse_annotation', 'parse_task', 'Choice', 'choose_label', 'ls_ref_problem', 'Source',
+           'resolve_ref', 'verify_image', 'RefusedImage', 'Fetcher', 'split_for', 'read_labels', 'DatasetResult',
+           'build_dataset', 'dataloaders', 'counts_html', 'dropped_html']
 
 # %% ../nbs/20_dataset.ipynb #920d2f40
 def _ann(aid:int, value:str, when:str, cancelled:bool=False, ground_truth:bool=False, from_name:str='label')->dict:
@@ -194,6 +195,22 @@ def choose_label(annotations:list, # parsed annotations of one task
     if m is None or m == '': return Choice(None, win.id, reason=f'label {win.value!r} excluded by labels_map')
     return Choice(str(m), win.id)
 
+# %% ../nbs/20_dataset.ipynb #96be1841
+def ls_ref_problem(ref:str # a Label Studio file reference: `/data/...` or a URL on the Label Studio host
+                  )->str|None: # why it must not be requested, or None
+    "Why a Label Studio file reference could name a file outside its storage: `..` anywhere, an absolute `d=` path."
+    u = urlsplit(ref)
+    if '..' in re.split(r'[\\/]', unquote(u.path)): return f'Label Studio path {ref[:80]!r} contains ".."'
+    if not u.path.startswith('/data/local-files'): return None
+    ds = parse_qs(u.query, keep_blank_values=True).get('d', [])
+    if len(ds) != 1 or not ds[0].strip(): return f'local-files reference {ref[:80]!r} needs exactly one d= path'
+    d = ds[0]
+    if d.startswith(('/', '\\')) or re.match(r'[A-Za-z]:', d):
+        return f'local-files path {d[:80]!r} is absolute (it must be relative to the local storage root)'
+    if '..' in re.split(r'[\\/]', d): return f'local-files path {d[:80]!r} contains ".." (it must stay in the storage)'
+    if any(ord(c) < 32 for c in d): return f'local-files path {d[:80]!r} contains control characters'
+    return None
+
 # %% ../nbs/20_dataset.ipynb #bdabf70d
 LS_PREFIXES = ('/data/upload/', '/data/local-files/')
 
@@ -223,6 +240,7 @@ def resolve_ref(ref:str, # the image reference from the task's data
                )->Source:
     "Turn an image reference into a `Source`, or raise `SkipTask` saying why it is not allowed."
     if _is_ls_path(ref):
+        if why := ls_ref_problem(ref): raise SkipTask(why)
         if not ls_url: raise MlopsError(f'the export references Label Studio files ({ref[:60]}) but no server URL is set',
                                         'set the url parameter or LABEL_STUDIO_URL')
         return Source('labelstudio', ls_url.rstrip('/') + ref)
@@ -230,7 +248,9 @@ def resolve_ref(ref:str, # the image reference from the task's data
     scheme = u.scheme.lower()
     if scheme in ('http', 'https'):
         if not u.hostname: raise SkipTask(f'URL without a host: {ref[:80]}')
-        if ls_url and _origin(ref) == _origin(ls_url): return Source('labelstudio', ref)
+        if ls_url and _origin(ref) == _origin(ls_url):
+            if why := ls_ref_problem(ref): raise SkipTask(why)
+            return Source('labelstudio', ref)
         if not _host_allowed(ref, ls_url, allowed_hosts): raise SkipTask(f'host {u.hostname} is not in allowed_hosts')
         return Source('http', ref)
     if scheme == 's3':
@@ -274,6 +294,15 @@ def _put(path:Path, data:bytes):
     try: tmp.write_bytes(data); os.replace(tmp, path)
     except BaseException: tmp.unlink(missing_ok=True); raise
 
+class RefusedImage(SkipTask):
+    "Internal: Label Studio answered 401/403 for one image (a drop when other images came through, else a token error)."
+    def __init__(self, status:int, url:str):
+        self.status = status
+        why = ('local files serving is off on the server (LOCAL_FILES_SERVING_ENABLED) or the file is outside its '
+               'storage'
+               if '/data/local-files' in url else "the token's user cannot see this file")
+        super().__init__(f'Label Studio refused the image (HTTP {status}) at {urlsplit(url).path[:80]}: {why}')
+
 def _is_jwt(token:str)->bool: return token.count('.') == 2 and not any(c.isspace() for c in token)
 
 class Fetcher:
@@ -286,7 +315,7 @@ class Fetcher:
                  timeout:float=30.): # seconds per request
         self.cache = Path(cache_dir) if cache_dir else None
         self.ls_url,self.allowed_hosts,self.workers,self.timeout = ls_url,allowed_hosts,workers,timeout
-        self.requests,self.cache_hits = 0,0
+        self.requests,self.cache_hits,self.ls_fetched = 0,0,0 # ls_fetched: images Label Studio sent (the token works)
         self._lock,self._auth_lock,self._session,self._s3,self._auth = threading.Lock(),threading.Lock(),None,None,None
 
     # -- cache
@@ -364,10 +393,7 @@ class Fetcher:
                     url,hops = nxt,hops+1; continue
                 if r.status_code == 401 and is_ls and not retried and 'Bearer' in self.auth_header().get('Authorization', ''):
                     self.auth_header(refresh=True); retried = True; continue # the access token expired mid-build
-                if r.status_code in (401, 403) and is_ls:
-                    hint = ' (and LOCAL_FILES_SERVING_ENABLED=true on the server for /data/local-files/)' if '/data/local-files/' in url else ''
-                    raise MlopsError(f'Label Studio refused the token (HTTP {r.status_code}) fetching the image of task {task_id}',
-                                     f'check LABEL_STUDIO_API_KEY and that its user can see the project{hint}')
+                if r.status_code in (401, 403) and is_ls: raise RefusedImage(r.status_code, url)
                 if r.status_code == 500 and is_ls: # Label Studio answers 500 for an upload it has no record of
                     raise SkipTask(f'HTTP 500 from Label Studio for {urlsplit(url).path[:80]} (file missing on the server?)')
                 if r.status_code >= 500:
@@ -375,6 +401,8 @@ class Fetcher:
                 if r.status_code != 200: raise SkipTask(f'HTTP {r.status_code} fetching {urlsplit(src.url).path[:80]}')
                 data = r.raw.read(MAX_IMAGE_BYTES + 1, decode_content=True)
                 if len(data) > MAX_IMAGE_BYTES: raise SkipTask(f'image larger than {MAX_IMAGE_BYTES>>20} MiB')
+                if is_ls:
+                    with self._lock: self.ls_fetched += 1
                 return data
             finally: r.close()
 
@@ -466,14 +494,26 @@ def _progress(items, total:int, what:str):
         pb.comment = what
         yield from pb
 
+def _refused_all(refused:dict)->MlopsError:
+    "The token error: Label Studio refused every image it was asked for."
+    tid = min(refused)
+    p = refused[tid]
+    more = f' and {len(refused)-1} other task{"s"*(len(refused)>2)}' if len(refused) > 1 else ''
+    local = 'local files' in str(p)
+    hint = ' (and LOCAL_FILES_SERVING_ENABLED=true on the server for /data/local-files/)' if local else ''
+    return MlopsError(f'Label Studio refused the token (HTTP {p.status}) fetching the image of task {tid}{more}; '
+                      'no image came through',
+                      f'check LABEL_STUDIO_API_KEY and that its user can see the project{hint}')
+
 def _fetch_all(jobs:dict, fetcher:Fetcher, workers:int, on_corrupt:str, dropped:dict)->dict:
     "Fetch and verify every `task_id -> Source` concurrently: `task_id -> (bytes, ext)`; per-task problems go to `dropped`."
+    # an image Label Studio refuses (401/403) is a drop when others came through; when none did, the token is wrong
     def one(tid, src):
         try:
             data = fetcher.get(src, tid)
             return tid, data, verify_image(data), None
         except SkipTask as e: return tid, None, None, e
-    got = {}
+    got,refused = {},{}
     if not jobs: return got
     ex = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix='fetch')
     try:
@@ -483,8 +523,11 @@ def _fetch_all(jobs:dict, fetcher:Fetcher, workers:int, on_corrupt:str, dropped:
             if problem is None: got[tid] = (data, ext)
             elif on_corrupt == 'fail' and isinstance(problem, CorruptImage):
                 raise MlopsError(f'task {tid}: {problem}', 'fix or remove the image, or set on_corrupt: drop')
+            elif isinstance(problem, RefusedImage): refused[tid] = problem
             else: dropped[tid] = str(problem)
     finally: ex.shutdown(wait=True, cancel_futures=True)
+    if refused and not fetcher.ls_fetched: raise _refused_all(refused)
+    dropped.update({tid: str(p) for tid,p in refused.items()})
     return got
 
 def _counts(rows:list)->dict:
@@ -628,3 +671,21 @@ def dataloaders(dataset_dir:str|Path, # a dataset folder written by `build_datas
                        get_y=ColReader('label'), splitter=ColSplitter('is_valid'),
                        item_tfms=[Resize(size), *(item_tfms or [])], batch_tfms=batch_tfms)
     return dblock.dataloaders(df, bs=bs, num_workers=num_workers, seed=seed, device=device)
+
+# %% ../nbs/20_dataset.ipynb #a72e1650
+def counts_html(counts:dict # split -> class -> rows, as in `DatasetResult.counts`
+               )->str: # an HTML table: one row per class, one column per split
+    "The rows per class and split as an HTML table, class names escaped."
+    import pandas as pd
+    return pd.DataFrame(counts).fillna(0).astype(int).sort_index().to_html(escape=True)
+
+def dropped_html(dropped:list[dict], # [{'task_id', 'reason'}], as in `DatasetResult.dropped`
+                 limit:int=500 # rows shown; the rest are counted (dataset.json lists them all)
+                )->str: # an HTML table with the full reasons, escaped
+    "The dropped tasks and their whole reasons as an HTML table (reasons quote Label Studio text, so they are escaped)."
+    import pandas as pd
+    if not dropped: return '<p>No task was dropped.</p>'
+    table = pd.DataFrame(dropped[:limit], columns=['task_id', 'reason']).to_html(escape=True, index=False)
+    more = (f'<p>... and {len(dropped)-limit} more dropped tasks: dataset.json lists them all.</p>'
+            if len(dropped) > limit else '')
+    return table + more

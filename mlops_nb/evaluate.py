@@ -4,7 +4,7 @@
 
 # %% ../nbs/40_evaluate.ipynb #8ef726aa
 from __future__ import annotations
-import csv, io, json, math
+import csv, io, json, math, re, unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -12,8 +12,9 @@ from .core import *
 
 # %% auto #0
 __all__ = ['confusion_matrix', 'classification_metrics', 'confusion_records', 'confusion_figure', 'figure_png', 'top_mistakes',
-           'overlay_image', 'gallery_image', 'png_bytes', 'benchmark_rows', 'model_identity', 'benchmark_identity',
-           'make_smoke_dataset', 'is_smoke_path', 'smoke_inputs', 'EvalResult', 'evaluate_model']
+           'overlay_image', 'gallery_image', 'png_bytes', 'safe_name', 'overlay_name', 'benchmark_rows',
+           'model_identity', 'benchmark_identity', 'make_smoke_dataset', 'is_smoke_path', 'smoke_inputs', 'EvalResult',
+           'evaluate_model']
 
 # %% ../nbs/40_evaluate.ipynb #3fc96fd7
 def _r(x:float, nd:int=6)->float: return round(float(x), nd)
@@ -131,6 +132,26 @@ def gallery_image(tiles:list, # PIL images of equal size
 def png_bytes(img)->bytes:
     "PNG bytes of a PIL image (deterministic)."
     buf = io.BytesIO(); img.save(buf, format='PNG'); return buf.getvalue()
+
+# %% ../nbs/40_evaluate.ipynb #120a714e
+def safe_name(text, # untrusted text: a label, a task id
+              max_bytes:int=60 # longest result in UTF-8 bytes (file systems allow 255 per name)
+             )->str: # one path component: no `/`, `..`, NUL, control or format characters, never empty
+    "A file-name-safe form of `text`; changed text gets an 8-character hash suffix so distinct texts stay distinct."
+    text = str(text)
+    kept = ''.join(c if c.isalnum() or c in '._-' else '_' for c in unicodedata.normalize('NFKC', text))
+    name = re.sub(r'\.{2,}', '.', re.sub(r'_{2,}', '_', kept)).lstrip('.-')
+    if name and name == text and len(name.encode()) <= max_bytes: return name
+    tag = sha256_bytes(text.encode('utf-8', 'surrogatepass'))[:8]
+    cut = name.encode()[:max(0, max_bytes - len(tag) - 1)].decode('utf-8', 'ignore').rstrip('._-')
+    return f'{cut}-{tag}' if cut else tag
+
+def overlay_name(rank:int, # 1 for the most confident mistake
+                 task_id, # the benchmark task
+                 true:str, pred:str # true and predicted label
+                )->str: # e.g. `01-task17-true3-pred8.png`
+    "The file name of one mistake overlay, every part from the benchmark made safe with `safe_name`."
+    return f'{rank:02d}-task{safe_name(task_id)}-true{safe_name(true)}-pred{safe_name(pred)}.png'
 
 # %% ../nbs/40_evaluate.ipynb #241b0072
 def benchmark_rows(benchmark_dir:Path, # a dataset folder (`labels.csv`, `dataset.json`)
@@ -275,7 +296,7 @@ def evaluate_model(model_dir:str|Path='data/models', # trained model: `best-mode
     for rank,i in enumerate(picks, 1):
         with Image.open(paths[i]) as im: tiles.append(overlay_image(im, y_true[i], y_pred[i], confs[i]))
         index.append({'rank': rank, 'task_id': ids[i], 'file': rows[i]['file'], 'true': y_true[i], 'predicted': y_pred[i],
-                      'confidence': _r(confs[i], 4), 'overlay': f'{rank:02d}-task{ids[i]}-true{y_true[i]}-pred{y_pred[i]}.png'})
+                      'confidence': _r(confs[i], 4), 'overlay': overlay_name(rank, ids[i], y_true[i], y_pred[i])})
     with atomic_dir(overlay_dir) as tmp:
         for t,e in zip(tiles, index): (tmp/e['overlay']).write_bytes(png_bytes(t))
         write_json(tmp/'mistakes.json', index)

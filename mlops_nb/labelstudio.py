@@ -17,7 +17,7 @@ __all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'SNAPSHOT_TITLE', 'label_config', 'c
            'normalize_export', 'export_counts', 'meta_path', 'read_meta', 'is_unchanged', 'save_export', 'ExportResult',
            'export_project', 'quick_fingerprint', 'skip_reason', 'ls_executable', 'server_env', 'secret_file',
            'template_db', 'running_server', 'serve', 'stop', 'demo_indices', 'demo_plan', 'upload_files',
-           'seed_project', 'seed_demo']
+           'seed_project', 'seed_demo', 'counts_text']
 
 # %% ../nbs/10_labelstudio.ipynb #9363b750
 DIGIT_LABELS = [str(i) for i in range(10)]
@@ -283,7 +283,8 @@ def export_project(project:int|str='digits', # project id or exact title
         meta = read_meta(meta_path(out))
         log(f'[labelstudio] project {proj.id} ({proj.title}) unchanged since the last export: {out.name} left as is')
         return ExportResult(proj.id, proj.title, out, meta_path(out), False, meta['counts'], meta['sha256'], None, round(time.time()-t0, 2))
-    log(f'[labelstudio] exporting project {proj.id} ({proj.title}): {fp["tasks"]} tasks, {fp["annotations"]} annotations')
+    log(f'[labelstudio] exporting project {proj.id} ({proj.title}): {fp["tasks"]} tasks, '
+        f'{fp["annotations"]} annotations not counting {fp["cancelled_annotations"]} cancelled')
     raw,snap_id = snapshot_export(conn, proj.id, timeout)
     tasks = normalize_export(raw)
     changed,meta = save_export(tasks, out, {'id': proj.id, 'title': proj.title}, fp, conn.url, snap_id)
@@ -609,3 +610,15 @@ def seed_demo(url:str=None, # Label Studio URL (default: $LABEL_STUDIO_URL); the
         print(f'{title}: project {r["id"]}, {r["tasks"]} tasks, {r["annotations"]} annotations ({"created" if r["created"] else "already there, left as is"})')
     log(f'[labelstudio] demo seeded in {time.time()-t0:.1f}s at {conn.url}')
     return res
+
+# %% ../nbs/10_labelstudio.ipynb #50682eb1
+def counts_text(counts:dict, # `ExportResult.counts`: what the export file holds
+                source:dict|None=None # the fingerprint in the `.meta.json` (`source`): Label Studio's own counts
+               )->str: # one line for the report
+    "The export's counts in words, saying which annotation count includes cancelled annotations."
+    c = counts
+    text = (f'{c["tasks"]} tasks ({c["labeled_tasks"]} labeled, {c["unlabeled_tasks"]} unlabeled); '
+            f'{c["annotations"]} annotations in the export, {c["cancelled_annotations"]} of them cancelled')
+    if source and 'annotations' in source:
+        text += f' (Label Studio itself counts {source["annotations"]}: it leaves cancelled annotations out)'
+    return text

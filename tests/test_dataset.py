@@ -1,7 +1,7 @@
 """The dataset stage against the installed package: the malformed-input corpus (tests/data/corpus), label
 policies on a real Label Studio export, images behind auth, a warm rebuild that makes no HTTP request,
 split stability, the leakage check, S3 images over moto's HTTP server, and one run through papermill."""
-import csv, json, os, shutil
+import csv, html, json, os, shutil
 from collections import Counter
 from pathlib import Path
 import pytest
@@ -265,3 +265,79 @@ def test_cli_error_is_one_line(project, run_cli, tmp_path):
     assert len(err) == 1 and 'task 2 appears twice (items 1 and 2)' in err[0] and 'export the project again' in err[0], r.stderr
     assert 'Traceback' not in r.stderr + r.stdout
     assert not (project/'data/datasets').exists() or not any((project/'data/datasets').iterdir())
+
+# -- issue 12: Label Studio file references, refused images, the report ----------------------------
+
+EVIL_CLASS, EVIL_LABEL = '<img src=x onerror=alert(7)>', '<script>alert(1)</script>'
+
+def tree_hashes(root:Path)->dict:
+    "Every file under `root` (but .git) with the sha256 of its bytes."
+    return {p: sha256_bytes(p.read_bytes()) for p in sorted(root.rglob('*')) if p.is_file() and '.git' not in p.parts}
+
+@pytest.fixture(scope='module')
+def hostile(labelstudio, tmp_path_factory):
+    """A project whose export names a file outside Label Studio's local storage, a local file the server refuses
+    (local files serving is off), and labels that are markup; plus good uploads. Returns (export, task ids by role)."""
+    ls = labelstudio
+    p = ls.make_project('dataset-hostile')
+    u = ls.upload(p.id, {f'h{i}.png': digit_png(500+i)[0] for i in range(3)})
+    roles = {'evil_class': (u[0], EVIL_CLASS), 'same_image': (u[1], '3'), 'conflict': (u[1], EVIL_LABEL),
+             'good2': (u[2], '5'), 'traversal': ('/data/local-files/?d=../../etc/passwd', '5'),
+             'absolute': ('/data/local-files/?d=/etc/passwd', '5'),
+             'refused': ('/data/local-files/?d=images/h1.png', '5')}
+    ls.import_tasks(p.id, [{'data': {'image': img}, 'annotations': [label]} for img,label in roles.values()])
+    ex = export_json(ls, p.id, tmp_path_factory.mktemp('hostile')/'hostile.json')
+    tasks = json.loads(ex.read_text())
+    by_ref = {(t['data']['image'], t['annotations'][0]['result'][0]['value']['choices'][0]): t['id'] for t in tasks}
+    return ex, {role: by_ref[ref] for role,ref in roles.items()}
+
+def test_local_files_refs_refused_before_any_request(labelstudio, labelstudio_env, hostile, tmp_path, http_requests):
+    "Item 7: `..` and absolute `d=` paths are dropped without a request; one image the server refuses (403) is a drop."
+    ex,ids = hostile
+    res = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=2)
+    reasons = {d['task_id']: d['reason'] for d in res.dropped}
+    assert 'contains ".."' in reasons[ids['traversal']] and 'is absolute' in reasons[ids['absolute']], reasons
+    assert reasons[ids['refused']].startswith('Label Studio refused the image (HTTP 403) at /data/local-files/')
+    assert not [u for u in http_requests if 'etc' in u or '..' in u or '%2E%2E' in u.upper()], http_requests
+    assert [u for u in http_requests if 'local-files' in u] == [labelstudio.url + '/data/local-files/?d=images/h1.png']
+    assert {r['task_id'] for r in read_labels(tmp_path/'ds')} == {str(ids['evil_class']), str(ids['good2'])}
+
+def test_stage_report_full_reasons_escaped(project, run_cli, labelstudio, hostile):
+    """Items 7 and 9 through the CLI: exit 0, the drops named in dataset.json, every earlier file byte-identical, and
+    the rendered report shows each whole reason as text: no markup from Label Studio reaches the page."""
+    from mlops_nb.report import render_notebook_html
+    ex,ids = hostile
+    shutil.copy(ex, project/'hostile.json')
+    section = {'export': 'hostile.json', 'out': 'data/datasets/hostile', 'workers': 2}
+    (project/'params.yaml').write_text(json.dumps({'dataset': {'hostile': section}}))
+    before = tree_hashes(project)
+    r = run_cli('run', 'dataset', '--section', 'dataset.hostile', cwd=project, env=labelstudio.env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert {p: h for p,h in tree_hashes(project).items() if p in before} == before
+    meta = json.loads((project/'data/datasets/hostile/dataset.json').read_text())
+    reasons = {d['task_id']: d['reason'] for d in meta['dropped']}
+    assert set(reasons) == {ids[k] for k in ('conflict', 'same_image', 'traversal', 'absolute', 'refused')}, reasons
+    assert EVIL_LABEL in reasons[ids['conflict']] and meta['classes'] == sorted([EVIL_CLASS, '5'])
+    [nb] = project.glob('runs/dataset*/latest.ipynb')
+    page = render_notebook_html(nb).read_text()
+    assert EVIL_CLASS not in page and EVIL_LABEL not in page and '<script>alert' not in page
+    for reason in reasons.values(): assert html.escape(reason, quote=False) in page, reason   # whole, never cut
+    assert html.escape(EVIL_CLASS, quote=False) in page
+
+def test_every_image_refused_is_the_token_error(project, run_cli, labelstudio, hostile):
+    "Item 7: Label Studio refuses every image: the build stops with the token error, the previous dataset stays."
+    ex,ids = hostile
+    tasks = json.loads(ex.read_text())
+    (project/'good.json').write_text(json.dumps([t for t in tasks if t['id'] == ids['good2']]))
+    (project/'refused.json').write_text(json.dumps([t for t in tasks if t['id'] in (ids['refused'], ids['traversal'])]))
+    (project/'params.yaml').write_text('dataset:\n  good: {export: good.json, out: data/datasets/d}\n'
+                                       '  refused: {export: refused.json, out: data/datasets/d}\n')
+    assert run_cli('run', 'dataset', '--section', 'dataset.good', cwd=project, env=labelstudio.env).returncode == 0
+    before = tree_hashes(project/'data')
+    r = run_cli('run', 'dataset', '--section', 'dataset.refused', cwd=project, env=labelstudio.env)
+    assert r.returncode == 1, r.stderr[-3000:]
+    lines = [l for l in r.stderr.splitlines() if 'refused the token' in l]
+    want = f'(HTTP 403) fetching the image of task {ids["refused"]}; no image came through'
+    assert len(lines) == 1 and want in lines[0], r.stderr
+    assert 'LOCAL_FILES_SERVING_ENABLED' in lines[0] and 'Traceback' not in r.stderr + r.stdout
+    assert tree_hashes(project/'data') == before

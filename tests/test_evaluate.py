@@ -1,6 +1,6 @@
 """Evaluate stage: exact metrics on a constructed case, the metrics/plots contract, atomic failure,
 a real trained model end to end, the stage notebook through papermill, and DVC reading the metrics."""
-import json, subprocess, sys
+import csv, json, subprocess, sys
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
@@ -117,3 +117,33 @@ def test_stage_notebook_smoke_run_and_dvc_reads_metrics(project):
     out = subprocess.run([str(dvc), 'metrics', 'show', '--json', 'data/smoke/metrics/benchmark.json'], cwd=project, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert '"accuracy": ' + str(m['accuracy']) in out.stdout.replace(' ', ' ')
+
+HOSTILE_LABELS = ['a/b', '../../outside', 'x\x00y', '\u202egnp.exe', 'é' * 300, '<img src=x onerror=alert(4)>']
+
+def test_hostile_labels_give_safe_overlay_names(project):
+    """Issue 12 item 4: labels and task ids from Label Studio with `/`, `..`, NUL, a bidi control or 300 characters
+    become safe overlay file names inside the overlay folder; the run exits 0 and leaves every earlier file as is."""
+    bench = make_smoke_dataset(project/'data/bench', n=len(HOSTILE_LABELS))
+    rows = benchmark_rows(bench)
+    for r,label in zip(rows, HOSTILE_LABELS): r['label'] = label
+    rows[0]['task_id'] = '../t/1'
+    with open(bench/'labels.csv', 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (project/'outside').write_text('not the overlay folder\n')
+    before = {p: sha256_file(p) for p in project.rglob('*') if p.is_file() and '.git' not in p.parts}
+    r = cli('run', 'evaluate', '-p', 'benchmark_dir=data/bench', '-p', 'metrics_fp=metrics/benchmark.json',
+            '-p', 'plots_dir=plots', '-p', 'overlay_dir=plots/mistakes')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {p: sha256_file(p) for p in before} == before
+    index = json.loads((project/'plots/mistakes/mistakes.json').read_text())
+    assert sorted(e['true'] for e in index) == sorted(HOSTILE_LABELS)   # the real labels stay in the index
+    names = sorted(p.name for p in (project/'plots/mistakes').iterdir())
+    assert names == sorted([e['overlay'] for e in index] + ['mistakes.json'])
+    for n in names:
+        assert len(n.encode()) <= 255 and '..' not in n and all(c.isalnum() or c in '._-' for c in n), n
+    made = {p for p in project.rglob('*') if p.is_file() and '.git' not in p.parts} - set(before)
+    parts = [p.relative_to(project).parts for p in made]
+    tops = {q[:2] if q[0] == 'data' else q[:1] for q in parts}
+    assert tops <= {('runs',), ('metrics',), ('plots',), ('data', 'smoke')}, tops   # nothing written anywhere else

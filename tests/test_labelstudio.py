@@ -225,3 +225,32 @@ def test_serve_reuse_and_server_stopped_mid_export(labelstudio, project, run_cli
         assert not (data_dir/'server.json').exists() and lsmod.running_server(data_dir) is None
     finally:
         stop(str(data_dir))
+
+def test_report_names_both_annotation_counts_and_escapes_the_title(labelstudio, project, run_cli, source_tree):
+    """Issue 12 item 9 and escaping: the stage report says which annotation count leaves cancelled annotations out,
+    and a project title that is markup shows as text on the rendered page; exit 0, earlier files byte-identical."""
+    from mlops_nb.report import render_notebook_html
+    from mlops_nb.runner import packaged_notebooks
+    import html
+    if packaged_notebooks() is None:
+        (project/'nbs').mkdir(); shutil.copy(source_tree/'nbs/10_labelstudio.ipynb', project/'nbs')
+    title = '<img src=x onerror=alert(7)>'
+    labelstudio.make_project(title, [{'data': {'image': 'http://example.com/1.png'}, 'annotations': ['1']},
+                                     {'data': {'image': 'http://example.com/2.png'},
+                                      'annotations': ['2', {'label': None, 'was_cancelled': True}]}])
+    section = {'project': title, 'out': 'data/raw_labels/hostile.json'}
+    (project/'params.yaml').write_text(json.dumps({'labelstudio': {'hostile': section}}))
+    before = {p: sha256_file(p) for p in files_under(project) if '.git' not in p.parts}
+    r = run_cli('run', 'labelstudio', '--section', 'labelstudio.hostile', cwd=project, env=labelstudio.env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {p: sha256_file(p) for p in before} == before
+    nb = project/'runs/labelstudio-hostile/latest.ipynb'
+    if not nb.exists(): [nb] = project.glob('runs/labelstudio*/latest.ipynb')
+    text = json.loads(nb.read_text())
+    shown = ''.join(''.join(o.get('text', '')) for c in text['cells'] for o in c.get('outputs', []))
+    assert ('2 tasks (2 labeled, 0 unlabeled); 3 annotations in the export, 1 of them cancelled '
+            '(Label Studio itself counts 2: it leaves cancelled annotations out)') in shown, shown
+    assert 'annotations not counting 1 cancelled' in shown, shown
+    page = render_notebook_html(nb).read_text()
+    assert title not in page and html.escape(title, quote=False) in page
+    assert_no_secret(labelstudio.token, project)

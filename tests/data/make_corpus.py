@@ -77,6 +77,11 @@ drop('disallowed_host', task(data={'image': 'https://evil.example.com/x.png'}), 
 drop('unsupported_scheme', task(data={'image': 'file:///etc/passwd'}), 'unsupported scheme file://')
 drop('same_image_other_label', task(), 'same image as task 3 with a different label (5, 6)', extra=[dict(task(annotations=[ann(3, '6')]), id=3)])
 drop('duplicate_image', task(data={'image': 'ok.png'}, annotations=[ann(2, '3')]), 'duplicate image of task 1')
+drop('local_files_traversal', task(data={'image': '/data/local-files/?d=../../etc/passwd'}), 'contains ".."')
+drop('local_files_encoded_traversal', task(data={'image': '/data/local-files/?d=img%2F%2E%2E%2F%2E%2E%2Fetc'}),
+     'contains ".."')
+drop('local_files_absolute', task(data={'image': '/data/local-files/?d=/etc/passwd'}), 'is absolute')
+drop('upload_traversal', task(data={'image': '/data/upload/../../api/projects'}), 'contains ".."')
 drop('image_404_on_labelstudio', task(data={'image': '/data/upload/999999/missing.png'}), 'HTTP 500 from Label Studio', needs='labelstudio')
 
 def main():
