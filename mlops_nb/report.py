@@ -247,12 +247,14 @@ def curves_png(series:dict, # metric name -> (steps, values)
     import io
     if not series: return None
     from matplotlib.figure import Figure as MplFigure
+    from matplotlib.ticker import MaxNLocator
     fig = MplFigure(figsize=(8, 3), dpi=100)
     losses,others = fig.subplots(1, 2)
     for name,(x,y) in series.items(): (losses if 'loss' in name else others).plot(x, y, marker='o', label=name)
     for ax,t in ((losses, 'loss'), (others, 'metrics')):
         ax.set_title(t)
         ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.lines: ax.legend(fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
