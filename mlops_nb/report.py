@@ -46,7 +46,7 @@ def strip_external(page:str # an HTML page
     for r in _STRIP_RES: page = r.sub('', page)
     return page
 
-# %% ../nbs/60_report.ipynb #e0e10b28
+# %% ../nbs/60_report.ipynb #c8f07936
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 def csp_meta(policy:str=CSP # the Content-Security-Policy
@@ -54,7 +54,7 @@ def csp_meta(policy:str=CSP # the Content-Security-Policy
     "The policy every page carries: no scripts, no network, inline styles and `data:` images only."
     return f'<meta http-equiv="Content-Security-Policy" content="{html.escape(policy)}">'
 
-# %% ../nbs/60_report.ipynb #6d0be0d7
+# %% ../nbs/60_report.ipynb #9dd7e873
 ALLOWED_TAGS = frozenset('a abbr b blockquote br caption code col colgroup dd del details div dl dt em h1 h2 h3 '
                          'h4 h5 h6 hr i img ins kbd li ol p pre s samp small span strong sub summary sup table '
                          'tbody td tfoot th thead tr tt u ul'.split())
@@ -84,7 +84,7 @@ def _scrap_output(name, data)->dict:
     return {'output_type': 'display_data', 'metadata': {'scrapbook': {'name': name, 'data': True, 'display': False}},
             'data': {SCRAP_MIME: {'name': name, 'data': data, 'encoder': 'json', 'version': 1}}}
 
-# %% ../nbs/60_report.ipynb #41c5b032
+# %% ../nbs/60_report.ipynb #f403ca12
 def _read_nb(path:Path):
     import nbformat
     try: return nbformat.read(path, as_version=4)
@@ -92,7 +92,7 @@ def _read_nb(path:Path):
         raise MlopsError(f'{path} is not a readable notebook ({type(e).__name__}: {str(e)[:120]})',
                          'delete it or re-run its stage') from None
 
-# %% ../nbs/60_report.ipynb #474a089e
+# %% ../nbs/60_report.ipynb #657f5e0d
 RUN_ID_RE = re.compile(r'^(?P<ts>\d{8}T\d{6}Z)-(?P<sha>[0-9a-f]{7,40}|nogit)(?P<dirty>-dirty)?')
 
 @dataclass
@@ -126,7 +126,7 @@ def _parse_time(s)->datetime|None:
     except ValueError: return None
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
-# %% ../nbs/60_report.ipynb #7c989d1e
+# %% ../nbs/60_report.ipynb #9a351c75
 def _scalar_scraps(nb)->dict:
     "Scalar data scraps (numbers, booleans, short strings), read from the scrapbook outputs as scrapbook does."
     out = {}
@@ -149,7 +149,7 @@ def _images(nb)->list[tuple]:
                     break
     return out
 
-# %% ../nbs/60_report.ipynb #63f1b5cf
+# %% ../nbs/60_report.ipynb #cb1fb424
 @dataclass
 class Failure:
     "Where and how a run failed, read from the executed notebook."
@@ -175,7 +175,7 @@ def run_failure(nb # an executed notebook (nbformat node)
     traceback = [redact(str(t)) for t in err.get('traceback', [])]
     return Failure(c.get('id', ''), i+1, c.get('execution_count'), error, traceback)
 
-# %% ../nbs/60_report.ipynb #03853f4a
+# %% ../nbs/60_report.ipynb #e39e4603
 def run_info(nb_path:str|Path, # an executed notebook `runs/<stage>[-<name>]/<run_id>.ipynb`
              nb=None # the notebook already read (default: read `nb_path`)
             )->RunInfo: # what the pages show about it
@@ -202,7 +202,7 @@ def run_info(nb_path:str|Path, # an executed notebook `runs/<stage>[-<name>]/<ru
                    error=redact(' '.join(error.split()))[:300], scraps=scraps, images=_images(nb),
                    experiment=str(scraps.get('experiment') or ''), failed_cell=fail.exec_count if fail else None)
 
-# %% ../nbs/60_report.ipynb #c2ddaafa
+# %% ../nbs/60_report.ipynb #8653cdc7
 _KEY_ORDER = (re.compile(r'acc|f1|precision|recall|error|loss|auc', re.I),
               re.compile(r'^n_|size|count|images|samples', re.I))
 
@@ -229,7 +229,7 @@ def status_label(r:RunInfo # a run
     if r.status == 'failed': return f'failed at cell In [{r.failed_cell}]' if r.failed_cell is not None else 'failed'
     return r.status.replace('_', ' ')
 
-# %% ../nbs/60_report.ipynb #3ac78657
+# %% ../nbs/60_report.ipynb #803372fc
 FIGURE_RULES = (('Confusion matrix', 'evaluate', re.compile(r'confusion', re.I), 0),
                 ('Training curve', 'train', re.compile(r'curve|loss|learn', re.I), -1))
 
@@ -274,7 +274,7 @@ def dvclive_curves_png(live_dir:Path # a dvclive folder
         except (KeyError, TypeError, ValueError): continue
     return curves_png(series)
 
-# %% ../nbs/60_report.ipynb #9b079049
+# %% ../nbs/60_report.ipynb #2b568be9
 def _rel(path:Path, base:Path)->str: return Path(os.path.relpath(path, base)).as_posix()
 
 def _pick(images:list, pattern, default_index:int):
@@ -312,7 +312,7 @@ def pick_figures(runs:list[RunInfo], # runs, newest first
                                _rel(r.notebook.with_suffix('.html'), runs_dir)))
     return figs
 
-# %% ../nbs/60_report.ipynb #23544e7d
+# %% ../nbs/60_report.ipynb #34af30eb
 LEFT_OUT_TAGS = frozenset({'skip-execution', 'papermill-error-cell-tag'})
 _H2 = re.compile(r'^##\s+(.+?)\s*#*\s*(?:\n|$)')
 
@@ -333,7 +333,7 @@ def _sections(cells:list, stop:int)->list[tuple[str, list[int]]]:
         groups[-1][1].append(i)
     return groups
 
-# %% ../nbs/60_report.ipynb #ee94b2f6
+# %% ../nbs/60_report.ipynb #14916c10
 def fold_library(nb # an executed stage notebook (nbformat node), changed in place
                 )->int: # how many sections will fold
     "Mark the library sections (cells before `parameters`) and the defaults cell to fold, their code plain."
@@ -368,7 +368,7 @@ def run_page_preprocessor(nb, # the notebook being exported (nbconvert's copy)
     fold_library(nb)
     return nb, resources
 
-# %% ../nbs/60_report.ipynb #79370e4b
+# %% ../nbs/60_report.ipynb #cd48341c
 PAGE_FORMAT = 2 # bump when pages change, so `build_runs_page` re-renders the current ones
 
 def _generator()->str:
@@ -403,7 +403,7 @@ def _exporter():
         _exporters['html'] = ex
     return _exporters['html']
 
-# %% ../nbs/60_report.ipynb #7e1b3910
+# %% ../nbs/60_report.ipynb #ca5cbfc1
 _EPOCH_RE = re.compile(r'^\[[\w@.-]+\] epoch (\d+)/\d+: (.+)$', re.M)
 
 def _run_cells(nb)->list:
@@ -426,7 +426,7 @@ def epoch_series(nb # an executed notebook
             ys.append(v)
     return series
 
-# %% ../nbs/60_report.ipynb #e9345fe8
+# %% ../nbs/60_report.ipynb #702a2c8f
 def _anchor(c)->str: return f"cell-id={c.get('id', '')}"
 
 def page_figures(nb, # an executed notebook
@@ -445,21 +445,30 @@ def page_figures(nb, # an executed notebook
         figs.append({'title': 'training curve (from the epoch log)', 'uri': _b64_uri(png), 'anchor': 'Run'})
     return figs[:max_figures]
 
+def _output_html(o)->tuple[str, str]|None:
+    "(kind, HTML) of an output that is a table (a DataFrame's `text/html`) or a markdown report, else None."
+    data = o.get('data', {})
+    if 'text/markdown' in data:
+        from nbconvert.filters.markdown_mistune import markdown2html_mistune
+        return 'report', markdown2html_mistune(''.join(data['text/markdown']))
+    table = ''.join(data.get('text/html', ''))
+    return ('table', table) if '<table' in table else None
+
 def page_tables(nb, # an executed notebook
-                max_tables:int=3 # most tables in the header
-               )->list[dict]: # {title, html, anchor} per table, the HTML sanitized
-    "The tables the run section displayed (a DataFrame's `text/html`), captioned with the line that made them."
+                max_tables:int=3 # most tables and reports in the header
+               )->list[dict]: # {kind, title, html, anchor} per table or report, the HTML sanitized
+    "The tables and markdown reports the run section displayed, captioned with the line that displayed them."
     out = []
     for c in _run_cells(nb):
         for o in c.get('outputs', []):
-            table = ''.join(o.get('data', {}).get('text/html', ''))
-            if '<table' not in table: continue
-            lines = c.get('source', '').strip().splitlines()
-            out.append({'title': lines[-1][:90] if lines else 'table', 'html': clean_output_html(table),
-                        'anchor': _anchor(c)})
+            if not (found := _output_html(o)): continue
+            lines = c.get('source', '').strip().splitlines() or [found[0]]
+            line = next((s for s in reversed(lines) if 'display(' in s), lines[-1])
+            out.append({'kind': found[0], 'title': line.strip()[:90],
+                        'html': clean_output_html(found[1]), 'anchor': _anchor(c)})
     return out[:max_tables]
 
-# %% ../nbs/60_report.ipynb #97542775
+# %% ../nbs/60_report.ipynb #6e1d480d
 def _fmt_param(v)->str:
     import json
     s = json.dumps(v, default=str) if not isinstance(v, str) else v
@@ -488,7 +497,7 @@ def page_context(nb, # the executed notebook (nbformat node)
             'figures': page_figures(nb), 'tables': page_tables(nb),
             'n_tests_left_out': sum('skip-execution' in _tags(c) for c in nb.cells)}
 
-# %% ../nbs/60_report.ipynb #581fb8f4
+# %% ../nbs/60_report.ipynb #e339ebcf
 def render_notebook_html(nb_path:str|Path, # an executed notebook
                          out:str|Path|None=None, # the page to write (default: the `.html` beside the notebook)
                          back:str|None=None # relative link to the runs page, shown above the header
@@ -506,7 +515,7 @@ def render_notebook_html(nb_path:str|Path, # an executed notebook
                          'the notebook outputs HTML that loads from the network; display a static image instead')
     return atomic_write(Path(out) if out else nb_path.with_suffix('.html'), page)
 
-# %% ../nbs/60_report.ipynb #7dca43ff
+# %% ../nbs/60_report.ipynb #b553b3bd
 _CSS = '''
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:2rem;color:#1f2328}
 h1{font-size:1.5rem;margin:0 0 .25rem} .meta{color:#57606a;margin:0 0 1.5rem}

@@ -342,6 +342,16 @@ def test_failed_page_starts_with_the_failure(stage_runs, artifacts):
         page.screenshot(path=str(artifacts/'report-train-failed-page.png'))
     assert b.dialogs == [] and b.problems == [] and b.outside() == [], (b.dialogs, b.problems, b.outside())
 
+def test_compare_page_shows_its_report_first(stage_runs):
+    "The compare page's header carries the markdown report the run displayed, sanitized: the verdict in the first screen."
+    with chromium() as b:
+        page = b.open(stage_pages(stage_runs)['compare'].as_uri())
+        (report,seen), = page.evaluate(IN_VIEW, 'header .figs .report h2')
+        assert seen and report.startswith('Benchmark'), report
+        assert 'display(Markdown(' in page.inner_text('header .figs .report figcaption')
+        assert page.evaluate(INERT) == {'scripts': 0, 'handlers': []}
+    assert b.dialogs == [] and b.problems == [] and b.outside() == [], (b.dialogs, b.problems, b.outside())
+
 def test_every_page_is_inert(stage_runs):
     "The index and every stage page, the compare page with hostile class names included: no script, handler or request."
     with chromium() as b:
