@@ -46,7 +46,7 @@ def strip_external(page:str # an HTML page
     for r in _STRIP_RES: page = r.sub('', page)
     return page
 
-# %% ../nbs/60_report.ipynb #d19a9356
+# %% ../nbs/60_report.ipynb #2ae7254a
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 def csp_meta(policy:str=CSP # the Content-Security-Policy
@@ -54,7 +54,7 @@ def csp_meta(policy:str=CSP # the Content-Security-Policy
     "The policy every page carries: no scripts, no network, inline styles and `data:` images only."
     return f'<meta http-equiv="Content-Security-Policy" content="{html.escape(policy)}">'
 
-# %% ../nbs/60_report.ipynb #b0e31a94
+# %% ../nbs/60_report.ipynb #1385dcef
 ALLOWED_TAGS = frozenset('a abbr b blockquote br caption code col colgroup dd del details div dl dt em h1 h2 h3 '
                          'h4 h5 h6 hr i img ins kbd li ol p pre s samp small span strong sub summary sup table '
                          'tbody td tfoot th thead tr tt u ul'.split())
@@ -84,7 +84,7 @@ def _scrap_output(name, data)->dict:
     return {'output_type': 'display_data', 'metadata': {'scrapbook': {'name': name, 'data': True, 'display': False}},
             'data': {SCRAP_MIME: {'name': name, 'data': data, 'encoder': 'json', 'version': 1}}}
 
-# %% ../nbs/60_report.ipynb #34e6ab7c
+# %% ../nbs/60_report.ipynb #e1d70f32
 def _read_nb(path:Path):
     import nbformat
     try: return nbformat.read(path, as_version=4)
@@ -92,7 +92,7 @@ def _read_nb(path:Path):
         raise MlopsError(f'{path} is not a readable notebook ({type(e).__name__}: {str(e)[:120]})',
                          'delete it or re-run its stage') from None
 
-# %% ../nbs/60_report.ipynb #f8eb9242
+# %% ../nbs/60_report.ipynb #364fd054
 RUN_ID_RE = re.compile(r'^(?P<ts>\d{8}T\d{6}Z)-(?P<sha>[0-9a-f]{7,40}|nogit)(?P<dirty>-dirty)?')
 
 @dataclass
@@ -126,7 +126,7 @@ def _parse_time(s)->datetime|None:
     except ValueError: return None
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
-# %% ../nbs/60_report.ipynb #7dae6380
+# %% ../nbs/60_report.ipynb #fb9f1770
 def _scalar_scraps(nb)->dict:
     "Scalar data scraps (numbers, booleans, short strings), read from the scrapbook outputs as scrapbook does."
     out = {}
@@ -149,7 +149,7 @@ def _images(nb)->list[tuple]:
                     break
     return out
 
-# %% ../nbs/60_report.ipynb #94e73020
+# %% ../nbs/60_report.ipynb #faa51341
 @dataclass
 class Failure:
     "Where and how a run failed, read from the executed notebook."
@@ -175,7 +175,7 @@ def run_failure(nb # an executed notebook (nbformat node)
     traceback = [redact(str(t)) for t in err.get('traceback', [])]
     return Failure(c.get('id', ''), i+1, c.get('execution_count'), error, traceback)
 
-# %% ../nbs/60_report.ipynb #0e2adaf1
+# %% ../nbs/60_report.ipynb #cb594325
 def run_info(nb_path:str|Path, # an executed notebook `runs/<stage>[-<name>]/<run_id>.ipynb`
              nb=None # the notebook already read (default: read `nb_path`)
             )->RunInfo: # what the pages show about it
@@ -202,7 +202,7 @@ def run_info(nb_path:str|Path, # an executed notebook `runs/<stage>[-<name>]/<ru
                    error=redact(' '.join(error.split()))[:300], scraps=scraps, images=_images(nb),
                    experiment=str(scraps.get('experiment') or ''), failed_cell=fail.exec_count if fail else None)
 
-# %% ../nbs/60_report.ipynb #194b603d
+# %% ../nbs/60_report.ipynb #8695a64b
 _KEY_ORDER = (re.compile(r'acc|f1|precision|recall|error|loss|auc', re.I),
               re.compile(r'^n_|size|count|images|samples', re.I))
 
@@ -229,7 +229,7 @@ def status_label(r:RunInfo # a run
     if r.status == 'failed': return f'failed at cell In [{r.failed_cell}]' if r.failed_cell is not None else 'failed'
     return r.status.replace('_', ' ')
 
-# %% ../nbs/60_report.ipynb #2af2959f
+# %% ../nbs/60_report.ipynb #6ea96f2d
 FIGURE_RULES = (('Confusion matrix', 'evaluate', re.compile(r'confusion', re.I), 0),
                 ('Training curve', 'train', re.compile(r'curve|loss|learn', re.I), -1))
 
@@ -262,7 +262,7 @@ def curves_png(series:dict, # metric name -> (steps, values)
     return buf.getvalue()
 
 
-# %% ../nbs/60_report.ipynb #2bec23b3
+# %% ../nbs/60_report.ipynb #4dc340ad
 def dvclive_curves_png(live_dir:Path # a dvclive folder
                      )->bytes|None: # PNG of its per-step metrics (None without metrics)
     "Draw the training curves dvclive logged (`plots/metrics/**/*.tsv`) as one PNG."
@@ -276,7 +276,7 @@ def dvclive_curves_png(live_dir:Path # a dvclive folder
         except (KeyError, TypeError, ValueError): continue
     return curves_png(series)
 
-# %% ../nbs/60_report.ipynb #34a5099e
+# %% ../nbs/60_report.ipynb #3289daef
 def _rel(path:Path, base:Path)->str: return Path(os.path.relpath(path, base)).as_posix()
 
 def _pick(images:list, pattern, default_index:int):
@@ -314,7 +314,7 @@ def pick_figures(runs:list[RunInfo], # runs, newest first
                                _rel(r.notebook.with_suffix('.html'), runs_dir)))
     return figs
 
-# %% ../nbs/60_report.ipynb #f73f3766
+# %% ../nbs/60_report.ipynb #418f0809
 LEFT_OUT_TAGS = frozenset({'skip-execution', 'papermill-error-cell-tag'})
 _H2 = re.compile(r'^##\s+(.+?)\s*#*\s*(?:\n|$)')
 
@@ -335,7 +335,7 @@ def _sections(cells:list, stop:int)->list[tuple[str, list[int]]]:
         groups[-1][1].append(i)
     return groups
 
-# %% ../nbs/60_report.ipynb #eda3a8bb
+# %% ../nbs/60_report.ipynb #e2f03c87
 def fold_library(nb # an executed stage notebook (nbformat node), changed in place
                 )->int: # how many sections will fold
     "Mark the library sections (cells before `parameters`) and the defaults cell to fold, their code plain."
@@ -370,7 +370,7 @@ def run_page_preprocessor(nb, # the notebook being exported (nbconvert's copy)
     fold_library(nb)
     return nb, resources
 
-# %% ../nbs/60_report.ipynb #56fbcf8a
+# %% ../nbs/60_report.ipynb #c2ccb118
 PAGE_FORMAT = 2 # bump when pages change, so `build_runs_page` re-renders the current ones
 
 def _generator()->str:
@@ -405,7 +405,7 @@ def _exporter():
         _exporters['html'] = ex
     return _exporters['html']
 
-# %% ../nbs/60_report.ipynb #87e95e49
+# %% ../nbs/60_report.ipynb #50371fc2
 _EPOCH_RE = re.compile(r'^\[[\w@.-]+\] epoch (\d+)/\d+: (.+)$', re.M)
 
 def _run_cells(nb)->list:
@@ -428,7 +428,7 @@ def epoch_series(nb # an executed notebook
             ys.append(v)
     return series
 
-# %% ../nbs/60_report.ipynb #39f579eb
+# %% ../nbs/60_report.ipynb #58ec02a5
 def _anchor(c)->str: return f"cell-id={c.get('id', '')}"
 
 def page_figures(nb, # an executed notebook
@@ -448,7 +448,7 @@ def page_figures(nb, # an executed notebook
     return figs[:max_figures]
 
 
-# %% ../nbs/60_report.ipynb #946edfc6
+# %% ../nbs/60_report.ipynb #7be98711
 def _output_html(o)->tuple[str, str]|None:
     "(kind, HTML) of an output that is a table (a DataFrame's `text/html`) or a markdown report, else None."
     data = o.get('data', {})
@@ -472,7 +472,7 @@ def page_tables(nb, # an executed notebook
                         'html': clean_output_html(found[1]), 'anchor': _anchor(c)})
     return out[:max_tables]
 
-# %% ../nbs/60_report.ipynb #45f5d3dd
+# %% ../nbs/60_report.ipynb #504e267b
 def _fmt_param(v)->str:
     import json
     s = json.dumps(v, default=str) if not isinstance(v, str) else v
@@ -501,7 +501,7 @@ def page_context(nb, # the executed notebook (nbformat node)
             'figures': page_figures(nb), 'tables': page_tables(nb),
             'n_tests_left_out': sum('skip-execution' in _tags(c) for c in nb.cells)}
 
-# %% ../nbs/60_report.ipynb #2d23c7a5
+# %% ../nbs/60_report.ipynb #268d1d89
 def render_notebook_html(nb_path:str|Path, # an executed notebook
                          out:str|Path|None=None, # the page to write (default: the `.html` beside the notebook)
                          back:str|None=None # relative link to the runs page, shown above the header
@@ -519,7 +519,7 @@ def render_notebook_html(nb_path:str|Path, # an executed notebook
                          'the notebook outputs HTML that loads from the network; display a static image instead')
     return atomic_write(Path(out) if out else nb_path.with_suffix('.html'), page)
 
-# %% ../nbs/60_report.ipynb #c392f623
+# %% ../nbs/60_report.ipynb #028097fe
 _CSS = '''
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:2rem;color:#1f2328}
 h1{font-size:1.5rem;margin:0 0 .25rem} .meta{color:#57606a;margin:0 0 1.5rem}
@@ -557,7 +557,7 @@ def _row(r:RunInfo, runs_dir:Path, max_scraps:int)->str:
             f'<td class="results">{chips}</td></tr>')
 
 
-# %% ../nbs/60_report.ipynb #c51cba4c
+# %% ../nbs/60_report.ipynb #66b0c33a
 _HEADINGS = ('Stage', 'Run', 'Commit · experiment', 'Started (UTC)', 'Duration', 'Status', 'Results')
 
 def index_html(runs:list[RunInfo], # runs, newest first
