@@ -38,7 +38,9 @@ setuptools.setup(
     python_requires='>=' + cfg['min_python'],
     packages=['mlops_nb', 'mlops_nb.stage_nbs'],
     package_dir={'mlops_nb': cfg['lib_path'], 'mlops_nb.stage_nbs': cfg['nbs_path']},
-    package_data={'mlops_nb.stage_nbs': ['[0-9]*.ipynb']},
+    package_data={'mlops_nb.stage_nbs': ['[0-9]*.ipynb'],
+                  # nbconvert templates of the report (stage pages): mlops_nb/templates/<name>/{conf.json,*.j2,static/*}
+                  'mlops_nb': ['templates/*/*.json', 'templates/*/*.j2', 'templates/*/static/*']},
     include_package_data=False,
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
