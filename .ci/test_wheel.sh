@@ -15,8 +15,9 @@ echo "[test] built $whl"
 .venv/bin/python -m pip --python "$env_dir/bin/python" install -q --disable-pip-version-check --no-deps --no-index "$whl"
 echo "[test] installed into $env_dir"
 mkdir -p test-artifacts
+# TESTS: which test files/dirs to run, relative to the repository (default: all of tests/)
+tests=(); for t in ${TESTS:-tests}; do case $t in /*) tests+=("$t");; *) tests+=("$repo/$t");; esac; done
 # run from outside the source tree so `import mlops_nb` can only find the installed wheel
 cd "$(mktemp -d)"
 export MLOPS_NB_SOURCE_TREE="$repo" PATH="$env_dir/bin:$PATH" MLOPS_TEST_ARTIFACTS="$repo/test-artifacts"
-# TESTS: which test files/dirs to run (default: all of tests/)
-exec "$env_dir/bin/python" -m pytest ${TESTS:-"$repo/tests"} -p no:cacheprovider --rootdir "$repo/tests" "$@"
+exec "$env_dir/bin/python" -m pytest "${tests[@]}" -p no:cacheprovider --rootdir "$repo/tests" "$@"
