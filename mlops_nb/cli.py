@@ -26,8 +26,8 @@ def stages(root:str=None # project root (default: discovered from the working di
 def run(stage:str, # stage to run (see `mlops-nb stages`)
         p:Param('parameter override KEY=VALUE (repeatable); VALUE is parsed as YAML', str, action='append')=None,
         params:str=None, # params file (default: params.yaml in the project root)
-        section:str=None, # dotted section of the params file holding this stage's parameters (default: STAGE); it must exist
-        sample:bool=False, # run on the notebook's built-in sample defaults instead of a params section (to try a stage out)
+        section:str=None, # dotted section of the params file with this stage's parameters (default: STAGE); must exist
+        sample:bool=False, # run on the notebook's built-in sample defaults instead of a params section (a try-out)
         allow_outside:bool=False, # let output paths lie outside the project (absolute or with ..); refused otherwise
         name:str=None, # instance name (default: last part of --section when given); runs go to runs/STAGE-NAME/
         html:bool=False, # also render the executed notebook to HTML

@@ -61,7 +61,8 @@ def confine_path(p:str|Path, # an output path from params, relative to the proje
     if Path(p).expanduser().is_absolute() or not full.is_relative_to(root):
         raise MlopsError(f'{key}={str(p)!r} is outside the project {root}',
                          f'use a path relative to the project root, or pass --allow-outside to write there on purpose')
-    if full == root: raise MlopsError(f'{key}={str(p)!r} names the project root itself', 'name a file or folder inside it')
+    if full == root:
+        raise MlopsError(f'{key}={str(p)!r} names the project root itself', 'name a file or folder inside it')
     return full
 
 # %% ../nbs/00_core.ipynb #477695a6
@@ -193,7 +194,8 @@ def check_replaceable(path:Path, # a folder about to be replaced whole
     "Refuse to replace an existing folder that is not empty and carries none of `markers`."
     if not path.exists() and not path.is_symlink(): return
     if not path.is_dir() or path.is_symlink():
-        raise MlopsError(f'{path} exists and is not a folder written by a stage', 'choose another output path or move it away')
+        raise MlopsError(f'{path} exists and is not a folder written by a stage',
+                         'choose another output path or move it away')
     if any(path.iterdir()) and not any((path/m).is_file() for m in markers):
         raise MlopsError(f'refusing to replace {path}: it is not empty and holds none of {", ".join(markers)}',
                          'choose another output path, or empty or move that folder yourself')
@@ -231,7 +233,7 @@ def pid_alive(pid:int # a process id
 def remove_stale_temps(folder:Path, # where to look
                        patterns:tuple # glob patterns of temp files and folders, e.g. `('.*.tmp',)`
                       )->list[Path]: # what was removed
-    "Remove temp files and folders matching `patterns` whose process (`.p<pid>.` in the name) is gone; names without a pid are stale too."
+    "Remove temp files and folders matching `patterns` whose process (`.p<pid>.` in the name) is gone (or unnamed)."
     gone = []
     for p in sorted({q for pat in patterns for q in Path(folder).glob(pat)}):
         m = TEMP_PID_RE.search(p.name)
@@ -270,7 +272,7 @@ def read_csv_rows(path:str|Path, # a CSV file with a header row
                   columns:tuple=(), # columns every row must have a value for
                   fix:str='rebuild it with the stage that writes it' # what the user can do about a damaged file
                  )->list[dict]: # the rows, as dicts keyed by the header
-    "Read a CSV file's rows; a non-UTF-8 file, a malformed line or a missing column is an error naming the file (and line)."
+    "Read a CSV file's rows; a non-UTF-8 file, a malformed line or a missing column is an error naming the file."
     path = Path(path)
     try: text = path.read_text(encoding='utf-8')
     except UnicodeDecodeError as e: raise MlopsError(f'{path} is not UTF-8 text (byte {e.start})', fix) from None

@@ -24,7 +24,8 @@ def param(default, # the notebook's default (lists and dicts are copied per inst
           markers:tuple|None=None # an output folder replaced whole: the files that show a stage wrote it
          ): # a dataclass field carrying the checks in its metadata
     "A stage parameter: its default and the values it accepts."
-    meta = {k: v for k,v in dict(lo=lo, hi=hi, above=above, below=below, choices=choices, kind=kind, markers=markers).items() if v is not None}
+    checks = dict(lo=lo, hi=hi, above=above, below=below, choices=choices, kind=kind, markers=markers)
+    meta = {k: v for k,v in checks.items() if v is not None}
     if isinstance(default, (list, dict)): return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
 
@@ -43,7 +44,7 @@ def _accepts(v, tp)->bool:
 def _describe(tp)->str:
     "`tp` in words, for messages."
     if isinstance(tp, types.UnionType): return ' or '.join(_describe(a) for a in typing.get_args(tp))
-    if typing.get_origin(tp) is list: return f'a list of {_describe(typing.get_args(tp)[0])}s'.replace('a strings', 'strings')
+    if typing.get_origin(tp) is list: return 'a list of ' + _describe(typing.get_args(tp)[0]).split(' ', 1)[1] + 's'
     return {bool: 'true or false', int: 'an integer', float: 'a number', str: 'a string', dict: 'a mapping'}.get(
         typing.get_origin(tp) or tp, getattr(tp, '__name__', str(tp)))
 
@@ -64,11 +65,14 @@ def check_value(key:str, # dotted name for messages, e.g. `train.epochs`
                 meta:dict # the field's checks (see `param`)
                ): # the value, integers made floats where a float is expected
     "Check one parameter value against its type and range, naming the key in the error."
-    if not _accepts(v, tp): raise MlopsError(f'{key} must be {_describe(tp)}, not {v!r}', f'set {key} to {_describe(tp)}')
+    if not _accepts(v, tp):
+        raise MlopsError(f'{key} must be {_describe(tp)}, not {v!r}', f'set {key} to {_describe(tp)}')
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        if not _in_bounds(v, meta): raise MlopsError(f'{key} must be {_bounds(meta)}, got {v!r}', f'set {key} to a value {_bounds(meta)}')
+        if not _in_bounds(v, meta):
+            raise MlopsError(f'{key} must be {_bounds(meta)}, got {v!r}', f'set {key} to a value {_bounds(meta)}')
         if tp is float: v = float(v)
-    bad = [s for s in (v if isinstance(v, list) else [v]) if isinstance(s, str) and 'choices' in meta and s not in meta['choices']]
+    strings = [s for s in (v if isinstance(v, list) else [v]) if isinstance(s, str)]
+    bad = [s for s in strings if 'choices' in meta and s not in meta['choices']]
     if bad: raise MlopsError(f'{key} must be {" or ".join(map(repr, meta["choices"]))}, not {bad[0]!r}')
     return v
 
@@ -85,7 +89,8 @@ class StageParams:
         "Check `values` (names, types, ranges, cross-field rules) and build the object."
         section,known = section or cls.stage,{f.name: f for f in fields(cls)}
         if unknown := [k for k in values if k not in known]:
-            raise MlopsError(f'stage {cls.stage} has no parameter {unknown[0]!r}', f'its parameters: {", ".join(known)}')
+            raise MlopsError(f'stage {cls.stage} has no parameter {unknown[0]!r}',
+                             f'its parameters: {", ".join(known)}')
         hints = typing.get_type_hints(cls)
         obj = cls(**{k: check_value(f'{section}.{k}', v, hints[k], known[k].metadata) for k,v in values.items()})
         obj.check(section)
@@ -123,7 +128,8 @@ class LabelstudioParams(StageParams):
     force:bool = param(False) # export even when the project looks unchanged
 
     def check(self, section:str):
-        if self.project in ('', None): raise MlopsError(f'{section}.project is empty', 'name the project by id or exact title')
+        if self.project in ('', None):
+            raise MlopsError(f'{section}.project is empty', 'name the project by id or exact title')
 
 # %% ../nbs/02_params.ipynb #406580a7
 @dataclass(frozen=True)
@@ -131,7 +137,7 @@ class DatasetParams(StageParams):
     "Parameters of the `dataset` stage (Label Studio export -> image dataset folder)."
     stage:typing.ClassVar[str] = 'dataset'
     export:str = param('') # Label Studio JSON export; empty builds the bundled digits sample under data/sample
-    out:str = param('data/datasets/sample', kind='out', markers=('dataset.json',)) # dataset folder to write (replaced atomically)
+    out:str = param('data/datasets/sample', kind='out', markers=('dataset.json',)) # dataset folder (replaced atomically)
     mode:str = param('train', choices=('train', 'benchmark')) # train (train/valid split) or benchmark
     labels_map:dict = param({}) # Label Studio value -> class name; null excludes a value
     policy:str = param('latest', choices=('latest', 'majority')) # without a ground-truth annotation: latest or majority
@@ -157,7 +163,7 @@ class TrainParams(StageParams):
     "Parameters of the `train` stage (fastai on a dataset folder)."
     stage:typing.ClassVar[str] = 'train'
     dataset:str = param('') # dataset folder from the dataset stage; empty: a small built-in digits sample
-    out:str = param('data/models', kind='out', markers=('model.json', 'best-model.pth')) # model folder: best-model.pth + model.json
+    out:str = param('data/models', kind='out', markers=('model.json', 'best-model.pth')) # the model folder
     arch:str = param('cnn') # cnn (small, CPU) or a torchvision backbone: resnet18, resnet34, resnet50, ...
     pretrained:bool = param(False) # ImageNet weights from the torch hub cache (never downloaded)
     bs:int = param(32, lo=1) # batch size
@@ -179,7 +185,8 @@ class TrainParams(StageParams):
         if self.monitor not in ('valid_loss', *tracked):
             raise MlopsError(f'{section}.monitor={self.monitor!r} is not a tracked value',
                              f'use valid_loss or one of {section}.metrics ({", ".join(tracked) or "none"})')
-        if not self.arch: raise MlopsError(f'{section}.arch is empty', 'use cnn or a torchvision model such as resnet18')
+        if not self.arch:
+            raise MlopsError(f'{section}.arch is empty', 'use cnn or a torchvision model such as resnet18')
 
 # %% ../nbs/02_params.ipynb #59c4b5ce
 @dataclass(frozen=True)
@@ -190,7 +197,7 @@ class EvaluateParams(StageParams):
     benchmark_dir:str = param('data/smoke/benchmark') # benchmark dataset folder (labels.csv, dataset.json)
     metrics_fp:str = param('data/smoke/metrics/benchmark.json', kind='out') # metrics file (DVC metrics)
     plots_dir:str = param('data/smoke/plots', kind='out') # confusion.json, confusion.png, mistakes.png
-    overlay_dir:str = param('data/smoke/plots/mistakes', kind='out', markers=('mistakes.json',)) # mistake overlays, capped at max_overlays
+    overlay_dir:str = param('data/smoke/plots/mistakes', kind='out', markers=('mistakes.json',)) # mistake overlays
     max_overlays:int = param(16, lo=0) # most confident mistakes to draw
     split:str = param('benchmark') # split of labels.csv to evaluate on
     bs:int = param(64, lo=1) # images per prediction batch

@@ -100,11 +100,13 @@ def section_params(params:dict, # all params (from params.yaml)
         if not isinstance(cur, dict): raise MlopsError(f'params section {".".join(seen)} in {source} is not a mapping')
         if k not in cur:
             where = f'section {".".join(seen)}' if seen else source
-            raise MlopsError(f'params section {section!r} not found: {where} has {", ".join(map(str, cur)) or "no sections"}',
-                             "fix --section or the params file (or pass --sample to run the notebook's built-in sample)")
+            known = ', '.join(map(str, cur)) or 'no sections'
+            raise MlopsError(f'params section {section!r} not found: {where} has {known}',
+                             "fix --section or the params file (--sample runs the notebook's built-in sample)")
         seen.append(k)
         cur = cur[k]
-    if not isinstance(cur, dict): raise MlopsError(f'params section {section} in {source} must be a mapping of parameter: value')
+    if not isinstance(cur, dict):
+        raise MlopsError(f'params section {section} in {source} must be a mapping of parameter: value')
     return cur
 
 # %% ../nbs/01_runner.ipynb #85f8e2b3
@@ -122,7 +124,8 @@ def stage_params(stage:str, # the stage to run
     ps = {} if sample else copy.deepcopy(section_params(load_params(path), section, str(path)))
     for o in overrides or []: set_dotted(ps, *parse_override(o), strict=False)
     if subs := [k for k,v in ps.items() if isinstance(v, dict) and k not in declared]:
-        raise MlopsError(f'params section {section} holds sub-sections ({", ".join(subs)}), not parameters of stage {stage}',
+        raise MlopsError(f'params section {section} holds sub-sections ({", ".join(subs)}), '
+                         f'not parameters of stage {stage}',
                          f'pick one with --section {section}.{subs[0]}')
     return ps
 
@@ -236,8 +239,9 @@ def _execute(nb:Path, tmp:Path, params:dict, root:Path, rid:str, timeout:int):
     skip_slow_optional_imports()
     import papermill as pm, nbformat
     plain = plain_output()
-    with _kernel_env({'MLOPS_NB_ROOT': str(root), 'MLOPS_PROGRESS': 'plain', 'MLOPS_RUN_ID': rid,
-                      'PYDEVD_DISABLE_FILE_VALIDATION': '1', 'MPLBACKEND': 'module://matplotlib_inline.backend_inline'}) as kernel:
+    env = {'MLOPS_NB_ROOT': str(root), 'MLOPS_PROGRESS': 'plain', 'MLOPS_RUN_ID': rid,
+           'PYDEVD_DISABLE_FILE_VALIDATION': '1', 'MPLBACKEND': 'module://matplotlib_inline.backend_inline'}
+    with _kernel_env(env) as kernel:
         with warnings.catch_warnings(): # nbformat/papermill chatter is noise for users
             warnings.simplefilter('ignore')
             node = nbformat.read(nb, as_version=4)
@@ -268,7 +272,8 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
     check_parameters(stage, dict(params or {}), declared)
     params = check_stage_params(stage, dict(params or {}), section, root, allow_outside)
     out_dir = root/'runs'/(f'{stage}-{name}' if name else stage)
-    with _env({'MLOPS_NB_ROOT': str(root)}): why = skip_reason(stage, {k: v['default'] for k,v in declared.items()} | params)
+    with _env({'MLOPS_NB_ROOT': str(root)}):
+        why = skip_reason(stage, {k: v['default'] for k,v in declared.items()} | params)
     if why:
         log(f'[{stage}] {why}: not running the notebook')
         return StageResult(stage, '', out_dir/'latest.ipynb', {}, 0., skipped=why)
@@ -284,10 +289,12 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
         if tmp.exists(): _redact_file(tmp); _publish(tmp, dest, latest=False)
         where = dest.relative_to(root) if dest.exists() else nb
         raise MlopsError(f'stage {stage} failed in cell {e.exec_count}: {e.ename}: {redact(str(e.evalue))}',
-                         f'see the executed notebook {where} (latest.ipynb still holds the last good run)', code=1) from None
+                         f'see the executed notebook {where} (latest.ipynb still holds the last good run)',
+                         code=1) from None
     except BaseException:
         tmp.unlink(missing_ok=True); raise
-    if _redact_file(tmp): log(f'[{stage}] WARNING: a secret value was found in the executed notebook and redacted; fix the stage code')
+    if _redact_file(tmp):
+        log(f'[{stage}] WARNING: a secret value was found in the executed notebook and redacted; fix the stage code')
     _publish(tmp, dest)
     res = StageResult(stage, rid, dest, read_scraps(dest), round(time.time()-t0, 2))
     if html: res.html = render_html(dest)

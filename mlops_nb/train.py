@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv, io, json, os, shutil, tempfile, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import MlopsError, atomic_write, check_replaceable, full_disk_names, read_csv_rows, read_json, remove_stale_temps, dumps_json, git_commit, log, plain_output, sha256_bytes, sha256_file, write_json
+from .core import (MlopsError, atomic_write, check_replaceable, dumps_json, full_disk_names, git_commit, log,
+                          plain_output, read_csv_rows, read_json, remove_stale_temps, sha256_bytes, sha256_file, write_json)
 
 # %% auto #0
 __all__ = ['LABEL_COLUMNS', 'METRICS', 'SMALL_ARCHS', 'CACHE_LIMIT_BYTES', 'digits_dataset', 'DatasetInfo', 'read_dataset',
@@ -312,7 +313,8 @@ def read_model_card(path:str|Path # a `model.json` written by `train_model`
     card = read_json(path, 'retrain (mlops-nb run train) or restore the model folder (dvc checkout)')
     missing = [k for k in ('arch', 'classes', 'preprocess') if k not in card]
     if missing or not isinstance(card.get('preprocess'), dict) or not isinstance(card.get('classes'), list):
-        raise MlopsError(f'model card {path} is invalid (missing or malformed: {", ".join(missing) or "classes/preprocess"})',
+        what = ', '.join(missing) or 'classes/preprocess'
+        raise MlopsError(f'model card {path} is invalid (missing or malformed: {what})',
                          'retrain (mlops-nb run train) or restore the model folder (dvc checkout)')
     return card
 
@@ -461,7 +463,8 @@ def _work_dir(model_dir:Path, # the model folder the run will publish to
     remove_stale_temps(model_dir.parent, (f'.{model_dir.name}.train.*.tmp',))
     if model_dir.is_dir(): remove_stale_temps(model_dir, ('.*.tmp',))
     if live_dir and live_dir.parent.is_dir(): remove_stale_temps(live_dir.parent, (f'.{live_dir.name}.*.tmp',))
-    return Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=f'.{model_dir.name}.train.p{os.getpid()}.', suffix='.tmp'))
+    prefix = f'.{model_dir.name}.train.p{os.getpid()}.'
+    return Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=prefix, suffix='.tmp'))
 
 # %% ../nbs/30_train.ipynb #719bbbc8
 def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (labels.csv + dataset.json)
@@ -608,10 +611,14 @@ def _publish(model_dir:Path, # the model folder
         for name,data in files.items():
             fd,tmp = tempfile.mkstemp(dir=model_dir, prefix=f'.{name}.p{os.getpid()}.', suffix='.tmp')
             tmps.append((tmp, model_dir/name))
-            with full_disk_names(model_dir/name), os.fdopen(fd, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
+            with full_disk_names(model_dir/name), os.fdopen(fd, 'wb') as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
         if live and live[0].is_dir():
             live[1].parent.mkdir(parents=True, exist_ok=True)
-            staged = Path(tempfile.mkdtemp(dir=live[1].parent, prefix=f'.{live[1].name}.p{os.getpid()}.', suffix='.tmp'))
+            prefix = f'.{live[1].name}.p{os.getpid()}.'
+            staged = Path(tempfile.mkdtemp(dir=live[1].parent, prefix=prefix, suffix='.tmp'))
             with full_disk_names(live[1]): shutil.copytree(live[0], staged, dirs_exist_ok=True)
         for tmp,dest in tmps: os.replace(tmp, dest)
         if staged: _swap_dir(staged, live[1])
