@@ -11,10 +11,10 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['ROOT_MARKERS', 'OWNED_MARKERS', 'TEMP_PID_RE', 'SECRET_ENV_VARS', 'SECRET_NAME_RE', 'SLOW_OPTIONAL_MODULES',
+__all__ = ['ROOT_MARKERS', 'TEMP_PID_RE', 'OWNED_MARKERS', 'SECRET_ENV_VARS', 'SECRET_NAME_RE', 'SLOW_OPTIONAL_MODULES',
            'CLI_SLOW_OPTIONAL_MODULES', 'MlopsError', 'project_root', 'resolve_path', 'confine_path', 'yaml_load',
            'parse_override', 'set_dotted', 'load_params', 'git_commit', 'run_id', 'full_disk_names', 'atomic_write',
-           'dumps_json', 'write_json', 'check_replaceable', 'atomic_dir', 'pid_alive', 'remove_stale_temps',
+           'dumps_json', 'write_json', 'pid_alive', 'remove_stale_temps', 'check_replaceable', 'atomic_dir',
            'sha256_file', 'sha256_bytes', 'read_json', 'read_csv_rows', 'secret', 'secret_values', 'redact',
            'skip_slow_optional_imports', 'plain_output', 'log', 'digit_png']
 
@@ -185,40 +185,6 @@ def write_json(path:str|Path, obj)->Path:
     return atomic_write(path, dumps_json(obj))
 
 
-# %% ../nbs/00_core.ipynb #12eb47ae
-OWNED_MARKERS = ('dataset.json', 'model.json', 'mistakes.json', 'entry.json')
-
-def check_replaceable(path:Path, # a folder about to be replaced whole
-                      markers:tuple=OWNED_MARKERS # files that show a stage wrote it
-                     ):
-    "Refuse to replace an existing folder that is not empty and carries none of `markers`."
-    if not path.exists() and not path.is_symlink(): return
-    if not path.is_dir() or path.is_symlink():
-        raise MlopsError(f'{path} exists and is not a folder written by a stage',
-                         'choose another output path or move it away')
-    if any(path.iterdir()) and not any((path/m).is_file() for m in markers):
-        raise MlopsError(f'refusing to replace {path}: it is not empty and holds none of {", ".join(markers)}',
-                         'choose another output path, or empty or move that folder yourself')
-
-@contextmanager
-def atomic_dir(path:str|Path, # the destination folder
-               markers:tuple=OWNED_MARKERS # an existing folder is replaced only if empty or holding one of these
-              ):
-    "Build a folder in a temp sibling (yielded) and swap it into place only if the block succeeds."
-    path = Path(path)
-    check_replaceable(path, markers)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.p{os.getpid()}.', suffix='.tmp'))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
-        with full_disk_names(path): yield tmp
-        old = path.with_name(f'.{path.name}.old.{os.getpid()}')
-        if path.exists(): os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-
 # %% ../nbs/00_core.ipynb #af45fd3e
 TEMP_PID_RE = re.compile(r'\.p(\d+)\.')
 
@@ -242,6 +208,41 @@ def remove_stale_temps(folder:Path, # where to look
         else: p.unlink(missing_ok=True)
         gone.append(p)
     return gone
+
+# %% ../nbs/00_core.ipynb #12eb47ae
+OWNED_MARKERS = ('dataset.json', 'model.json', 'mistakes.json', 'entry.json')
+
+def check_replaceable(path:Path, # a folder about to be replaced whole
+                      markers:tuple=OWNED_MARKERS # files that show a stage wrote it
+                     ):
+    "Refuse to replace an existing folder that is not empty and carries none of `markers`."
+    if not path.exists() and not path.is_symlink(): return
+    if not path.is_dir() or path.is_symlink():
+        raise MlopsError(f'{path} exists and is not a folder written by a stage',
+                         'choose another output path or move it away')
+    if any(path.iterdir()) and not any((path/m).is_file() for m in markers):
+        raise MlopsError(f'refusing to replace {path}: it is not empty and holds none of {", ".join(markers)}',
+                         'choose another output path, or empty or move that folder yourself')
+
+@contextmanager
+def atomic_dir(path:str|Path, # the destination folder
+               markers:tuple=OWNED_MARKERS # an existing folder is replaced only if empty or holding one of these
+              ):
+    "Build a folder in a temp sibling (yielded) and swap it into place only if the block succeeds."
+    path = Path(path)
+    check_replaceable(path, markers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent, (f'.{path.name}.p*.tmp', f'.{path.name}.old.p*.tmp'))   # left by a killed run
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.p{os.getpid()}.', suffix='.tmp'))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        with full_disk_names(path): yield tmp
+        old = path.with_name(f'.{path.name}.old.p{os.getpid()}.tmp')
+        if path.exists(): os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
 
 # %% ../nbs/00_core.ipynb #9770d1d3
 def sha256_file(path:str|Path, # file to hash

@@ -230,7 +230,7 @@ def _publish(tmp:Path, dest:Path, latest:bool=True):
     os.replace(tmp, dest)
     if not latest: return
     part = dest.parent/f'.latest.p{os.getpid()}.tmp'
-    shutil.copyfile(dest, part)
+    with full_disk_names(dest.parent/'latest.ipynb'): shutil.copyfile(dest, part)
     os.replace(part, dest.parent/'latest.ipynb')
 
 # %% ../nbs/01_runner.ipynb #302e823e
