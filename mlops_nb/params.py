@@ -73,7 +73,9 @@ def check_value(key:str, # dotted name for messages, e.g. `train.epochs`
         if tp is float: v = float(v)
     strings = [s for s in (v if isinstance(v, list) else [v]) if isinstance(s, str)]
     bad = [s for s in strings if 'choices' in meta and s not in meta['choices']]
-    if bad: raise MlopsError(f'{key} must be {" or ".join(map(repr, meta["choices"]))}, not {bad[0]!r}')
+    union = typing.get_args(tp) if isinstance(tp, types.UnionType) else ()
+    others = [_describe(a) for a in union if a in (int, float)]   # e.g. lr: a number or 'auto'
+    if bad: raise MlopsError(f'{key} must be {" or ".join([*others, *map(repr, meta["choices"])])}, not {bad[0]!r}')
     return v
 
 # %% ../nbs/02_params.ipynb #c56aa2a3
