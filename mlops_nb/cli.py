@@ -12,7 +12,7 @@ from fastcore.script import Param
 from .core import MlopsError, project_root, load_params, log
 
 # %% auto #0
-__all__ = ['COMMANDS', 'stages', 'section_params', 'run', 'demo', 'build_parser', 'main']
+__all__ = ['COMMANDS', 'stages', 'run', 'demo', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #dc010917
 def stages(root:str=None # project root (default: discovered from the working directory)
@@ -23,22 +23,12 @@ def stages(root:str=None # project root (default: discovered from the working di
         ps = notebook_parameters(nb)
         print(f'{stage:<14} {nb.name:<24} {", ".join(ps)}')
 
-def section_params(params:dict, # all params (from params.yaml)
-                   section:str # dotted path of the stage's section, e.g. `dataset.digits`
-                  )->dict: # the section's parameters
-    "The parameters of one section of params.yaml (a missing section means the notebook's defaults)."
-    cur = params
-    for k in section.split('.'):
-        if not isinstance(cur, dict): raise MlopsError(f'params section {section} is not a mapping')
-        if k not in cur: return {}
-        cur = cur[k]
-    if not isinstance(cur, dict): raise MlopsError(f'params section {section} must be a mapping of parameter: value')
-    return cur
-
 def run(stage:str, # stage to run (see `mlops-nb stages`)
         p:Param('parameter override KEY=VALUE (repeatable); VALUE is parsed as YAML', str, action='append')=None,
         params:str=None, # params file (default: params.yaml in the project root)
-        section:str=None, # dotted section of the params file holding this stage's parameters (default: STAGE)
+        section:str=None, # dotted section of the params file with this stage's parameters (default: STAGE); must exist
+        sample:bool=False, # run on the notebook's built-in sample defaults instead of a params section (a try-out)
+        allow_outside:bool=False, # let output paths lie outside the project (absolute or with ..); refused otherwise
         name:str=None, # instance name (default: last part of --section when given); runs go to runs/STAGE-NAME/
         html:bool=False, # also render the executed notebook to HTML
         timeout:int=3600 # seconds one cell may run
@@ -46,19 +36,10 @@ def run(stage:str, # stage to run (see `mlops-nb stages`)
     "Run one stage notebook with papermill; the executed copy lands in runs/STAGE/."
     from mlops_nb.core import skip_slow_optional_imports, CLI_SLOW_OPTIONAL_MODULES
     skip_slow_optional_imports(CLI_SLOW_OPTIONAL_MODULES)
-    from mlops_nb.runner import run_stage, stage_notebook, notebook_parameters
+    from mlops_nb.runner import run_from_params
     root = project_root()
-    stage_notebook(stage, root)
-    section = section or stage
-    ps = section_params(load_params(Path(params) if params else None), section)
-    overrides = [f'{section}.{o}' if '=' in o else o for o in (p or [])]
-    if overrides: ps = section_params(load_params(Path(params) if params else None, overrides, strict=False), section)
-    declared = notebook_parameters(stage_notebook(stage, root))
-    if subs := [k for k,v in ps.items() if isinstance(v, dict) and k not in declared]:
-        raise MlopsError(f'params section {section} holds sub-sections ({", ".join(subs)}), not parameters of stage {stage}',
-                         f'pick one with --section {section}.{subs[0]}')
-    if name is None and section != stage: name = section.rsplit('.', 1)[-1]
-    res = run_stage(stage, ps, root=root, name=name, html=html, timeout=timeout)
+    res = run_from_params(stage, params, section, p, sample=sample, name=name, allow_outside=allow_outside, html=html,
+                          timeout=timeout, root=root)
     if res.skipped: print(f'{stage}: up to date ({res.skipped})'); return 0
     rc = res.scraps.get('exit_code', 0)
     status = 'ok' if rc == 0 else f'finished with exit code {rc}'

@@ -4,17 +4,19 @@
 
 # %% ../nbs/00_core.ipynb #66687e1a
 from __future__ import annotations
-import hashlib, json, os, re, shutil, subprocess, sys, tempfile
+import csv, errno, hashlib, io, json, os, re, shutil, subprocess, sys, tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['ROOT_MARKERS', 'SECRET_ENV_VARS', 'SECRET_NAME_RE', 'SLOW_OPTIONAL_MODULES', 'CLI_SLOW_OPTIONAL_MODULES',
-           'MlopsError', 'project_root', 'resolve_path', 'yaml_load', 'set_dotted', 'load_params', 'git_commit',
-           'run_id', 'atomic_write', 'dumps_json', 'write_json', 'atomic_dir', 'sha256_file', 'sha256_bytes', 'secret',
-           'secret_values', 'redact', 'skip_slow_optional_imports', 'plain_output', 'log', 'digit_png']
+__all__ = ['ROOT_MARKERS', 'TEMP_PID_RE', 'OWNED_MARKERS', 'SECRET_ENV_VARS', 'SECRET_NAME_RE', 'SLOW_OPTIONAL_MODULES',
+           'CLI_SLOW_OPTIONAL_MODULES', 'MlopsError', 'project_root', 'resolve_path', 'confine_path', 'yaml_load',
+           'parse_override', 'set_dotted', 'load_params', 'git_commit', 'run_id', 'full_disk_names', 'atomic_write',
+           'dumps_json', 'write_json', 'pid_alive', 'remove_stale_temps', 'check_replaceable', 'atomic_dir',
+           'sha256_file', 'sha256_bytes', 'read_json', 'read_csv_rows', 'secret', 'secret_values', 'redact',
+           'skip_slow_optional_imports', 'plain_output', 'log', 'digit_png']
 
 # %% ../nbs/00_core.ipynb #65622630
 class MlopsError(Exception):
@@ -46,6 +48,23 @@ def resolve_path(p:str|Path, # a path from params: relative ones are relative to
     p = Path(p).expanduser()
     return p if p.is_absolute() else (root or project_root())/p
 
+# %% ../nbs/00_core.ipynb #35ef5149
+def confine_path(p:str|Path, # an output path from params, relative to the project root
+                 key:str, # the parameter it came from, for the message (e.g. `train.out`)
+                 root:Path|None=None, # the project root (default: discovered)
+                 allow_outside:bool=False # accept absolute or escaping paths (the user opted in)
+                )->Path: # the absolute path
+    "Resolve an output path against the project root, refusing one outside it unless `allow_outside`."
+    root = Path(root or project_root()).resolve()
+    full = Path(os.path.normpath(root/Path(p).expanduser()))
+    if allow_outside: return full
+    if Path(p).expanduser().is_absolute() or not full.is_relative_to(root):
+        raise MlopsError(f'{key}={str(p)!r} is outside the project {root}',
+                         f'use a path relative to the project root, or pass --allow-outside to write there on purpose')
+    if full == root:
+        raise MlopsError(f'{key}={str(p)!r} names the project root itself', 'name a file or folder inside it')
+    return full
+
 # %% ../nbs/00_core.ipynb #477695a6
 class _Loader(yaml.SafeLoader): "PyYAML's safe loader with YAML 1.2 floats (`1e-3` is a float, as in DVC)."
 _Loader.add_implicit_resolver('tag:yaml.org,2002:float', re.compile(r'''^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
@@ -59,7 +78,9 @@ def yaml_load(text:str):
     return yaml.load(text, Loader=_Loader)
 
 # %% ../nbs/00_core.ipynb #8ef0b0b8
-def _parse_override(o:str)->tuple[list[str], object]:
+def parse_override(o:str # `key=value`, the value parsed as YAML (a bad YAML value stays a string)
+                  )->tuple[list[str], object]: # (the dotted key split into parts, the value)
+    "Split a `key.sub=value` override into its key path and typed value."
     if '=' not in o: raise MlopsError(f'override {o!r} has no "="', 'write overrides as key=value, e.g. train.epochs=3')
     key,val = o.split('=', 1)
     key = key.strip()
@@ -94,14 +115,16 @@ def load_params(path:str|Path|None=None, # params file (default: `params.yaml` i
     "Load `params.yaml` (DVC's convention) and apply dotted overrides like `train.epochs=3`."
     path = Path(path) if path else project_root()/'params.yaml'
     if not path.exists(): raise MlopsError(f'params file {path} not found', 'pass --params PATH or create params.yaml')
-    try: params = yaml_load(path.read_text())
+    try: params = yaml_load(path.read_text(encoding='utf-8'))
+    except UnicodeDecodeError as e:
+        raise MlopsError(f'params file {path} is not UTF-8 text (byte {e.start})', 'save it as UTF-8') from None
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         where = f' line {mark.line+1}' if mark else ''
         raise MlopsError(f'params file {path}{where} is not valid YAML ({getattr(e, "problem", e)})', 'fix the file') from None
     if params is None: params = {}
     if not isinstance(params, dict): raise MlopsError(f'params file {path} must hold a mapping of sections, not {type(params).__name__}')
-    for o in overrides or []: set_dotted(params, *_parse_override(o), strict=strict)
+    for o in overrides or []: set_dotted(params, *parse_override(o), strict=strict)
     return params
 
 # %% ../nbs/00_core.ipynb #5e5fa524
@@ -125,14 +148,23 @@ def run_id(root:Path|None=None, # the repository whose commit tags the run
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{sha[:7] if sha else 'nogit'}{'-dirty' if dirty else ''}"
 
 # %% ../nbs/00_core.ipynb #46b31fdd
+@contextmanager
+def full_disk_names(path:Path # the file or folder being written, named in the error
+                   ):
+    "Turn a full disk (ENOSPC, EDQUOT) while writing `path` into a one-line error naming it."
+    try: yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+        raise MlopsError(f'no space left on the device to write {path}', 'free some disk space and run again') from None
+
 def atomic_write(path:str|Path, # destination file
                  data:str|bytes # content: text is written as UTF-8
                 )->Path: # the destination
     "Write `data` to `path` through a temp file in the same folder and an atomic rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd,tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    fd,tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.p{os.getpid()}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'wb') as f:
+        with full_disk_names(path), os.fdopen(fd, 'wb') as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush(); os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files: give outputs the usual mode
@@ -152,16 +184,60 @@ def write_json(path:str|Path, obj)->Path:
     "Atomically write `obj` as deterministic JSON."
     return atomic_write(path, dumps_json(obj))
 
+
+# %% ../nbs/00_core.ipynb #af45fd3e
+TEMP_PID_RE = re.compile(r'\.p(\d+)\.')
+
+def pid_alive(pid:int # a process id
+             )->bool: # whether that process exists
+    "Whether a process with this id is running (on this machine)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def remove_stale_temps(folder:Path, # where to look
+                       patterns:tuple # glob patterns of temp files and folders, e.g. `('.*.tmp',)`
+                      )->list[Path]: # what was removed
+    "Remove temp files and folders matching `patterns` whose process (`.p<pid>.` in the name) is gone (or unnamed)."
+    gone = []
+    for p in sorted({q for pat in patterns for q in Path(folder).glob(pat)}):
+        m = TEMP_PID_RE.search(p.name)
+        if m and pid_alive(int(m.group(1))): continue
+        if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+        else: p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone
+
+# %% ../nbs/00_core.ipynb #12eb47ae
+OWNED_MARKERS = ('dataset.json', 'model.json', 'mistakes.json', 'entry.json')
+
+def check_replaceable(path:Path, # a folder about to be replaced whole
+                      markers:tuple=OWNED_MARKERS # files that show a stage wrote it
+                     ):
+    "Refuse to replace an existing folder that is not empty and carries none of `markers`."
+    if not path.exists() and not path.is_symlink(): return
+    if not path.is_dir() or path.is_symlink():
+        raise MlopsError(f'{path} exists and is not a folder written by a stage',
+                         'choose another output path or move it away')
+    if any(path.iterdir()) and not any((path/m).is_file() for m in markers):
+        raise MlopsError(f'refusing to replace {path}: it is not empty and holds none of {", ".join(markers)}',
+                         'choose another output path, or empty or move that folder yourself')
+
 @contextmanager
-def atomic_dir(path:str|Path # the destination folder
+def atomic_dir(path:str|Path, # the destination folder
+               markers:tuple=OWNED_MARKERS # an existing folder is replaced only if empty or holding one of these
               ):
     "Build a folder in a temp sibling (yielded) and swap it into place only if the block succeeds."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'))
+    path = Path(path)
+    check_replaceable(path, markers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent, (f'.{path.name}.p*.tmp', f'.{path.name}.old.p*.tmp'))   # left by a killed run
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.p{os.getpid()}.', suffix='.tmp'))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
-        yield tmp
-        old = path.with_name(f'.{path.name}.old.{os.getpid()}')
+        with full_disk_names(path): yield tmp
+        old = path.with_name(f'.{path.name}.old.p{os.getpid()}.tmp')
         if path.exists(): os.replace(path, old)
         os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
@@ -178,6 +254,39 @@ def sha256_file(path:str|Path, # file to hash
     return h.hexdigest()
 
 def sha256_bytes(data:bytes)->str: return hashlib.sha256(data).hexdigest()
+
+# %% ../nbs/00_core.ipynb #4900ecb6
+def read_json(path:str|Path, # a JSON file another stage wrote
+              fix:str='rebuild it with the stage that writes it' # what the user can do about a damaged file
+             )->dict: # its object
+    "Read a JSON object from `path`; a missing, non-UTF-8, invalid or non-object file is an error naming it."
+    path = Path(path)
+    if not path.is_file(): raise MlopsError(f'{path} not found', fix)
+    try: obj = json.loads(path.read_text(encoding='utf-8'))
+    except UnicodeDecodeError as e: raise MlopsError(f'{path} is not UTF-8 text (byte {e.start})', fix) from None
+    except ValueError as e: raise MlopsError(f'{path} is not valid JSON ({e})', fix) from None
+    if not isinstance(obj, dict): raise MlopsError(f'{path} must hold a JSON object, not {type(obj).__name__}', fix)
+    return obj
+
+# %% ../nbs/00_core.ipynb #ef71cded
+def read_csv_rows(path:str|Path, # a CSV file with a header row
+                  columns:tuple=(), # columns every row must have a value for
+                  fix:str='rebuild it with the stage that writes it' # what the user can do about a damaged file
+                 )->list[dict]: # the rows, as dicts keyed by the header
+    "Read a CSV file's rows; a non-UTF-8 file, a malformed line or a missing column is an error naming the file."
+    path = Path(path)
+    try: text = path.read_text(encoding='utf-8')
+    except UnicodeDecodeError as e: raise MlopsError(f'{path} is not UTF-8 text (byte {e.start})', fix) from None
+    reader = csv.DictReader(io.StringIO(text, newline=''), strict=True)
+    try: rows = list(reader)
+    except csv.Error as e: raise MlopsError(f'{path} line {reader.line_num} is not valid CSV ({e})', fix) from None
+    if missing := [c for c in columns if c not in (reader.fieldnames or [])]:
+        raise MlopsError(f'{path} lacks column(s) {", ".join(missing)}', fix)
+    for n,r in enumerate(rows, 2):
+        if None in r or any(v is None for v in r.values()):
+            have = sum(v is not None for k,v in r.items() if k is not None) + len(r.get(None) or [])
+            raise MlopsError(f'{path} line {n} has {have} fields, not {len(reader.fieldnames)}', fix)
+    return rows
 
 # %% ../nbs/00_core.ipynb #9d454c56
 SECRET_ENV_VARS = ('LABEL_STUDIO_API_KEY', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'MLOPS_WEBHOOK_SECRET', 'JUPYTER_TOKEN')

@@ -160,9 +160,7 @@ def benchmark_rows(benchmark_dir:Path, # a dataset folder (`labels.csv`, `datase
     "The rows of `labels.csv` in `split`, each with an existing image file."
     fp = Path(benchmark_dir)/'labels.csv'
     if not fp.exists(): raise MlopsError(f'benchmark labels {fp} not found', 'build it first: mlops-nb run dataset --section dataset.digits-benchmark')
-    with open(fp, newline='') as f: rows = list(csv.DictReader(f))
-    cols = {'file', 'label', 'split'}
-    if rows and not cols <= set(rows[0]): raise MlopsError(f'{fp} lacks columns {sorted(cols - set(rows[0]))}', 'rebuild the dataset')
+    rows = read_csv_rows(fp, ('file', 'label', 'split'), 'rebuild the dataset')
     rows = [r for r in rows if r['split'] == split]
     if not rows: raise MlopsError(f'{fp} has no rows in split {split!r}', 'build the benchmark with mode benchmark, or set evaluate.split')
     for r in rows:
@@ -178,7 +176,7 @@ def model_identity(model_dir:Path # folder with `best-model.pth` and `model.json
     out = {'sha256': sha256_file(w)}
     card = Path(model_dir)/'model.json'
     if card.exists():
-        c = json.loads(card.read_text())
+        c = read_json(card, 'retrain (mlops-nb run train) or restore the model folder (dvc checkout)')
         out.update(card_sha256=sha256_file(card), arch=c.get('arch'), train_dataset_sha256=c.get('dataset_sha256'))
     return {k: v for k,v in out.items() if v is not None}
 

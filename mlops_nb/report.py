@@ -606,7 +606,7 @@ def build_runs_page(runs_dir:str='runs', # folder of executed notebooks, `runs/<
     "Render every executed notebook under runs/ to static HTML and write runs/index.html, newest run first."
     runs_dir = resolve_path(runs_dir)
     if not runs_dir.is_dir(): raise MlopsError(f'no runs folder at {runs_dir}', 'run a stage first (mlops-nb run STAGE) or pass --runs-dir')
-    index = resolve_path(out) if out else runs_dir/'index.html'
+    index = confine_path(out, 'report --out') if out else runs_dir/'index.html'
     runs,skipped = [],[]
     for p in find_runs(runs_dir):
         try: info = run_info(p)

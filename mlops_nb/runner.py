@@ -4,16 +4,18 @@
 
 # %% ../nbs/01_runner.ipynb #f337c106
 from __future__ import annotations
-import ast, json, os, re, shutil, sys, time, warnings
+import ast, copy, errno, json, os, re, shutil, sys, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import *
+from .params import check_stage_params
 
 # %% auto #0
 __all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'parameters_cell', 'notebook_parameters', 'packaged_notebooks', 'stage_notebooks',
-           'stage_notebook', 'check_parameters', 'cell_directives', 'mark_test_cells', 'skip_reason', 'StageResult',
-           'read_scraps', 'run_stage', 'render_html']
+           'stage_notebook', 'check_parameters', 'section_params', 'stage_params', 'cell_directives', 'mark_test_cells',
+           'skip_reason', 'StageResult', 'read_scraps', 'clean_stale_temps', 'run_stage', 'render_html',
+           'run_from_params']
 
 # %% ../nbs/01_runner.ipynb #97dd31b2
 STAGE_RE = re.compile(r'^(\d+)_([a-z][a-z0-9_]*)\.ipynb$')
@@ -86,6 +88,46 @@ def check_parameters(stage:str, # stage name, for messages
                              'pass secrets through the environment only')
         if k not in declared:
             raise MlopsError(f'stage {stage} has no parameter {k!r}', f'its parameters cell declares: {", ".join(declared) or "nothing"}')
+
+# %% ../nbs/01_runner.ipynb #8dff209e
+def section_params(params:dict, # all params (from params.yaml)
+                   section:str, # dotted path of the stage's section, e.g. `dataset.digits`
+                   source:str='the params file' # where `params` came from, for messages
+                  )->dict: # the section's parameters
+    "The parameters of one section of params.yaml; a missing section is an error listing those that exist."
+    cur,seen = params,[]
+    for k in section.split('.'):
+        if not isinstance(cur, dict): raise MlopsError(f'params section {".".join(seen)} in {source} is not a mapping')
+        if k not in cur:
+            where = f'section {".".join(seen)}' if seen else source
+            known = ', '.join(map(str, cur)) or 'no sections'
+            raise MlopsError(f'params section {section!r} not found: {where} has {known}',
+                             "fix --section or the params file (--sample runs the notebook's built-in sample)")
+        seen.append(k)
+        cur = cur[k]
+    if not isinstance(cur, dict):
+        raise MlopsError(f'params section {section} in {source} must be a mapping of parameter: value')
+    return cur
+
+# %% ../nbs/01_runner.ipynb #85f8e2b3
+def stage_params(stage:str, # the stage to run
+                 params_file:str|Path|None=None, # params file (default: `params.yaml` in the project root)
+                 section:str|None=None, # dotted section holding the stage's parameters (default: the stage name)
+                 overrides:list[str]|None=None, # `key=value` overrides relative to the section, values parsed as YAML
+                 sample:bool=False, # use the notebook's built-in sample defaults instead of a params section
+                 root:Path|None=None # the project root
+                )->dict: # the parameters to pass to `run_stage`
+    "The parameters of a pipeline run: the stage's params section (which must exist), overrides applied."
+    root,section = Path(root or project_root()),section or stage
+    declared = notebook_parameters(stage_notebook(stage, root))
+    path = Path(params_file) if params_file else root/'params.yaml'
+    ps = {} if sample else copy.deepcopy(section_params(load_params(path), section, str(path)))
+    for o in overrides or []: set_dotted(ps, *parse_override(o), strict=False)
+    if subs := [k for k,v in ps.items() if isinstance(v, dict) and k not in declared]:
+        raise MlopsError(f'params section {section} holds sub-sections ({", ".join(subs)}), '
+                         f'not parameters of stage {stage}',
+                         f'pick one with --section {section}.{subs[0]}')
+    return ps
 
 # %% ../nbs/01_runner.ipynb #5236d4dd
 def cell_directives(source:str)->set[str]:
@@ -171,15 +213,47 @@ def _kernel_env(extra:dict):
         yield 'mlops-nb'
 
 
+# %% ../nbs/01_runner.ipynb #e22f328e
 def _redact_file(path:Path)->bool:
     text = path.read_text()
     clean = redact(text)
     if clean != text: atomic_write(path, clean); return True
     return False
 
-def _publish(tmp:Path, dest:Path):
+def clean_stale_temps(out_dir:Path # a stage's `runs/<stage>/` folder
+                     )->list[Path]: # the files removed
+    "Remove temp notebooks left by runs whose process is gone (a `kill -9`, a power cut)."
+    return remove_stale_temps(out_dir, ('.*.tmp.ipynb', '.latest*.tmp'))
+
+def _publish(tmp:Path, dest:Path, latest:bool=True):
+    "Rename the executed notebook into place; copy it to `latest.ipynb` only for a successful run."
     os.replace(tmp, dest)
-    shutil.copyfile(dest, dest.parent/'.latest.tmp'); os.replace(dest.parent/'.latest.tmp', dest.parent/'latest.ipynb')
+    if not latest: return
+    part = dest.parent/f'.latest.p{os.getpid()}.tmp'
+    with full_disk_names(dest.parent/'latest.ipynb'): shutil.copyfile(dest, part)
+    os.replace(part, dest.parent/'latest.ipynb')
+
+# %% ../nbs/01_runner.ipynb #302e823e
+def _execute(nb:Path, tmp:Path, params:dict, root:Path, rid:str, timeout:int):
+    "Execute `nb` with papermill into `tmp` (test cells skipped), from `root`, with this interpreter's kernel."
+    skip_slow_optional_imports()
+    import papermill as pm, nbformat
+    plain = plain_output()
+    env = {'MLOPS_NB_ROOT': str(root), 'MLOPS_PROGRESS': 'plain', 'MLOPS_RUN_ID': rid,
+           'PYDEVD_DISABLE_FILE_VALIDATION': '1', 'MPLBACKEND': 'module://matplotlib_inline.backend_inline'}
+    with _kernel_env(env) as kernel:
+        with warnings.catch_warnings(): # nbformat/papermill chatter is noise for users
+            warnings.simplefilter('ignore')
+            node = nbformat.read(nb, as_version=4)
+            mark_test_cells(node)
+            try:
+                pm.execute_notebook(node, str(tmp), parameters=params, kernel_name=kernel, language='python',
+                                    cwd=str(root), execution_timeout=timeout, log_output=plain, progress_bar=not plain,
+                                    request_save_on_cell_execute=True)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+                raise MlopsError(f'no space left on the device to write the executed notebook in {tmp.parent}',
+                               'free some disk space and run again') from None
 
 # %% ../nbs/01_runner.ipynb #1726188e
 def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
@@ -187,47 +261,40 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
               root:Path|None=None, # project root: the kernel's working directory
               name:str|None=None, # instance name for stages run once per project (runs go to `runs/<stage>-<name>/`)
               html:bool=False, # also render the executed notebook to HTML
-              timeout:int=3600 # seconds one cell may run
+              timeout:int=3600, # seconds one cell may run
+              section:str|None=None, # the params section the values came from, for messages (default: the stage)
+              allow_outside:bool=False # let outputs lie outside the project (the user opted in)
              )->StageResult:
     "Execute a stage notebook with papermill, keep the executed copy under `runs/`, and return its scraps."
     root = Path(root or project_root()).resolve()
     nb = stage_notebook(stage, root)
-    params = dict(params or {})
     declared = notebook_parameters(nb)
-    check_parameters(stage, params, declared)
+    check_parameters(stage, dict(params or {}), declared)
+    params = check_stage_params(stage, dict(params or {}), section, root, allow_outside)
     out_dir = root/'runs'/(f'{stage}-{name}' if name else stage)
-    with _env({'MLOPS_NB_ROOT': str(root)}): why = skip_reason(stage, {k: v['default'] for k,v in declared.items()} | params)
+    with _env({'MLOPS_NB_ROOT': str(root)}):
+        why = skip_reason(stage, {k: v['default'] for k,v in declared.items()} | params)
     if why:
         log(f'[{stage}] {why}: not running the notebook')
         return StageResult(stage, '', out_dir/'latest.ipynb', {}, 0., skipped=why)
+    rid,t0 = run_id(root),time.time()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out_dir)
+    dest,tmp = out_dir/f'{rid}.ipynb',out_dir/f'.{rid}.p{os.getpid()}.tmp.ipynb'
+    log(f'[{stage}] running {nb.name} -> {dest.relative_to(root)}')
     skip_slow_optional_imports()
     import papermill as pm
-    rid = run_id(root)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dest = out_dir/f'{rid}.ipynb'
-    tmp = out_dir/f'.{rid}.tmp.ipynb'
-    plain,t0 = plain_output(),time.time()
-    log(f'[{stage}] running {nb.name} -> {dest.relative_to(root)}')
-    with _kernel_env({'MLOPS_NB_ROOT': str(root), 'MLOPS_PROGRESS': 'plain', 'MLOPS_RUN_ID': rid,
-                      'PYDEVD_DISABLE_FILE_VALIDATION': '1', 'MPLBACKEND': 'module://matplotlib_inline.backend_inline'}) as kernel:
-        try:
-            with warnings.catch_warnings(): # nbformat/papermill chatter is noise for users
-                warnings.simplefilter('ignore')
-                import nbformat
-                node = nbformat.read(nb, as_version=4)
-                mark_test_cells(node)
-                pm.execute_notebook(node, str(tmp), parameters=params, kernel_name=kernel, language='python',
-                                    cwd=str(root), execution_timeout=timeout, log_output=plain, progress_bar=not plain,
-                                    request_save_on_cell_execute=True)
-        except pm.PapermillExecutionError as e:
-            if tmp.exists():
-                _redact_file(tmp); _publish(tmp, dest)
-            where = dest.relative_to(root) if dest.exists() else nb
-            raise MlopsError(f'stage {stage} failed in cell {e.exec_count}: {e.ename}: {redact(str(e.evalue))}',
-                             f'see the executed notebook {where}', code=1) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True); raise
-    if _redact_file(tmp): log(f'[{stage}] WARNING: a secret value was found in the executed notebook and redacted; fix the stage code')
+    try: _execute(nb, tmp, params, root, rid, timeout)
+    except pm.PapermillExecutionError as e:
+        if tmp.exists(): _redact_file(tmp); _publish(tmp, dest, latest=False)
+        where = dest.relative_to(root) if dest.exists() else nb
+        raise MlopsError(f'stage {stage} failed in cell {e.exec_count}: {e.ename}: {redact(str(e.evalue))}',
+                         f'see the executed notebook {where} (latest.ipynb still holds the last good run)',
+                         code=1) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True); raise
+    if _redact_file(tmp):
+        log(f'[{stage}] WARNING: a secret value was found in the executed notebook and redacted; fix the stage code')
     _publish(tmp, dest)
     res = StageResult(stage, rid, dest, read_scraps(dest), round(time.time()-t0, 2))
     if html: res.html = render_html(dest)
@@ -240,3 +307,22 @@ def render_html(path:str|Path # an executed notebook
     "Render an executed notebook to a static HTML page beside it, with no external resources (see `mlops_nb.report`)."
     from mlops_nb.report import render_notebook_html
     return render_notebook_html(path)
+
+# %% ../nbs/01_runner.ipynb #42f9a19d
+def run_from_params(stage:str, # the stage to run
+                    params_file:str|Path|None=None, # params file (default: `params.yaml` in the project root)
+                    section:str|None=None, # dotted section of the stage's parameters (default: the stage name)
+                    overrides:list[str]|None=None, # `key=value` overrides relative to the section
+                    sample:bool=False, # run on the notebook's built-in sample defaults instead of a params section
+                    name:str|None=None, # instance name (default: the last part of `section` when given)
+                    allow_outside:bool=False, # let outputs lie outside the project
+                    html:bool=False, # also render the executed notebook to HTML
+                    timeout:int=3600, # seconds one cell may run
+                    root:Path|None=None # the project root (default: discovered)
+                   )->StageResult:
+    "Run a stage as the pipeline does: parameters from its params section, checked before the kernel starts."
+    root = Path(root or project_root()).resolve()
+    ps = stage_params(stage, params_file, section, overrides, sample, root)
+    if name is None and section and section != stage: name = section.rsplit('.', 1)[-1]
+    return run_stage(stage, ps, root=root, name=name, html=html, timeout=timeout, section=section or stage,
+                     allow_outside=allow_outside)

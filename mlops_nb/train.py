@@ -7,13 +7,14 @@ from __future__ import annotations
 import csv, io, json, os, shutil, tempfile, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import MlopsError, atomic_write, dumps_json, git_commit, log, plain_output, sha256_bytes, sha256_file, write_json
+from .core import (MlopsError, atomic_write, check_replaceable, dumps_json, full_disk_names, git_commit, log,
+                          plain_output, read_csv_rows, read_json, remove_stale_temps, sha256_bytes, sha256_file, write_json)
 
 # %% auto #0
 __all__ = ['LABEL_COLUMNS', 'METRICS', 'SMALL_ARCHS', 'CACHE_LIMIT_BYTES', 'digits_dataset', 'DatasetInfo', 'read_dataset',
            'torchvision_archs', 'check_params', 'small_cnn', 'create_model', 'head_keys', 'pretrained_weights_file',
-           'load_state_dict', 'state_dict_bytes', 'preprocessing', 'decode', 'cache_in_memory', 'Predictions',
-           'load_model', 'preprocess', 'predict', 'TrainResult', 'cpu_threads', 'train_model']
+           'load_state_dict', 'state_dict_bytes', 'preprocessing', 'decode', 'cache_in_memory', 'read_model_card',
+           'Predictions', 'load_model', 'preprocess', 'predict', 'TrainResult', 'cpu_threads', 'train_model']
 
 # %% ../nbs/30_train.ipynb #518c2d1c
 LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
@@ -63,12 +64,8 @@ def read_dataset(dataset_dir:str|Path # a folder written by the dataset stage
     d = Path(dataset_dir)
     fix = 'run the dataset stage first (mlops-nb run dataset --section dataset.<name>)'
     if not (d/'labels.csv').is_file(): raise MlopsError(f'dataset {d}: labels.csv not found', fix)
-    if not (d/'dataset.json').is_file(): raise MlopsError(f'dataset {d}: dataset.json not found', fix)
-    try: meta = json.loads((d/'dataset.json').read_text())
-    except ValueError as e: raise MlopsError(f'dataset {d}: dataset.json is not valid JSON ({e})', fix) from None
-    with open(d/'labels.csv', newline='') as f: rows = list(csv.DictReader(f))
-    missing = [c for c in ('file', 'label', 'split') if rows and c not in rows[0]]
-    if missing: raise MlopsError(f'dataset {d}: labels.csv lacks column(s) {", ".join(missing)}', fix)
+    meta = read_json(d/'dataset.json', fix)
+    rows = read_csv_rows(d/'labels.csv', ('file', 'label', 'split'), fix)
     rows = [r for r in rows if r['split'] in ('train', 'valid')]
     train = [r for r in rows if r['split'] == 'train']
     n_valid = len(rows) - len(train)
@@ -309,6 +306,18 @@ def cache_in_memory(dls, # fastai `DataLoaders` of images from labels.csv
 
 def _cache_bytes(info:DatasetInfo, size:int, n_in:int=3)->int: return (info.n_train+info.n_valid)*n_in*size*size
 
+# %% ../nbs/30_train.ipynb #98880905
+def read_model_card(path:str|Path # a `model.json` written by `train_model`
+                   )->dict: # the card
+    "Read a model card, refusing a damaged one with an error naming the file and the missing keys."
+    card = read_json(path, 'retrain (mlops-nb run train) or restore the model folder (dvc checkout)')
+    missing = [k for k in ('arch', 'classes', 'preprocess') if k not in card]
+    if missing or not isinstance(card.get('preprocess'), dict) or not isinstance(card.get('classes'), list):
+        what = ', '.join(missing) or 'classes/preprocess'
+        raise MlopsError(f'model card {path} is invalid (missing or malformed: {what})',
+                         'retrain (mlops-nb run train) or restore the model folder (dvc checkout)')
+    return card
+
 # %% ../nbs/30_train.ipynb #f3935d08
 @dataclass
 class Predictions:
@@ -324,7 +333,7 @@ def load_model(model_dir:str|Path, # folder holding best-model.pth and model.jso
     "Rebuild the trained network from `best-model.pth` + `model.json` (no pickled Learner needed)."
     torch,d = _torch(),Path(model_dir)
     if not (d/'model.json').is_file(): raise MlopsError(f'model card {d/"model.json"} not found', 'run the train stage first (mlops-nb run train)')
-    card = json.loads((d/'model.json').read_text())
+    card = read_model_card(d/'model.json')
     model = create_model(card['arch'], len(card['classes']), n_in=card['preprocess']['n_in'])
     sd = load_state_dict(d/'best-model.pth')
     try: model.load_state_dict(sd)
@@ -443,6 +452,20 @@ def _epoch_logger(learn, n_epochs:int):
         log(f'[train] epoch {int(vals[0])+1}/{n_epochs}: ' + ', '.join(parts))
     return write
 
+# %% ../nbs/30_train.ipynb #85d75fee
+def _work_dir(model_dir:Path, # the model folder the run will publish to
+              live_dir:Path|None # the dvclive folder it will publish to
+             )->Path: # a fresh temp folder beside `model_dir`
+    "Check the outputs can be replaced, remove temp files of killed runs, and make this run's temp folder."
+    if live_dir: check_replaceable(live_dir, ('metrics.json',))
+    check_replaceable(model_dir, ('model.json', 'best-model.pth'))
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(model_dir.parent, (f'.{model_dir.name}.train.*.tmp',))
+    if model_dir.is_dir(): remove_stale_temps(model_dir, ('.*.tmp',))
+    if live_dir and live_dir.parent.is_dir(): remove_stale_temps(live_dir.parent, (f'.{live_dir.name}.*.tmp',))
+    prefix = f'.{model_dir.name}.train.p{os.getpid()}.'
+    return Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=prefix, suffix='.tmp'))
+
 # %% ../nbs/30_train.ipynb #719bbbc8
 def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (labels.csv + dataset.json)
                 model_dir:str|Path, # where best-model.pth and model.json are written
@@ -493,7 +516,7 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
     in_memory = cache == 'memory' or (cache == 'auto' and _cache_bytes(info, size, pre['n_in']) <= CACHE_LIMIT_BYTES)
     dls = cache_in_memory(src, info.path, pre, torch.device(device)) if in_memory else src
     mets = _metric_objects(metric_names)
-    work = Path(tempfile.mkdtemp(prefix='mlops-train-'))
+    work = _work_dir(Path(model_dir), Path(live_dir) if live_dir else None)
     try:
         if arch in SMALL_ARCHS:
             learn = Learner(dls, create_model(arch, len(info.classes), pre['n_in']), loss_func=CrossEntropyLossFlat(),
@@ -515,7 +538,7 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
             log(f'[train] lr_find suggests lr={lr:.2e}')
         comp = np.less if monitor == 'valid_loss' or monitor == 'error_rate' else np.greater
         run_cbs = [SaveModelCallback(monitor=monitor, comp=comp, fname='best', with_opt=False), *(cbs or [])]
-        live = _live_callback(Path(live_dir)) if live_dir else None
+        live = _live_callback(work/'live') if live_dir else None
         if live: run_cbs.insert(0, live); live.live.log_params({**params, 'lr_used': lr})
         if pretrained: learn.fine_tune(epochs, base_lr=lr, cbs=run_cbs)
         else: learn.fit_one_cycle(epochs, lr, cbs=run_cbs)
@@ -530,8 +553,8 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
         learn.model.to(memory_format=torch.contiguous_format)
         _check_predict(learn, src, pre, info, cuda)
         weights = state_dict_bytes(learn.model)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True); raise
     commit,dirty = _git()
     card = {'arch': arch, 'classes': list(info.classes), 'size': size, 'preprocess': pre,
             'normalize': {'mean': pre['mean'], 'std': pre['std']},
@@ -541,7 +564,9 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
             'dataset_sha256': info.sha256, 'git_commit': commit, 'git_dirty': dirty,
             'best': {'epoch': best_epoch, 'monitor': monitor, **best}, 'history': history,
             'weights_sha256': sha256_bytes(weights), 'reinit': reinit}
-    _publish(Path(model_dir), {'best-model.pth': weights, 'model.json': dumps_json(card).encode()})
+    try: _publish(Path(model_dir), {'best-model.pth': weights, 'model.json': dumps_json(card).encode()},
+                  (work/'live', Path(live_dir)) if live_dir else None)
+    finally: shutil.rmtree(work, ignore_errors=True)
     res = TrainResult(Path(model_dir), best, best_epoch, history, info.n_train, info.n_valid, float(lr), device, round(time.time()-t0, 2), reinit)
     log(f'[train] best epoch {best_epoch+1}/{epochs}: ' + ', '.join(f'{k} {v:.4f}' for k,v in best.items()) + f' ({res.seconds:.1f}s on {device})')
     return res
@@ -566,15 +591,37 @@ def _check_predict(learn, src, pre:dict, info:DatasetInfo, cuda:bool, n:int=16):
     if (ours-theirs).abs().max() > (1e-2 if cuda else 1e-4):
         raise MlopsError('predict() preprocessing does not match the dataloaders\' validation pipeline', 'report this as a bug', code=1)
 
-def _publish(model_dir:Path, files:dict):
-    "Write every file to a temp sibling first, then rename them all into place (a failure before the renames changes nothing)."
+
+# %% ../nbs/30_train.ipynb #b4381ecc
+def _swap_dir(new:Path, dest:Path):
+    "Put folder `new` at `dest` by renames, removing the folder it replaces."
+    old = dest.with_name(f'.{dest.name}.old.p{os.getpid()}.tmp')
+    if dest.exists(): os.replace(dest, old)
+    os.replace(new, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+def _publish(model_dir:Path, # the model folder
+             files:dict, # file name -> bytes to write into it
+             live:tuple|None=None # (dvclive's temp folder, its published place) to swap in with the model
+            ):
+    "Write every file to a temp sibling first, then rename them all (and dvclive's folder) into place."
     model_dir.mkdir(parents=True, exist_ok=True)
-    tmps = []
+    tmps,staged = [],None
     try:
         for name,data in files.items():
-            fd,tmp = tempfile.mkstemp(dir=model_dir, prefix=f'.{name}.', suffix='.tmp')
+            fd,tmp = tempfile.mkstemp(dir=model_dir, prefix=f'.{name}.p{os.getpid()}.', suffix='.tmp')
             tmps.append((tmp, model_dir/name))
-            with os.fdopen(fd, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
+            with full_disk_names(model_dir/name), os.fdopen(fd, 'wb') as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        if live and live[0].is_dir():
+            live[1].parent.mkdir(parents=True, exist_ok=True)
+            prefix = f'.{live[1].name}.p{os.getpid()}.'
+            staged = Path(tempfile.mkdtemp(dir=live[1].parent, prefix=prefix, suffix='.tmp'))
+            with full_disk_names(live[1]): shutil.copytree(live[0], staged, dirs_exist_ok=True)
         for tmp,dest in tmps: os.replace(tmp, dest)
+        if staged: _swap_dir(staged, live[1])
     finally:
         for tmp,_ in tmps: Path(tmp).unlink(missing_ok=True)
+        if staged and staged.exists(): shutil.rmtree(staged, ignore_errors=True)

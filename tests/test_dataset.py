@@ -259,7 +259,7 @@ def test_personal_access_token(labelstudio, labelstudio_env, pool, tmp_path, mon
 def test_cli_error_is_one_line(project, run_cli, tmp_path):
     "A malformed export through the CLI: exit 1, one line naming the file and the fix, no traceback, no dataset."
     shutil.copy(CORPUS/'duplicate_task_ids.json', project/'bad.json')
-    r = run_cli('run', 'dataset', '-p', 'export=bad.json', '-p', 'out=data/datasets/bad', cwd=project)
+    r = run_cli('run', 'dataset', '--sample', '-p', 'export=bad.json', '-p', 'out=data/datasets/bad', cwd=project)
     assert r.returncode == 1, r.stderr
     err = [l for l in r.stderr.splitlines() if 'error' in l.lower()]
     assert len(err) == 1 and 'task 2 appears twice (items 1 and 2)' in err[0] and 'export the project again' in err[0], r.stderr

@@ -91,7 +91,7 @@ def test_stage_notebook_smoke_run_and_dvc_reads_metrics(project):
     """The evaluate notebook top to bottom with its smoke defaults, as papermill runs it: a synthetic benchmark and a
     tiny model trained by the train stage's own `train_model`, measured through `train.predict` (a real end to end)."""
     train = pytest.importorskip('mlops_nb.train')
-    r = cli('run', 'evaluate', '-p', 'store=results/')
+    r = cli('run', 'evaluate', '--sample', '-p', 'store=results/')
     assert r.returncode == 0, r.stderr[-2000:]
     from mlops_nb.runner import read_scraps
     nb = project/'runs/evaluate/latest.ipynb'

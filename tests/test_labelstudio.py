@@ -144,7 +144,7 @@ def test_cli_run_stage_keeps_token_out_of_every_file(labelstudio, small, project
     if packaged_notebooks() is None:  # editable dev install: the wheel ships the notebooks, a source checkout has them in nbs/
         (project/'nbs').mkdir(); shutil.copy(source_tree/'nbs/10_labelstudio.ipynb', project/'nbs')
     env = labelstudio.env
-    args = ['run', 'labelstudio', '-p', 'project=stage-small', '-p', 'out=data/raw_labels/cli.json']
+    args = ['run', 'labelstudio', '--sample', '-p', 'project=stage-small', '-p', 'out=data/raw_labels/cli.json']
     r = run_cli(*args, cwd=project, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     out = project/'data/raw_labels/cli.json'
