@@ -7,7 +7,7 @@ export PYTHONUNBUFFERED := 1
 # the Label Studio server's own venv (built by `make labelstudio-env`), for `mlops-nb labelstudio serve` and tests
 LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 
-.PHONY: chromium install labelstudio-env demo pipeline promote pr-comment test check-sync nbtest wheel-test export readme clean-nbs update bench
+.PHONY: chromium install labelstudio-env demo pipeline gate promote pr-comment test check-sync nbtest wheel-test export readme clean-nbs update bench
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -26,6 +26,10 @@ pipeline: install
 	$(BIN)/dvc pull --allow-missing || echo "dvc pull: nothing to pull yet"
 	$(BIN)/dvc repro
 	$(BIN)/mlops-nb report
+
+## the decision to merge: exit 3 when the compare verdict (reports/compare.json) says a gated metric got worse
+gate: install
+	$(BIN)/mlops-nb gate
 
 ## on main: measure the model at this very commit (a clean tree), then mark those results as the champion
 promote: install

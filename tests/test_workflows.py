@@ -41,3 +41,12 @@ def test_secrets_only_from_github_secrets(source_tree):
         text = wf.read_text()
         for m in re.finditer(r'(LABEL_STUDIO_API_KEY|AWS_SECRET_ACCESS_KEY|AWS_ACCESS_KEY_ID):\s*(.+)', text):
             assert m.group(2).strip().startswith('${{ secrets.'), f'{wf.name}: {m.group(1)} must come from secrets'
+
+def test_pull_requests_gate_and_main_does_not(source_tree):
+    "The compare stage records the verdict; the pull-request job turns it into a failure with `make gate`, after the report."
+    def runs(name):
+        doc = yaml.safe_load((source_tree/'.github/workflows'/name).read_text())
+        return [s['run'].split() for job in doc['jobs'].values() for s in job['steps'] if 'run' in s]
+    pr = runs('pr-report.yml')
+    assert ['make', 'gate'] in pr and pr.index(['make', 'gate']) > pr.index(['make', 'pr-comment'])
+    assert not any('gate' in r for r in runs('benchmark.yml'))
