@@ -115,9 +115,9 @@ def test_full_repro(demo):
     assert json.loads((root/'data/models/model.json').read_text())['params']['epochs'] == 1
     assert 0 <= json.loads((root/'metrics/benchmark.json').read_text())['accuracy'] <= 1
     assert (root/'reports/compare.md').read_text().strip()
-    assert json.loads((root/'reports/compare.json').read_text()) == {'gate': 'no champion', 'experiment': '', 'gates': [],
-                                                                     'sides': [{'name': 'champion', 'commit': None},
-                                                                               {'name': 'candidate', 'commit': ANY_SHA}]}
+    sides = [{'name': 'champion', 'commit': None}, {'name': 'candidate', 'commit': ANY_SHA}]
+    verdict = json.loads((root/'reports/compare.json').read_text())
+    assert verdict == {'gate': 'no champion', 'experiment': '', 'gates': [], 'sides': sides}
     # every path came from dvc.yaml or params.yaml: no stage fell back to its notebook's sample data
     assert not (root/'data/smoke').exists() and not (root/'data/datasets/sample').exists()
     assert not (root/'data/datasets/digits-sample').exists()
@@ -168,7 +168,7 @@ def test_exp_show_lists_metrics(demo):
     exp = find_exp(rows, 'epochs-2')
     assert exp, f'experiment epochs-2 not in exp show: {[r.get("name") or r.get("rev") for r in rows]}'
     assert exp['params']['params.yaml']['data']['train']['epochs'] == 2
-    bench = exp['metrics']['metrics/benchmark.summary.json']['data']   # the headline; the full results are not a DVC metric
+    bench = exp['metrics']['metrics/benchmark.summary.json']['data']   # the headline; the full results are no metric
     full = json.loads((demo.root/'metrics/benchmark.json').read_text())
     assert bench == {k: full[k] for k in ('accuracy', 'macro_f1', 'log_loss', 'n')} and 'per_class' in full
     train = exp['metrics']['metrics/train.json']['data']
@@ -218,7 +218,8 @@ def test_gate_after_promote(demo):
     assert '**❌ Gate failed**' in md and '- **Experiment**: worse' in md
     gate = demo.run(BIN/'mlops-nb', 'gate')
     assert gate.returncode == 3, gate.stdout
-    assert re.fullmatch(r'gate failed \(experiment worse\): accuracy dropped 0\.\d{4} > 0\.005.*\n', gate.stdout), gate.stdout
+    assert re.fullmatch(r'gate failed \(experiment worse\): accuracy dropped 0\.\d{4} > 0\.005.*\n', gate.stdout), \
+        gate.stdout
     # the champion's own settings: the same model, no drop, the gate passes
     demo.ok(demo.dvc('exp', 'run', '--name', 'champion-settings', '-S', 'train.epochs=15', '-S', 'train.lr=0.01',
                      what='exp run (champion settings)'))

@@ -43,7 +43,7 @@ def test_secrets_only_from_github_secrets(source_tree):
             assert m.group(2).strip().startswith('${{ secrets.'), f'{wf.name}: {m.group(1)} must come from secrets'
 
 def test_pull_requests_gate_and_main_does_not(source_tree):
-    "The compare stage records the verdict; the pull-request job turns it into a failure with `make gate`, after the report."
+    "Compare records the verdict; the pull-request job turns it into a failure with `make gate`, after the report."
     def runs(name):
         doc = yaml.safe_load((source_tree/'.github/workflows'/name).read_text())
         return [s['run'].split() for job in doc['jobs'].values() for s in job['steps'] if 'run' in s]
