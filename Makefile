@@ -33,6 +33,10 @@ pipeline: install
 	$(BIN)/dvc repro
 	$(BIN)/mlops-nb report
 
+## the decision to merge: exit 3 when the compare verdict (reports/compare.json) says a gated metric got worse
+gate: install
+	$(BIN)/mlops-nb gate
+
 ## on main: measure the model at this very commit (a clean tree), then mark those results as the champion
 promote: install
 	$(BIN)/dvc repro --single-item --force evaluate
@@ -62,9 +66,6 @@ check-lock: install
 refresh: install
 	$(BIN)/mlops-nb refresh --if-changed
 
-## the champion gate on reports/compare.json (pull requests): exit 3 naming the metric and the drop
-gate: install
-	$(BIN)/mlops-nb gate
 
 ## every test: notebooks clean and in sync, notebook tests, then pytest on the installed wheel
 test: install labelstudio-env audit-env chromium check-sync nbtest wheel-test

@@ -84,6 +84,7 @@ COMMANDS = {
         'stop': ('mlops_nb.labelstudio:stop', 'Stop the local Label Studio started by `serve`.'),
         'seed-demo': ('mlops_nb.labelstudio:seed_demo', 'Create the digits and digits-benchmark demo projects with annotations.'),
     },
+    'gate': ('mlops_nb.compare:gate', 'Exit 3 when the compare verdict says a gated metric got worse.'),
     'promote': ('mlops_nb.compare:promote', "Mark the current commit's benchmark results as the champion."),
     'report': ('mlops_nb.report:build_runs_page', 'Render executed notebooks under runs/ to HTML and write runs/index.html.'),
     'lab': ('mlops_nb.lab:lab', 'Start JupyterLab on 127.0.0.1 with a token and print the SSH tunnel line.'),
@@ -133,7 +134,7 @@ def _usage(group:dict=COMMANDS, prefix:str='mlops-nb')->str:
             subs = [k for k,v in spec.items() if _available(v)]
             if subs: lines.append(f'  {n:<12} {" | ".join(subs)}')
         elif _available(spec): lines.append(f'  {n:<12} {spec[1]}')
-    lines += ['', 'exit codes: 0 ok, 1 a stage failed, 2 bad usage or input, 3 a gate failed']
+    lines += ['', 'exit codes: 0 ok, 1 a stage failed, 2 bad usage or input, 3 a gate failed (mlops-nb gate)']
     return '\n'.join(lines)
 
 def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])

@@ -4,7 +4,8 @@
 
 # %% ../nbs/50_compare.ipynb #532ef1a9
 from __future__ import annotations
-import csv, io, json, os, subprocess, tempfile
+import csv, html, io, json, os, re, subprocess, sys, tempfile
+from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import *
@@ -13,8 +14,8 @@ from .evaluate import is_smoke_path
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'SUMMARY_METRICS', 'metric_value', 'Gate', 'check_gates', 'flatten', 'params_diff', 'read_labels',
-           'data_diff', 'Side', 'local_side', 'store_side', 'git_side', 'render_report', 'CompareResult',
-           'compare_models', 'promote', 'make_smoke_results']
+           'data_diff', 'Side', 'local_side', 'store_side', 'git_side', 'md_text', 'render_report', 'CompareResult',
+           'compare_models', 'promote', 'make_smoke_results', 'gate']
 
 # %% ../nbs/50_compare.ipynb #d5e2a8b1
 LOWER_IS_BETTER = ('log_loss',)
@@ -180,6 +181,15 @@ def git_side(ref:str, # a git ref, e.g. `main`
     params = _git_show(ref, 'params.yaml', root)
     return Side(name, json.loads(text), f'git:{ref}', yaml_load(params) if params else None)
 
+# %% ../nbs/50_compare.ipynb #25f3b29a
+_MD_SPECIAL = re.compile(r'([\\`*~\[\]|])')
+
+def md_text(value # anything: a class name, a task id, an experiment name
+           )->str: # the value as inert markdown text
+    "A value as plain text in markdown or HTML: tags escaped, link/code/emphasis/table characters escaped, one line."
+    one_line = ' '.join(str(value).split())
+    return html.escape(_MD_SPECIAL.sub(r'\\\1', one_line), quote=False)
+
 # %% ../nbs/50_compare.ipynb #fa923691
 def _num(v)->str:
     if v is None: return '—'
@@ -193,7 +203,11 @@ def _delta(a, b, ints:bool=False)->str:
     s = f'{d:+d}' if ints else f'{d:+.4f}'
     return f'= {s}' if abs(d) < 1e-12 else f'▲ {s}' if d > 0 else f'▼ {s}'
 
-def _cell(v)->str: return '—' if v is None else f'`{json.dumps(v) if not isinstance(v, str) else v}`'
+def _cell(v)->str:
+    "A param value as a one-line code span (backticks and pipes cannot end it or the table cell)."
+    if v is None: return '—'
+    text = ' '.join((json.dumps(v) if not isinstance(v, str) else v).split())
+    return '`' + text.replace('`', "'").replace('|', '\\|') + '`'
 
 def _rel(p:Path, base:Path)->str: return Path(os.path.relpath(p, base)).as_posix()
 
@@ -205,15 +219,17 @@ def render_report(candidate:Side, # the new results
                   images:dict|None=None, # title -> image path, relative to the report
                   mistakes:list[dict]|None=None, # top mistakes (`mistakes.json` rows), with overlay paths relative to the report
                   params:tuple|None=None, # (champion params, candidate params) when they come from elsewhere than the sides
+                  experiment:str='', # the DVC experiment these results belong to (`DVC_EXP_NAME`); empty: none
                   max_mistakes:int=8 # rows in the mistakes table
                  )->str: # markdown
     "The comparison as markdown, ready for `cml comment update`."
     failed = [g for g in gates if not g.passed]
     L = ['## Benchmark: candidate vs champion', '']
     if champion is None: L.append('**✅ No champion yet** — nothing to compare against, so the gate passes. Promote these results with `mlops-nb promote`.')
-    elif failed: L.append('**❌ Gate failed** — ' + '; '.join(g.message for g in failed) + '.')
-    else: L.append('**✅ Gate passed** — ' + (f'no gated metric ({", ".join(g.metric for g in gates)}) got worse than allowed.' if gates else 'no gates configured.'))
-    L += ['', f'- **Candidate**: {candidate.describe()}']
+    elif failed: L.append('**❌ Gate failed** — ' + '; '.join(md_text(g.message) for g in failed) + '.')
+    else: L.append('**✅ Gate passed** — ' + (f'no gated metric ({", ".join(md_text(g.metric) for g in gates)}) got worse than allowed.' if gates else 'no gates configured.'))
+    L += ['', f'- **Experiment**: {md_text(experiment)}'] if experiment else ['']
+    L.append(f'- **Candidate**: {candidate.describe()}')
     if champion: L.append(f'- **Champion**: {champion.describe()}')
     cb,hb = metric_value(candidate.metrics, 'benchmark.labels_sha256'),metric_value(champion.metrics, 'benchmark.labels_sha256') if champion else None
     if cb and hb and cb != hb: L.append(f'- ⚠️ The benchmarks differ (`{hb[:12]}` → `{cb[:12]}`): the deltas compare different test sets.')
@@ -226,7 +242,7 @@ def render_report(candidate:Side, # the new results
         a,b = (metric_value(champion.metrics, k) if champion else None),metric_value(candidate.metrics, k)
         g = gate_of.get(k)
         gate = '' if g is None else (f'✅ max drop {g.max_drop:g}' if g.passed else f'❌ max drop {g.max_drop:g}')
-        L.append(f'| {k} | {_num(a)} | {_num(b)} | {_delta(a, b, isinstance(b, int))} | {gate} |')
+        L.append(f'| {md_text(k)} | {_num(a)} | {_num(b)} | {_delta(a, b, isinstance(b, int))} | {gate} |')
     # per class
     pc,hc = candidate.metrics.get('per_class', {}),(champion.metrics.get('per_class', {}) if champion else {})
     if pc:
@@ -235,9 +251,9 @@ def render_report(candidate:Side, # the new results
         for c in sorted(set(pc) | set(hc), key=lambda c: (len(c), c)):
             b,a = pc.get(c, {}),hc.get(c, {})
             if champion and all(a.get(k) == b.get(k) for k in ('precision', 'recall', 'f1', 'support')): same.append(c); continue
-            L.append(f'| {c} | {b.get("support", "—")} | {_num(b.get("precision"))} | {_num(b.get("recall"))} | {_num(b.get("f1"))} | '
+            L.append(f'| {md_text(c)} | {b.get("support", "—")} | {_num(b.get("precision"))} | {_num(b.get("recall"))} | {_num(b.get("f1"))} | '
                      + ' | '.join(_delta(a.get(k), b.get(k)) for k in ('precision', 'recall', 'f1')) + ' |')
-        if same: L += ['', f'Unchanged: {", ".join(same)}.']
+        if same: L += ['', f'Unchanged: {", ".join(map(md_text, same))}.']
     # params
     if champion:
         hp,cp = params if params else (champion.params, candidate.params)
@@ -254,18 +270,20 @@ def render_report(candidate:Side, # the new results
             dd = data_diff(champion.labels, candidate.labels)
             L += ['', f'{dd["added"]} tasks added, {dd["removed"]} removed, {len(dd["relabelled"])} relabelled.', '',
                   '| class | champion | candidate | added | removed |', '|---|---:|---:|---:|---:|']
-            def ids(ts): return f'{len(ts)}' + (f' ({", ".join(ts[:5])}{", …" if len(ts) > 5 else ""})' if ts else '')
+            def ids(ts): return f'{len(ts)}' + (f' ({", ".join(map(md_text, ts[:5]))}{", …" if len(ts) > 5 else ""})' if ts else '')
             same = [c for c,r in dd['classes'].items() if not r['added'] and not r['removed']]
             for c,r in dd['classes'].items():
-                if c not in same: L.append(f'| {c} | {r["champion"]} | {r["candidate"]} | {ids(r["added"])} | {ids(r["removed"])} |')
-            if same: L += ['', f'Unchanged: {", ".join(same)}.']
+                if c not in same: L.append(f'| {md_text(c)} | {r["champion"]} | {r["candidate"]} | {ids(r["added"])} | {ids(r["removed"])} |')
+            if same: L += ['', f'Unchanged: {", ".join(map(md_text, same))}.']
         else: L += ['', 'Not available: the training labels of ' + ('the champion' if champion.labels is None else 'the candidate') + ' are unknown.']
     # images
     for title,path in (images or {}).items(): L += ['', f'### {title}', '', f'![{title}]({path})']
     if mistakes:
         L += ['', '| # | task | true | predicted | confidence | image |', '|---:|---|---|---|---:|---|']
         for r in mistakes[:max_mistakes]:
-            L.append(f'| {r["rank"]} | {r["task_id"]} | {r["true"]} | {r["predicted"]} | {r["confidence"]:.2f} | [overlay]({r["overlay"]}) |')
+            cols = ' | '.join(md_text(r[k]) for k in ('task_id', 'true', 'predicted'))
+            link = quote(str(r['overlay']), safe='/')
+            L.append(f'| {r["rank"]} | {cols} | {r["confidence"]:.2f} | [overlay]({link}) |')
     return '\n'.join(L) + '\n'
 
 # %% ../nbs/50_compare.ipynb #4fbc7af6
@@ -279,6 +297,10 @@ class CompareResult:
     gates:list[Gate]=field(default_factory=list) # every gate's verdict
     @property
     def exit_code(self)->int: return 0 if self.passed else 3
+    @property
+    def verdict(self)->str:
+        "`no champion`, `passed` or `failed`: the `gate` column of `dvc exp show`."
+        return 'no champion' if self.champion is None else 'passed' if self.passed else 'failed'
     @property
     def message(self)->str:
         "One short line: the verdict, and for a failure each failed metric with its drop."
@@ -303,7 +325,8 @@ def compare_models(candidate:str|Path='metrics/benchmark.json', # the candidate'
                    model_dir:str|Path='data/models', # the candidate's model folder (`model.json`, for the params diff)
                    dataset_dir:str|Path|None='data/datasets/digits', # the candidate's training dataset (for the data diff)
                    plots_dir:str|Path='plots', # the candidate's `confusion.png` and `mistakes.png`
-                   overlay_dir:str|Path='plots/mistakes' # the candidate's overlays and `mistakes.json`
+                   overlay_dir:str|Path='plots/mistakes', # the candidate's overlays and `mistakes.json`
+                   experiment:str='' # the DVC experiment the candidate belongs to (`DVC_EXP_NAME`); empty: none
                   )->CompareResult:
     "Compare the candidate's benchmark results with the champion's, apply the gates and write the report."
     root = project_root()
@@ -319,12 +342,13 @@ def compare_models(candidate:str|Path='metrics/benchmark.json', # the candidate'
     images = {t: _rel(pd/f, out.parent) for t,f in (('Confusion matrix', 'confusion.png'), ('Top mistakes', 'mistakes.png')) if (pd/f).is_file()}
     mistakes = json.loads((od/'mistakes.json').read_text()) if (od/'mistakes.json').is_file() else []
     for r in mistakes: r['overlay'] = _rel(od/r['overlay'], out.parent)
-    md = render_report(cand, champ, verdicts, images, mistakes, params)
+    md = render_report(cand, champ, verdicts, images, mistakes, params, experiment=experiment)
     failures = [g.message for g in verdicts if not g.passed]
     res = CompareResult(not failures, failures, out, (champ.commit or champ.source) if champ else None, verdicts)
     atomic_write(out, md)
-    write_json(out.with_suffix('.json'), {'passed': res.passed, 'exit_code': res.exit_code, 'message': res.message, 'champion': res.champion,
-                                          'candidate': cand.commit, 'gates': [vars(g) for g in verdicts]})
+    sides = [{'name': 'champion', 'commit': res.champion}, {'name': 'candidate', 'commit': cand.commit}]
+    write_json(out.with_suffix('.json'), {'gate': res.verdict, 'experiment': experiment or '',
+                                          'gates': [vars(g) for g in verdicts], 'sides': sides})
     for f in failures: log(f'[compare] gate failed: {f}')
     log(f'[compare] {res.message} -> {_rel(out, root)}')
     return res
@@ -333,7 +357,7 @@ def compare_models(candidate:str|Path='metrics/benchmark.json', # the candidate'
 def promote(store:str=None, # results store: a folder or s3://bucket/prefix (default: `compare.store` in params.yaml, else results/)
             metrics:str=None, # metrics file of the results to promote (default: `compare.candidate`, else metrics/benchmark.json)
             model_dir:str=None, # model folder holding model.json (default: `compare.model_dir`, else data/models)
-            dataset_dir:str=None, # training dataset folder, stored for data diffs (default: `compare.dataset_dir`)
+            dataset_dir:str=None, # training dataset folder, kept for data diffs (default: `compare.dataset_dir`, else data/datasets/digits)
             plots_dir:str=None, # folder with confusion.png and mistakes.png (default: `compare.plots_dir`, else plots)
             overlay_dir:str=None, # folder of mistake overlays (default: `compare.overlay_dir`, else plots/mistakes)
             force:bool=False # promote results of a dirty tree or of another commit than HEAD; replace a different model's results
@@ -354,7 +378,8 @@ def promote(store:str=None, # results store: a folder or s3://bucket/prefix (def
         if commit != head: raise MlopsError(f'{metrics} was measured at commit {str(commit)[:12]}, but HEAD is {str(head)[:12]}', 'rerun evaluate (dvc repro) or pass --force')
         if dirty: raise MlopsError(f'{metrics} was measured on a tree with uncommitted changes', 'commit them and rerun evaluate, or pass --force')
     e = publish_results(store, metrics, pick(model_dir, 'model_dir', 'data/models'), pick(plots_dir, 'plots_dir', 'plots'),
-                        pick(overlay_dir, 'overlay_dir', 'plots/mistakes'), pick(dataset_dir, 'dataset_dir', None), force, root)
+                        pick(overlay_dir, 'overlay_dir', 'plots/mistakes'),
+                        pick(dataset_dir, 'dataset_dir', 'data/datasets/digits'), force, root)
     ch = store.set_champion(commit)
     print(f'champion: {commit[:12]} (' + ', '.join(f'{k} {v}' for k,v in ch['summary'].items()) + f') in {store.location()}')
     return 0
@@ -384,3 +409,21 @@ def make_smoke_results(root:str|Path='data/smoke/compare', # folder to write und
     publish_results(store, champ/'metrics/benchmark.json', champ/'models', champ/'plots', champ/'plots/mistakes', champ/'train', force=True, root=proj)
     store.set_champion('f'*40)
     return root
+
+# %% ../nbs/50_compare.ipynb #f8507f43
+def gate(verdict:str='reports/compare.json' # the compare stage's verdict, written beside reports/compare.md
+        )->int: # 0: every gate held (or no champion yet); 3: a gate failed
+    "Exit 3 when the compare stage's verdict says a gated metric got worse than allowed, naming metric and drop."
+    fp = resolve_path(verdict, project_root())
+    fix = 'run the pipeline first: dvc repro (or mlops-nb run compare)'
+    try: v = json.loads(fp.read_text())
+    except FileNotFoundError: raise MlopsError(f'verdict {verdict} not found', fix) from None
+    except (ValueError, UnicodeDecodeError): raise MlopsError(f'verdict {verdict} is not valid JSON', fix) from None
+    if not isinstance(v, dict) or v.get('gate') not in ('passed', 'failed', 'no champion'):
+        raise MlopsError(f'verdict {verdict} has no gate result (passed, failed or no champion)', fix)
+    exp = f' (experiment {v["experiment"]})' if v.get('experiment') else ''
+    if v['gate'] != 'failed':
+        print(f'gate {v["gate"]}{exp}'); return 0
+    failed = [Gate(**g) for g in v.get('gates', []) if not g.get('passed')]
+    print(f'gate failed{exp}: ' + '; '.join(g.short for g in failed), file=sys.stderr)
+    return 3

@@ -11,10 +11,10 @@ import numpy as np
 from .core import *
 
 # %% auto #0
-__all__ = ['confusion_matrix', 'classification_metrics', 'confusion_records', 'confusion_figure', 'figure_png', 'top_mistakes',
-           'overlay_image', 'gallery_image', 'png_bytes', 'safe_name', 'overlay_name', 'benchmark_rows',
-           'model_identity', 'benchmark_identity', 'make_smoke_dataset', 'is_smoke_path', 'smoke_inputs', 'EvalResult',
-           'evaluate_model']
+__all__ = ['HEADLINE_METRICS', 'confusion_matrix', 'classification_metrics', 'confusion_records', 'confusion_figure',
+           'figure_png', 'top_mistakes', 'overlay_image', 'gallery_image', 'png_bytes', 'safe_name', 'overlay_name',
+           'benchmark_rows', 'model_identity', 'benchmark_identity', 'make_smoke_dataset', 'is_smoke_path',
+           'smoke_inputs', 'EvalResult', 'evaluate_model', 'summary_path', 'write_summary']
 
 # %% ../nbs/40_evaluate.ipynb #3fc96fd7
 def _r(x:float, nd:int=6)->float: return round(float(x), nd)
@@ -305,3 +305,18 @@ def evaluate_model(model_dir:str|Path='data/models', # trained model: `best-mode
     write_json(metrics_fp, m)
     log(f'[evaluate] accuracy {m["accuracy"]:.4f}, macro-F1 {m["macro_f1"]:.4f}, {m["n_errors"]} errors -> {metrics_fp.relative_to(root) if metrics_fp.is_relative_to(root) else metrics_fp}')
     return res
+
+# %% ../nbs/40_evaluate.ipynb #8565b608
+HEADLINE_METRICS = ('accuracy', 'macro_f1', 'log_loss', 'n')
+
+def summary_path(metrics_fp:str|Path # the full metrics file, e.g. `metrics/benchmark.json`
+                )->Path: # the DVC metrics file beside it, e.g. `metrics/benchmark.summary.json`
+    "Where the headline numbers of a metrics file go."
+    p = Path(metrics_fp)
+    return p.with_name(f'{p.stem}.summary.json')
+
+def write_summary(metrics:dict, # the full metrics (`evaluate_model(...).metrics`)
+                  metrics_fp:str|Path # the full metrics file; the summary goes beside it
+                 )->Path: # the summary file
+    "Write the headline numbers (`HEADLINE_METRICS`) as the DVC metrics file of the evaluate stage."
+    return write_json(resolve_path(summary_path(metrics_fp)), {k: metrics[k] for k in HEADLINE_METRICS if k in metrics})

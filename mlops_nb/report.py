@@ -106,7 +106,7 @@ class RunInfo:
     dirty:bool=False # the run was made from uncommitted changes
     started:datetime|None=None # papermill's start time (UTC)
     seconds:float|None=None # papermill's duration
-    status:str='ok' # `ok`, `failed` (a cell raised) or `gate_failed` (it ran, but glued a non-zero `exit_code`)
+    status:str='ok' # `ok`, `failed` (a cell raised) or `gate_failed` (it ran, but its `gate` scrap says `failed`)
     error:str='' # the first error, `Name: message`, when failed; the gate's message when its gate said no
     scraps:dict=field(default_factory=dict) # small scalar results glued with scrapbook
     images:list=field(default_factory=list) # (glue name or None, mime, base64) of the image outputs
@@ -192,7 +192,8 @@ def run_info(nb_path:str|Path, # an executed notebook `runs/<stage>[-<name>]/<ru
     if seconds is None and started and (end := _parse_time(pm.get('end_time'))): seconds = (end-started).total_seconds()
     error = fail.error if fail else 'failed' if failed else ''
     scraps = _scalar_scraps(nb)
-    gate = not failed and scraps.get('exit_code') not in (None, 0)  # it ran, but its gate said no (compare: exit 3)
+    # it ran, but its gate said no: the compare verdict (`gate` scrap), or a non-zero exit code of older runs
+    gate = not failed and (scraps.get('gate') == 'failed' or scraps.get('exit_code') not in (None, 0))
     if gate: error = str(scraps.get('message') or f"exit code {scraps['exit_code']}")
     return RunInfo(stage=nb_path.parent.name.split('-', 1)[0], group=nb_path.parent.name, run_id=nb_path.stem,
                    notebook=nb_path, commit=m['sha'] if m and m['sha'] != 'nogit' else None,

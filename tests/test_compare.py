@@ -1,7 +1,9 @@
 """Compare stage: gates pass and fail on a known pair of metrics files, the report's rows, "no champion yet",
-a git ref as champion, and the whole loop promote -> new commit -> `mlops-nb run compare` exiting 3 against
-the champion kept on the HTTP S3 server."""
+a git ref as champion, Label Studio text escaped in the report, and the whole loop promote -> new commit ->
+`mlops-nb run compare` recording the failed verdict (exit 0) -> `mlops-nb gate` exiting 3 against the champion kept
+on the HTTP S3 server."""
 import json, os
+from html.parser import HTMLParser
 from pathlib import Path
 import pytest
 from conftest import cli, git
@@ -29,7 +31,7 @@ def test_gate_fails_and_passes_on_known_pair(pair):
     assert (r.passed, r.exit_code) == (False, 3)
     assert r.failures == ['accuracy dropped by 0.0200 (0.9500 → 0.9300), more than the allowed 0.0050']
     v = json.loads((pair/'reports/compare.json').read_text())
-    assert (v['passed'], v['exit_code'], v['champion']) == (False, 3, 'a'*40)
+    assert (v['gate'], v['experiment'], v['sides'][0]) == ('failed', '', {'name': 'champion', 'commit': 'a'*40})
     r = compare_models('metrics/benchmark.json', 'champion.json', {'accuracy': 0.02, 'macro_f1': 0.0105})
     assert (r.passed, r.exit_code, r.failures) == (True, 0, [])
     r = compare_models('metrics/benchmark.json', 'champion.json', {'per_class.1.recall': 0.03})
@@ -98,17 +100,23 @@ def test_promote_then_compare_stage_picks_champion_on_s3(project, s3_env):
     make_smoke_dataset(project/'data/train', n=20, start=0, mode='train')
     fake_model(project/'data/models', b'weights-B')
     _evaluate(project, [0, 1, 2, 3])
-    r = cli('run', 'compare')
-    assert r.returncode == 3, r.stderr[-2000:]
-    assert 'gate failed: accuracy dropped 0.1500 > 0.005' in r.stderr and 'finished with exit code 3' in r.stdout
+    r = cli('run', 'compare', env={'DVC_EXP_NAME': 'more-data'})
+    assert r.returncode == 0, r.stderr[-2000:]   # a worse model is a result: the stage records the verdict
+    assert 'gate failed: accuracy dropped 0.1500 > 0.005' in r.stdout and 'compare: ok' in r.stdout
     assert 'accuracy dropped by 0.1500 (0.9500 → 0.8000), more than the allowed 0.0050' in r.stderr
+    g = cli('gate')
+    assert g.returncode == 3
+    assert g.stderr == ('gate failed (experiment more-data): accuracy dropped 0.1500 > 0.005; '
+                        'macro_f1 dropped 0.1900 > 0.01\n')
     md = (project/'reports/compare.md').read_text()
     assert f'- **Champion**: commit `{commit_a[:12]}`' in md and f'from `{url}/{commit_a}`' in md
     assert '4 tasks added, 0 removed, 0 relabelled.' in md
     assert '![Confusion matrix](../plots/confusion.png)' in md and '[overlay](../plots/mistakes/01-task' in md
     from mlops_nb.runner import read_scraps
     s = read_scraps(project/'runs/compare/latest.ipynb')
-    assert (s['exit_code'], s['passed'], s['champion']) == (3, False, commit_a)
+    assert (s['exit_code'], s['passed'], s['gate']) == (0, False, 'failed')
+    assert (s['champion'], s['experiment']) == (commit_a, 'more-data')
+    assert '- **Experiment**: more-data' in md
     secret = s3_env.env['AWS_SECRET_ACCESS_KEY']
     for p in [project/'runs/compare/latest.ipynb', project/'reports/compare.md', project/'reports/compare.json']:
         assert secret not in p.read_text()
@@ -121,3 +129,40 @@ def test_promote_then_compare_stage_picks_champion_on_s3(project, s3_env):
     r = cli('promote')
     assert r.returncode == 2 and 'but HEAD is' in r.stderr
     assert json.loads(s3_env.client().get_object(Bucket=bucket, Key='digits/champion.json')['Body'].read())['commit'] == commit_a
+
+def test_gate_without_verdict_is_a_usage_error(project):
+    r = cli('gate')
+    assert (r.returncode, r.stderr.count('\n')) == (2, 1), r.stderr
+    assert 'verdict reports/compare.json not found' in r.stderr and 'dvc repro' in r.stderr
+
+class _Tags(HTMLParser):
+    "Every start tag with its attributes, and the text."
+    def __init__(self):
+        super().__init__(); self.tags,self.text = [],[]
+    def handle_starttag(self, tag, attrs): self.tags.append((tag, dict(attrs)))
+    def handle_data(self, data): self.text.append(data)
+
+EVIL = '<img src=x onerror=alert(7)>'
+
+def test_label_studio_text_is_escaped_in_the_report(pair):
+    "A class name that is an HTML tag (Label Studio accepts any choice through its API) shows as text once rendered."
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+    import mistune
+    cand,champ = json.loads(json.dumps(CAND)),json.loads(json.dumps(CHAMP))
+    for m,f1 in ((cand, .5), (champ, .9)):
+        m['per_class'][EVIL] = {'precision': .5, 'recall': .5, 'f1': f1, 'support': 4}
+    write_json(pair/'metrics/benchmark.json', cand)
+    write_json(pair/'champion.json', champ)
+    mistake = {'rank': 1, 'task_id': '7</td><script>alert(1)</script>', 'file': 'a.png', 'true': EVIL,
+               'predicted': '[x](javascript:alert(1))', 'confidence': .9, 'overlay': '01-task7-true<img>.png'}
+    write_json(pair/'plots/mistakes/mistakes.json', [mistake])
+    gates = {f'per_class.{EVIL}.f1': 0.01}
+    r = compare_models('metrics/benchmark.json', 'champion.json', gates, experiment='<b>exp</b>')
+    md = r.report.read_text()
+    assert EVIL not in md and '&lt;img src=x onerror=alert(7)&gt;' in md
+    for html in (markdown2html_mistune(md), mistune.html(md)):   # nbconvert's renderer (the compare page); mistune
+        p = _Tags(); p.feed(html)
+        assert not [t for t in p.tags if t[0] in ('script', 'b') or 'onerror' in t[1] or t[1].get('src') == 'x'], p.tags
+        assert not [t for t in p.tags if t[0] == 'a' and 'javascript' in t[1].get('href', '')], p.tags
+        text = ''.join(p.text)
+        assert EVIL in text and '<script>alert(1)</script>' in text and '<b>exp</b>' in text

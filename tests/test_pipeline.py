@@ -81,10 +81,12 @@ def demo(labelstudio, source_tree, artifacts, tmp_path_factory):
     tag = uuid.uuid4().hex[:8]
     d = Demo(root, labelstudio, {'digits': f'pipeline-pool-{tag}', 'digits-benchmark': f'pipeline-bench-{tag}'})
     # isolation from other tests' projects, and tiny sizes so the whole pipeline runs in ~1.5 min
+    pipeline = yaml.safe_load((root/'dvc.yaml').read_text())
+    projects = next(v['projects'] for v in pipeline['vars'] if 'projects' in v)
+    for key,title in d.titles.items(): projects[key] = title
+    (root/'dvc.yaml').write_text(yaml.safe_dump(pipeline, sort_keys=False))
     params = yaml.safe_load((root/'params.yaml').read_text())
-    for key,title in d.titles.items(): params['labelstudio'][key]['project'] = title
     params['train'].update(epochs=1, bs=16, size=16)
-    params['evaluate'].update(max_overlays=4)
     (root/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
     d.ok(d.run(BIN/'mlops-nb', 'labelstudio', 'seed-demo', '--n-pool', 60, '--n-bench', 30, '--size', 16,
                '--pool', d.titles['digits'], '--benchmark', d.titles['digits-benchmark'], what='seed'))
@@ -113,6 +115,12 @@ def test_full_repro(demo):
     assert json.loads((root/'data/models/model.json').read_text())['params']['epochs'] == 1
     assert 0 <= json.loads((root/'metrics/benchmark.json').read_text())['accuracy'] <= 1
     assert (root/'reports/compare.md').read_text().strip()
+    sides = [{'name': 'champion', 'commit': None}, {'name': 'candidate', 'commit': ANY_SHA}]
+    verdict = json.loads((root/'reports/compare.json').read_text())
+    assert verdict == {'gate': 'no champion', 'experiment': '', 'gates': [], 'sides': sides}
+    # every path came from dvc.yaml or params.yaml: no stage fell back to its notebook's sample data
+    assert not (root/'data/smoke').exists() and not (root/'data/datasets/sample').exists()
+    assert not (root/'data/datasets/digits-sample').exists()
     for run in ('dataset-digits-benchmark', 'dataset-digits', 'train', 'evaluate', 'compare'):
         assert (root/f'runs/{run}/latest.ipynb').exists(), run
     # nothing left to do but ask Label Studio
@@ -133,14 +141,19 @@ def test_second_repro_runs_nothing(demo):
     assert sha(root/'dvc.lock') == before['lock']
 
 def test_train_param_change_reruns_train_evaluate_compare(demo):
-    "`dvc exp run -S train.epochs=2` reruns exactly train -> evaluate -> compare."
-    out = demo.ok(demo.dvc('exp', 'run', '--name', 'epochs-2', '-S', 'train.epochs=2', what='exp run (train param)'))
+    "`dvc exp run -S train.epochs=15` reruns exactly train -> evaluate -> compare."
+    out = demo.ok(demo.dvc('exp', 'run', '--name', 'epochs-15', '-S', 'train.epochs=15', what='exp run (train param)'))
     notebooks = [s for s in ran(out) if s not in EXPORTS]
     assert notebooks == ['train', 'evaluate', 'compare'], out
     assert notebook_skipped(out) == 2 and skipped(out) == {'dataset-benchmark', 'dataset'}
-    assert yaml.safe_load((demo.root/'params.yaml').read_text())['train']['epochs'] == 2
-    assert demo.lock()['stages']['train']['params']['params.yaml']['train']['epochs'] == 2
-    assert json.loads((demo.root/'data/models/model.json').read_text())['params']['epochs'] == 2
+    assert yaml.safe_load((demo.root/'params.yaml').read_text())['train']['epochs'] == 15
+    assert demo.lock()['stages']['train']['params']['params.yaml']['train']['epochs'] == 15
+    assert json.loads((demo.root/'data/models/model.json').read_text())['params']['epochs'] == 15
+
+class _AnySha(str):
+    def __eq__(self, other): return isinstance(other, str) and re.fullmatch(r'[0-9a-f]{40}', other) is not None
+    __hash__ = str.__hash__
+ANY_SHA = _AnySha('<any 40-hex sha>')
 
 def find_exp(rows, name):
     for row in rows:
@@ -152,19 +165,66 @@ def find_exp(rows, name):
 def test_exp_show_lists_metrics(demo):
     "`dvc exp show --json` lists the experiment with its param and the benchmark and training metrics."
     rows = json.loads(demo.ok(demo.dvc('exp', 'show', '--json')))
-    exp = find_exp(rows, 'epochs-2')
-    assert exp, f'experiment epochs-2 not in exp show: {[r.get("name") or r.get("rev") for r in rows]}'
-    assert exp['params']['params.yaml']['data']['train']['epochs'] == 2
-    bench = exp['metrics']['metrics/benchmark.json']['data']
-    assert bench['accuracy'] == json.loads((demo.root/'metrics/benchmark.json').read_text())['accuracy']
-    live = exp['metrics'].get('dvclive/metrics.json', {})
-    assert 'accuracy' in live.get('data', {}), f'dvclive/metrics.json in the experiment: {live}'
+    exp = find_exp(rows, 'epochs-15')
+    assert exp, f'experiment epochs-15 not in exp show: {[r.get("name") or r.get("rev") for r in rows]}'
+    assert exp['params']['params.yaml']['data']['train']['epochs'] == 15
+    bench = exp['metrics']['metrics/benchmark.summary.json']['data']   # the headline; the full results are no metric
+    full = json.loads((demo.root/'metrics/benchmark.json').read_text())
+    assert bench == {k: full[k] for k in ('accuracy', 'macro_f1', 'log_loss', 'n')} and 'per_class' in full
+    train = exp['metrics']['metrics/train.json']['data']
+    assert set(train) == {'valid_accuracy', 'best_epoch', 'n_train'}, train
+    assert exp['metrics']['reports/compare.json']['data'] == {'gate': 'no champion', 'experiment': 'epochs-15'}
+    assert set(exp['metrics']) == {'metrics/benchmark.summary.json', 'metrics/train.json', 'reports/compare.json'}
+    assert exp_show_columns(exp) <= 20, exp_show_columns(exp, detail=True)
     baseline = next(r for r in rows if r.get('rev') not in (None, 'workspace'))['data']
     assert baseline['params']['params.yaml']['data']['train']['epochs'] == 1
-    assert 0 <= baseline['metrics']['metrics/benchmark.json']['data']['accuracy'] <= 1
+    assert 0 <= baseline['metrics']['metrics/benchmark.summary.json']['data']['accuracy'] <= 1
     md = demo.ok(demo.dvc('exp', 'show', '--md'))
-    assert 'epochs-2' in md and 'accuracy' in md
-    demo.commit('epochs 2')
+    assert 'epochs-15' in md and 'accuracy' in md
+    demo.commit('epochs 15')
+
+def exp_show_columns(data:dict, detail:bool=False):
+    "How many param and metric columns `dvc exp show` prints for one row (DVC leaves lists out of its table)."
+    def leaves(d, prefix=''):
+        for k,v in d.items():
+            if isinstance(v, dict): yield from leaves(v, f'{prefix}{k}.')
+            elif not isinstance(v, list): yield f'{prefix}{k}'
+    cols = [c for kind in ('params', 'metrics') for f in data[kind].values() for c in leaves(f.get('data') or {})]
+    return cols if detail else len(cols)
+
+def test_gate_after_promote(demo):
+    """After `make promote`'s two steps, a worse experiment is recorded by `dvc exp run` (compare succeeds, the verdict
+    says failed, `dvc exp show` lists it) and `mlops-nb gate` exits 3 naming the metric and the drop; a run with the
+    champion's settings passes the gate."""
+    root = demo.root
+    # the champion: the committed epochs-15 experiment (about 0.8 accuracy on the tiny demo data), `make promote`'s steps
+    demo.ok(demo.dvc('repro', '--single-item', '--force', 'evaluate', what='promote: evaluate at HEAD'))
+    assert 'champion:' in demo.ok(demo.run(BIN/'mlops-nb', 'promote'))
+    champion = json.loads((root/'metrics/benchmark.json').read_text())
+    assert champion['accuracy'] >= 0.4, champion['accuracy']
+    out = demo.ok(demo.dvc('exp', 'run', '--name', 'worse', '-S', 'train.epochs=1', '-S', 'train.lr=0.000001',
+                           what='exp run (worse)'))
+    assert [s for s in ran(out) if s not in EXPORTS] == ['train', 'evaluate', 'compare'], out
+    verdict = json.loads((root/'reports/compare.json').read_text())
+    assert (verdict['gate'], verdict['experiment']) == ('failed', 'worse'), verdict
+    exp = find_exp(json.loads(demo.ok(demo.dvc('exp', 'show', '--json'))), 'worse')
+    assert exp, 'the worse experiment is not recorded'
+    assert exp['metrics']['reports/compare.json']['data'] == {'gate': 'failed', 'experiment': 'worse'}
+    summary = exp['metrics']['metrics/benchmark.summary.json']['data']
+    assert summary['accuracy'] < champion['accuracy'] and set(summary) == {'accuracy', 'macro_f1', 'log_loss', 'n'}
+    md = (root/'reports/compare.md').read_text()
+    assert '**❌ Gate failed**' in md and '- **Experiment**: worse' in md
+    gate = demo.run(BIN/'mlops-nb', 'gate')
+    assert gate.returncode == 3, gate.stdout
+    assert re.fullmatch(r'gate failed \(experiment worse\): accuracy dropped 0\.\d{4} > 0\.005.*\n', gate.stdout), \
+        gate.stdout
+    # the champion's own settings: the same model, no drop, the gate passes
+    demo.ok(demo.dvc('exp', 'run', '--name', 'champion-settings', '-S', 'train.epochs=15', '-S', 'train.lr=0.01',
+                     what='exp run (champion settings)'))
+    assert json.loads((root/'reports/compare.json').read_text())['gate'] == 'passed'
+    gate = demo.run(BIN/'mlops-nb', 'gate')
+    assert gate.returncode == 0 and gate.stdout.startswith('gate passed (experiment champion-settings)'), gate.stdout
+    demo.commit('champion settings')
 
 def test_benchmark_change_reruns_benchmark_side_only(demo):
     "A new benchmark annotation reruns its export, both dataset stages (leakage-check dep), evaluate and compare; not train."

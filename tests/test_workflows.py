@@ -122,3 +122,12 @@ def test_actionlint_clean(source_tree):
 def test_actionlint_rejects_the_unsafe_fixture(source_tree):
     r = actionlint(UNSAFE, cwd=source_tree)
     assert r.returncode == 1 and 'github.event.pull_request.title' in r.stdout, r.stdout + r.stderr
+
+def test_pull_requests_gate_and_main_does_not(source_tree):
+    "Compare records the verdict; the pull-request job turns it into a failure with `make gate`, after the report."
+    def runs(name):
+        doc = yaml.safe_load((source_tree/'.github/workflows'/name).read_text())
+        return [s['run'].split() for job in doc['jobs'].values() for s in job['steps'] if 'run' in s]
+    pr = runs('model.yml')
+    assert ['make', 'gate'] in pr and pr.index(['make', 'gate']) > pr.index(['make', 'pr-comment'])
+    assert not any('gate' in r for r in runs('benchmark.yml'))
