@@ -133,7 +133,7 @@ def test_hostile_labels_give_safe_overlay_names(project):
         w.writerows(rows)
     (project/'outside').write_text('not the overlay folder\n')
     before = {p: sha256_file(p) for p in project.rglob('*') if p.is_file() and '.git' not in p.parts}
-    r = cli('run', 'evaluate', '-p', 'benchmark_dir=data/bench', '-p', 'metrics_fp=metrics/benchmark.json',
+    r = cli('run', 'evaluate', '--sample', '-p', 'benchmark_dir=data/bench', '-p', 'metrics_fp=metrics/benchmark.json',
             '-p', 'plots_dir=plots', '-p', 'overlay_dir=plots/mistakes')
     assert r.returncode == 0, r.stderr[-2000:]
     assert {p: sha256_file(p) for p in before} == before

@@ -121,6 +121,7 @@ def test_jupyterlab_round_trip_changes_nothing(nb_project, lab_server, artifacts
     r = subprocess.run([str(BIN/'mlops-nb'), 'clean-nbs', '--check', '--path', 'nbs'], cwd=nb_project, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert git(nb_project, 'status', '--porcelain', '--untracked-files=all') == f' M nbs/{nb}\n'
+    git(nb_project, 'checkout', '--', f'nbs/{nb}')  # the project is shared with the tunnel test
     # nothing in the user's home but Jupyter's own runtime/workspace files; no config written there
     assert not list(home.rglob('jupyter_*_config.py')), list(home.rglob('*'))
     log = '\n'.join(lines)

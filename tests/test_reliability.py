@@ -178,7 +178,8 @@ def test_damaged_input_file_is_named(trained, damage, msg):
     else: shutil.copy(CORPUS/'model_truncated.json', trained/'data/models/model.json')
     before = snapshot(trained)
     stage = 'train' if damage == 'labels' else 'evaluate'
-    extra = ['-p', 'benchmark_dir=data/datasets/digits', '-p', 'split=valid'] if stage == 'evaluate' else []
+    extra = (['-p', 'model_dir=data/models', '-p', 'benchmark_dir=data/datasets/digits', '-p', 'split=valid']
+             if stage == 'evaluate' else [])
     r = cli('run', stage, *extra, env={'CUDA_VISIBLE_DEVICES': ''})
     assert r.returncode == 1, r.stderr[-2000:]
     line = one_error_line(r, only=False)
