@@ -47,9 +47,10 @@ class Utilisation:
         self.samples,self.proc,self.thread,self.stop = [],None,None,threading.Event()
         if not cuda: return
         if shutil.which('nvidia-smi'):
-            self.proc = subprocess.Popen(['nvidia-smi', '--query-gpu=utilization.gpu', '--format=csv,noheader,nounits',
-                                          '-i', os.environ.get('CUDA_VISIBLE_DEVICES', '0').split(',')[0], '-lms', '100'],
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            gpu = os.environ.get('CUDA_VISIBLE_DEVICES', '0').split(',')[0]
+            cmd = ['nvidia-smi', '--query-gpu=utilization.gpu', '--format=csv,noheader,nounits', '-i', gpu,
+                   '-lms', '100']
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             self.thread = threading.Thread(target=self._read, daemon=True)
         else: self.thread = threading.Thread(target=self._poll, daemon=True)
         self.thread.start()
@@ -88,7 +89,8 @@ def make_dataset(out:Path, n:int, size:int)->Path:
     "A dataset folder (labels.csv, dataset.json, images/<sha256>.png) of n distinct digits, every 5th in valid."
     from concurrent.futures import ProcessPoolExecutor
     (out/'images').mkdir(parents=True)
-    with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as ex: imgs = list(ex.map(_image, range(n), [size]*n, chunksize=256))
+    with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as ex:
+        imgs = list(ex.map(_image, range(n), [size]*n, chunksize=256))
     rows,seen = [],set()
     for i,(png,label) in enumerate(imgs):
         sha = hashlib.sha256(png).hexdigest()
@@ -102,7 +104,8 @@ def make_dataset(out:Path, n:int, size:int)->Path:
         w.writeheader()
         w.writerows(rows)
     classes = sorted({r['label'] for r in rows})
-    (out/'dataset.json').write_text(json.dumps({'name': out.name, 'mode': 'train', 'classes': classes, 'n_images': len(rows)}))
+    meta = {'name': out.name, 'mode': 'train', 'classes': classes, 'n_images': len(rows)}
+    (out/'dataset.json').write_text(json.dumps(meta))
     return out
 
 # -- the three sides ----------------------------------------------------------------------------------------------
@@ -157,9 +160,10 @@ def _epochs(phases:list)->dict:
     secs = [b-a for a,b,_ in phases]
     steady = statistics.median(secs[1:]) if len(secs) > 1 else secs[0]
     return {'first_s': secs[0], 'steady_s': steady, 'ips': phases[0][2]/steady, 'first_ips': phases[0][2]/secs[0],
-            'window': [(a, b) for a,b,_ in phases[1:]] or [(phases[0][0], phases[0][1])], 'first_window': [phases[0][:2]]}
+            'window': [(a, b) for a,b,_ in phases[1:]] or [(phases[0][0], phases[0][1])]}
 
-def fastai_run(ds:Path, out:Path, arch:str, bs, epochs:int, device:str, cache:str, workers:int, autotune:bool=True)->dict:
+def fastai_run(ds:Path, out:Path, arch:str, bs, epochs:int, device:str, cache:str, workers:int,
+               autotune:bool=True)->dict:
     "`train_model` with a clock on every epoch's training phase."
     from mlops_nb.train import train_model
     clock = _clock(device)
@@ -179,9 +183,12 @@ def hand_stream(ds:Path, arch:str, bs:int, epochs:int, device:str, workers:int)-
     rows = list(csv.DictReader(open(ds/'labels.csv')))
     classes = sorted({r['label'] for r in rows})
     class Images(torch.utils.data.Dataset):
-        def __init__(self): self.items = [(str(ds/r['file']), classes.index(r['label'])) for r in rows if r['split'] == 'train']
+        def __init__(self):
+            self.items = [(str(ds/r['file']), classes.index(r['label'])) for r in rows if r['split'] == 'train']
         def __len__(self): return len(self.items)
-        def __getitem__(self, i): return decode_image(read_file(self.items[i][0]), mode=ImageReadMode.RGB), self.items[i][1]
+        def __getitem__(self, i):
+            f,y = self.items[i]
+            return decode_image(read_file(f), mode=ImageReadMode.RGB), y
     dl = torch.utils.data.DataLoader(Images(), batch_size=bs, shuffle=True, drop_last=True, num_workers=workers,
                                      pin_memory=cuda, persistent_workers=workers > 0)
     mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)*255
@@ -196,7 +203,8 @@ def hand_stream(ds:Path, arch:str, bs:int, epochs:int, device:str, workers:int)-
         _sync(device)
         t0 = time.perf_counter()
         for x,y in dl:
-            x = x.to(device, non_blocking=True).float().sub_(mean).div_(std).contiguous(memory_format=torch.channels_last)
+            x = x.to(device, non_blocking=True).float().sub_(mean).div_(std)
+            x = x.contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
             with torch.autocast(device, dtype=torch.float16, enabled=cuda):
                 loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -223,11 +231,13 @@ def arch_rows(a, arch:str, ds:Path, tmp:Path, device:str, util:Utilisation)->lis
     first,first_off = mem['first_s']/mem['steady_s'],mem_off['first_s']/mem_off['steady_s']
     p = f'{arch}, bs {a.bs}:'
     return [
-        row(f'{p} synthetic upper bound (random batches on the GPU) [GPU {u(bound["window"])} %]', bound['ips'], 'img/s'),
+        row(f'{p} synthetic upper bound (random batches on the GPU) [GPU {u(bound["window"])} %]', bound['ips'],
+            'img/s'),
         row(f'{p} its first 20 steps (cuDNN autotuning)', bound['warmup_s'], 's'),
         row(f"{p} train_model, cache='memory', steady epoch [GPU {u(mem['window'])} %]", mem['ips'], 'img/s'),
         row(f'{p} train_model in memory / synthetic bound', r_mem, 'x', '>= 0.85x', r_mem >= 0.85),
-        row(f"{p} train_model, cache='none', {a.workers} workers, steady [GPU {u(stream['window'])} %]", stream['ips'], 'img/s'),
+        row(f"{p} train_model, cache='none', {a.workers} workers, steady [GPU {u(stream['window'])} %]", stream['ips'],
+            'img/s'),
         row(f'{p} hand-written loop, {a.workers} workers, steady [GPU {u(hand["window"])} %]', hand['ips'], 'img/s'),
         row(f'{p} train_model decoding / hand-written loop', r_stream, 'x', '>= 0.9x', r_stream >= 0.9),
         row(f'{p} first epoch / steady, autotune on', first, 'x', '<= 1.5x', first <= 1.5),
@@ -243,8 +253,10 @@ def auto_rows(a, ds:Path, tmp:Path, device:str, util:Utilisation)->list:
     ratio = run['ips']/bound['ips']
     print(f"bs auto chose {run['bs_used']}", flush=True)
     return [row('resnet18, bs auto: batch size chosen', run['bs_used'], ''),
-            row(f"resnet18, bs auto: train_model, cache='memory', steady [GPU {util.mean(run['window'])} %]", run['ips'], 'img/s'),
-            row(f'resnet18, bs auto: synthetic bound at that bs [GPU {util.mean(bound["window"])} %]', bound['ips'], 'img/s'),
+            row(f"resnet18, bs auto: train_model, cache='memory', steady [GPU {util.mean(run['window'])} %]",
+                run['ips'], 'img/s'),
+            row(f'resnet18, bs auto: synthetic bound at that bs [GPU {util.mean(bound["window"])} %]', bound['ips'],
+                'img/s'),
             row('resnet18, bs auto: train_model / bound', ratio, 'x')]
 
 def main(argv=None)->int:

@@ -18,7 +18,8 @@ PKGS=(fastai fastcore fastprogress fasttransform fastdownload plum-dispatch bear
 
 pins=()
 for p in "${PKGS[@]}"; do
-  pin=$(grep -i -m1 "^${p//./\\.}==" constraints.txt) || { echo "gpu_kit: $p is not pinned in constraints.txt" >&2; exit 2; }
+  pin=$(grep -i -m1 "^${p//./\\.}==" constraints.txt) ||
+    { echo "gpu_kit: $p is not pinned in constraints.txt" >&2; exit 2; }
   pins+=("$pin")
 done
 

@@ -650,13 +650,13 @@ def build_dataset(export:str|Path, # Label Studio JSON export (relative paths ar
 PNG_MAGIC,JPEG_MAGIC = b'\x89PNG\r\n\x1a\n',b'\xff\xd8\xff'
 
 @functools.cache
-def _tv_image()->SimpleNamespace|None:
-    "torchvision's decoder and resize, imported once (None when this torchvision has no `decode_image`)."
+def _tv_image()->SimpleNamespace:
+    "torchvision's decoder and resize, imported once (`decode` is None when this torchvision has none)."
     from torchvision.transforms.v2.functional import InterpolationMode, resize
     try: from torchvision.io import ImageReadMode, decode_image
     except ImportError: decode_image = None
-    return SimpleNamespace(decode=decode_image, modes=decode_image and {'RGB': ImageReadMode.RGB, 'L': ImageReadMode.GRAY},
-                           resize=resize, bilinear=InterpolationMode.BILINEAR)
+    modes = decode_image and {'RGB': ImageReadMode.RGB, 'L': ImageReadMode.GRAY}
+    return SimpleNamespace(decode=decode_image, modes=modes, resize=resize, bilinear=InterpolationMode.BILINEAR)
 
 def read_image(img, # a path, the file's bytes, or a PIL image
                mode:str='RGB' # 'RGB' or 'L' (grayscale)
@@ -669,7 +669,7 @@ def read_image(img, # a path, the file's bytes, or a PIL image
     if tv.decode is None or (data[:8] != PNG_MAGIC and data[:3] != JPEG_MAGIC):
         from PIL import Image
         return _pil_pixels(Image.open(io.BytesIO(data)), mode)
-    with warnings.catch_warnings():   # torchvision 0.29 deprecates its decoders (for TorchCodec) and warns on every call
+    with warnings.catch_warnings():   # torchvision 0.29 deprecates its decoders (for TorchCodec), warning on each call
         warnings.simplefilter('ignore', DeprecationWarning)
         x = tv.decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=tv.modes[mode])
     return x if x.dtype == torch.uint8 else (x.to(torch.int32) >> 8).to(torch.uint8)   # 16-bit PNG: the high byte
@@ -678,7 +678,8 @@ def _read_bytes(path)->bytes:
     try:
         with open(path, 'rb') as f: return f.read()
     except (FileNotFoundError, IsADirectoryError):
-        raise MlopsError(f'image {path} not found', 'rebuild the dataset (mlops-nb run dataset) or dvc pull it') from None
+        fix = 'rebuild the dataset (mlops-nb run dataset) or dvc pull it'
+        raise MlopsError(f'image {path} not found', fix) from None
 
 def _pil_pixels(im, mode:str):
     "A PIL image as a uint8 (c, h, w) tensor."
@@ -719,7 +720,8 @@ class ImageRows:
         self.files,self.labels = [Path(root)/r['file'] for r in rows],[index[r['label']] for r in rows]
         self.classes,self.size,self.method,self.mode = list(classes),size,method,mode
     def __len__(self): return len(self.files)
-    def __getitem__(self, i): return resize_image(read_image(self.files[i], self.mode), self.size, self.method), self.labels[i]
+    def __getitem__(self, i):
+        return resize_image(read_image(self.files[i], self.mode), self.size, self.method), self.labels[i]
     def decode_all(self):
         "(uint8 images, int64 targets) of every row, decoded once."
         import torch
@@ -759,14 +761,15 @@ def _loader_classes()->tuple:
             workers = self.fake_l.num_workers   # 0 inside `one_batch`
             src = (self._pool() if workers else (_stack_items([self.dataset[i] for i in b]) for b in self.batches))
             for x,y in src:
-                if self.device is not None: x,y = x.to(self.device, non_blocking=True),y.to(self.device, non_blocking=True)
+                if self.device is not None:
+                    x,y = x.to(self.device, non_blocking=True),y.to(self.device, non_blocking=True)
                 yield self.after_batch((TensorImage(x), TensorCategory(y)))
             self.after_iter()
         def _pool(self):
             if getattr(self, 'torch_dl', None) is None:
-                self.torch_dl = torch.utils.data.DataLoader(self.dataset, batch_sampler=_Batches(self), collate_fn=_stack_items,
-                                                            num_workers=self.fake_l.num_workers, pin_memory=self.pin_memory,
-                                                            persistent_workers=True, worker_init_fn=_one_thread)
+                self.torch_dl = torch.utils.data.DataLoader(
+                    self.dataset, batch_sampler=_Batches(self), collate_fn=_stack_items, worker_init_fn=_one_thread,
+                    num_workers=self.fake_l.num_workers, pin_memory=self.pin_memory, persistent_workers=True)
             return iter(self.torch_dl)
     class TensorDL(DataLoader):
         "Batches cut by index from uint8 images decoded once (`x`, `y` set after construction)."
@@ -779,7 +782,7 @@ def _loader_classes()->tuple:
 
 # %% ../nbs/20_dataset.ipynb #5b86b14a
 def _image_loader(rows:ImageRows, bs:int, train:bool, batch_tfms:list, num_workers:int, device, in_memory:bool):
-    "One fastai `DataLoader` (train: shuffled, last partial batch dropped) with uint8 -> float and `batch_tfms` per batch."
+    "One fastai `DataLoader` (train: shuffled, no partial batch); uint8 -> float, then `batch_tfms`, per batch."
     import torch
     from fastai.vision.all import IntToFloatTensor, Pipeline, TensorCategory, TensorImage
     ImageDL,TensorDL = _loader_classes()
@@ -797,7 +800,7 @@ def _image_loader(rows:ImageRows, bs:int, train:bool, batch_tfms:list, num_worke
 def dataloaders(dataset_dir:str|Path, # a dataset folder written by `build_dataset` (train mode)
                 bs:int=64, # batch size
                 size:int=32, # images are resized to size x size
-                batch_tfms:list|None=None, # per-batch transforms after uint8 -> float (e.g. `aug_transforms()`, `Normalize`)
+                batch_tfms:list|None=None, # per-batch transforms after uint8 -> float (`aug_transforms()`, `Normalize`)
                 num_workers:int=0, # DataLoader worker processes (decoding in parallel)
                 seed:int|None=None, # shuffle seed (default: from Python's `random`, e.g. fastai's `set_seed`)
                 device=None, # torch device the batches go to, and the transforms run on (default: CPU)
@@ -815,8 +818,9 @@ def dataloaders(dataset_dir:str|Path, # a dataset folder written by `build_datas
                          'build it in train mode with 0 < valid_pct < 1 (benchmark datasets are for evaluation)')
     classes = [str(c) for c in meta.get('classes') or sorted({r['label'] for r in rows})]
     from fastai.data.core import DataLoaders
-    loaders = [_image_loader(ImageRows(dataset_dir, [r for r in rows if r['split'] == s], classes, size, method), bs,
-                             s == 'train', list(batch_tfms or []), num_workers, device, in_memory) for s in ('train', 'valid')]
+    split = lambda s: ImageRows(dataset_dir, [r for r in rows if r['split'] == s], classes, size, method)
+    loaders = [_image_loader(split(s), bs, s == 'train', list(batch_tfms or []), num_workers, device, in_memory)
+               for s in ('train', 'valid')]
     if seed is not None:
         for i,dl in enumerate(loaders): dl.rng = random.Random(seed+i)
     dls = DataLoaders(*loaders, path=dataset_dir, device=device)

@@ -105,7 +105,8 @@ def check_params(arch:str, bs, size, epochs, lr, metrics, monitor:str, on_class_
     for k,v,lo in (('bs', 64 if bs == 'auto' else bs, 1), ('size', size, 8), ('epochs', epochs, 1)):
         also = ' or auto' if k == 'bs' else ''
         if isinstance(v, bool) or not isinstance(v, int):
-            raise MlopsError(f'train.{k} must be an integer{also}, not {v!r}', f'set train.{k} to an integer >= {lo}{also}')
+            raise MlopsError(f'train.{k} must be an integer{also}, not {v!r}',
+                             f'set train.{k} to an integer >= {lo}{also}')
         if v < lo: raise MlopsError(f'train.{k} must be >= {lo}, got {v}', f'set train.{k} to an integer >= {lo}')
     if not (lr == 'auto' or (isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < 10)):
         raise MlopsError(f'train.lr must be a positive number or "auto", not {lr!r}', 'e.g. lr: 3e-3, or lr: auto to run lr_find')
@@ -208,11 +209,13 @@ def preprocessing(dls # `mlops_nb.dataset.dataloaders`
     "What `predict` must do to an image to match the `DataLoaders`' validation pipeline (mode, resize, normalization)."
     from fastai.vision.all import Normalize
     pre = getattr(dls, 'preprocess', None)
-    if pre is None: raise MlopsError('the dataloaders do not say how they preprocess', 'build them with mlops_nb.dataset.dataloaders')
+    if pre is None:
+        fix = 'build them with mlops_nb.dataset.dataloaders'
+        raise MlopsError('the dataloaders do not say how they preprocess', fix)
     ns = [t for t in dls.valid.after_batch.fs if isinstance(t, Normalize)]
     n_in = pre['n_in']
-    stats = ([float(v) for v in ns[0].mean.flatten()], [float(v) for v in ns[0].std.flatten()]) if ns else ([0.]*n_in, [1.]*n_in)
-    return {**pre, 'mean': stats[0], 'std': stats[1]}
+    if not ns: return {**pre, 'mean': [0.]*n_in, 'std': [1.]*n_in}
+    return {**pre, 'mean': [float(v) for v in ns[0].mean.flatten()], 'std': [float(v) for v in ns[0].std.flatten()]}
 
 # %% ../nbs/30_train.ipynb #571abe30
 CACHE_LIMIT_BYTES = 2*1024**3  # `cache='auto'` keeps decoded images in memory up to this size
@@ -239,7 +242,7 @@ def auto_batch_size(arch:str, # `cnn` or a torchvision backbone name
                     fill:float=0.5, # fraction of the GPU's memory one training step may use
                     cap:int=4096 # never above this
                    )->int: # the batch size `bs: auto` trains with
-    "`bs: auto`: on CUDA the largest power of two whose mixed-precision training step fits in `fill` of the GPU; 64 on CPU."
+    "`bs: auto`: on CUDA the largest power of two whose fp16 training step fits in `fill` of the GPU; 64 on CPU."
     limit = max(1, min(cap, n_train//min_steps))
     if device != 'cuda': return min(64, limit)
     torch = _torch()
@@ -418,8 +421,8 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
                 on_class_mismatch:str='error', # checkpoint classes differ from the dataset's: 'error', or 'reinit' the head
                 live_dir:str|Path|None=None, # dvclive folder for per-epoch metrics and curves (None: no dvclive logging)
                 device:str='auto', # 'auto' (CUDA when available), 'cpu' or 'cuda'
-                autotune:bool=True, # CUDA: cuDNN times its kernels for each new input shape (slower first epoch, faster later)
-                num_workers:int|None=None, # decoding processes when cache='none' (default: 0 on CPU; same results either way)
+                autotune:bool=True, # CUDA: cuDNN times kernels per new input shape (slower first epoch, faster later)
+                num_workers:int|None=None, # decoding processes if cache='none' (default: 0 on CPU; same results)
                 cache:str='auto', # decode images once into memory: 'auto' (when they fit in CACHE_LIMIT_BYTES), 'memory', or 'none' (decode every epoch)
                 threads:int|None=None, # torch CPU threads (default: `cpu_threads()`, half the usable cores); part of what makes a CPU run reproducible
                 cbs:list|None=None # extra fastai callbacks (tests use one to fail mid-training)
