@@ -278,14 +278,18 @@ def main(argv=None)->int:
         ds = make_dataset(tmp/'digits', a.n, a.size)
         print(f'dataset: {time.perf_counter()-t0:.1f}s', flush=True)
         rows = []
-        for arch in a.archs: rows += arch_rows(a, arch, ds, tmp, device, util)
-        if not a.no_auto and not a.cpu_smoke: rows += auto_rows(a, ds, tmp, device, util)
+        parts = [lambda arch=arch: arch_rows(a, arch, ds, tmp, device, util) for arch in a.archs]
+        if not a.no_auto and not a.cpu_smoke: parts.append(lambda: auto_rows(a, ds, tmp, device, util))
+        for part in parts:   # recorded after each part, so a run cut short keeps what it measured
+            rows += part()
+            print(f'--- {time.perf_counter()-t0:.0f}s', flush=True)
+            if a.cpu_smoke: continue
+            record('gpu', rows, gpu=name, torch=torch.__version__, n=a.n, size=a.size, bs=a.bs, epochs=a.epochs,
+                   workers=a.workers, cpus=os.cpu_count(), complete=part is parts[-1])
     finally:
         util.close()
         shutil.rmtree(tmp, ignore_errors=True)
     if a.cpu_smoke: print_table('gpu (CPU smoke run, not recorded)', rows)
-    else: record('gpu', rows, gpu=name, torch=torch.__version__, n=a.n, size=a.size, bs=a.bs, epochs=a.epochs,
-                 workers=a.workers, cpus=os.cpu_count())
     return 0
 
 SIZE = 64
