@@ -25,7 +25,8 @@ def export_projects(params:dict, # all params (params.yaml)
     section = params.get('labelstudio') or {}
     projects = {k: v for k,v in section.items() if isinstance(v, dict)}
     if not projects:
-        raise MlopsError('params.yaml has no labelstudio.<name> sections', 'add one per Label Studio project (see the README)')
+        raise MlopsError('params.yaml has no labelstudio.<name> sections',
+                         'add one per Label Studio project (see the README)')
     if unknown := [n for n in names or [] if n not in projects]:
         raise MlopsError(f'unknown project {unknown[0]!r}', f'pick from params.yaml labelstudio: {", ".join(projects)}')
     return {k: v for k,v in projects.items() if not names or k in names}
@@ -42,8 +43,9 @@ def current_fingerprints(projects:dict # key -> export parameters (from `export_
         try: out[key] = quick_fingerprint(cfg.get('project', key), cfg.get('url') or None)
         except MlopsError: raise
         except Exception as e:
-            raise MlopsError(redact(f'cannot read the fingerprint of project {key} from Label Studio ({type(e).__name__}: {e})'[:300]),
-                             f'check LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY and labelstudio.{key}.project', code=1) from None
+            what = f'cannot read the fingerprint of project {key} from Label Studio ({type(e).__name__}: {e})'
+            fix = f'check LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY and labelstudio.{key}.project'
+            raise MlopsError(redact(what[:300]), fix, code=1) from None
     return out
 
 # %% ../nbs/80_refresh.ipynb #330af069
@@ -111,15 +113,15 @@ def dvc(root:Path, # the project root
     "Run `python -m dvc ARGS` in `root`, output to stderr."
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, 'PATH': os.pathsep.join([bindir, os.environ.get('PATH', '')])}
-    rc = subprocess.run([sys.executable, '-m', 'dvc', *args], cwd=root, env=env, stdout=sys.stderr.fileno()
-                        if hasattr(sys.stderr, 'fileno') and _has_fd(sys.stderr) else None).returncode
+    rc = subprocess.run([sys.executable, '-m', 'dvc', *args], cwd=root, env=env, stdout=_stderr_fd()).returncode
     if check and rc: raise MlopsError(f'dvc {args[0]} failed (exit {rc}){": " + what if what else ""}',
                                       'see the dvc output above; nothing was committed', code=1)
     return rc
 
-def _has_fd(stream)->bool:
-    try: stream.fileno(); return True
-    except Exception: return False
+def _stderr_fd()->int|None:
+    "Our stderr's file descriptor, for a child's stdout (None under Jupyter, whose stderr has none: inherit)."
+    try: return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError): return None
 
 # %% ../nbs/80_refresh.ipynb #fbeea4ad
 def rebuild(root:Path, # the project root
@@ -128,7 +130,8 @@ def rebuild(root:Path, # the project root
            ):
     "Pull missing previous outputs, `dvc repro` the stages, `dvc push` what they made."
     if any(not (root/o).exists() for s in stages for o in graph[s]['outs']):
-        if dvc(root, 'pull', '--allow-missing', *stages, check=False): log('[refresh] dvc pull failed: rebuilding from Label Studio')
+        if dvc(root, 'pull', '--allow-missing', *stages, check=False):
+            log('[refresh] dvc pull failed: rebuilding from Label Studio')
     dvc(root, 'repro', *stages, what=f'reproducing {", ".join(stages)}')
     dvc(root, 'push', *stages, what='the new data version did not reach the remote')
 
@@ -145,7 +148,8 @@ def build_tree(root:Path, # the repository
     "A tree with HEAD's content plus `files`, written through a temporary index."
     with tempfile.TemporaryDirectory() as d:
         env = {**os.environ, 'GIT_INDEX_FILE': str(Path(d)/'index')}
-        run = lambda *a: subprocess.run(['git', *a], cwd=root, env=env, capture_output=True, text=True, check=True).stdout
+        run = lambda *a: subprocess.run(['git', *a], cwd=root, env=env, capture_output=True, text=True,
+                                        check=True).stdout
         run('read-tree', 'HEAD')
         if files: run('update-index', '--add', '--remove', '--', *files)
         return run('write-tree').strip()
@@ -154,7 +158,8 @@ def build_tree(root:Path, # the repository
 def _identity(root:Path)->dict:
     name = git(root, 'config', 'user.name', check=False) or 'mlops-nb refresh'
     email = git(root, 'config', 'user.email', check=False) or 'mlops-nb-refresh@users.noreply.github.com'
-    return {'GIT_AUTHOR_NAME': name, 'GIT_AUTHOR_EMAIL': email, 'GIT_COMMITTER_NAME': name, 'GIT_COMMITTER_EMAIL': email}
+    return {'GIT_AUTHOR_NAME': name, 'GIT_AUTHOR_EMAIL': email,
+            'GIT_COMMITTER_NAME': name, 'GIT_COMMITTER_EMAIL': email}
 
 def commit_on_branch(root:Path, # the repository
                      branch:str, # the refresh branch
@@ -180,7 +185,8 @@ def fetch_branch(root:Path, # the repository
                 )->str|None: # the remote-tracking ref of the branch, None when the remote has no such branch
     "Fetch the remote's refresh branch (if it exists) so the comparison sees the latest pushed data."
     ref = f'refs/remotes/{remote}/{branch}'
-    r = subprocess.run(['git', 'fetch', '-q', remote, f'+refs/heads/{branch}:{ref}'], cwd=root, capture_output=True, text=True)
+    r = subprocess.run(['git', 'fetch', '-q', remote, f'+refs/heads/{branch}:{ref}'], cwd=root,
+                       capture_output=True, text=True)
     if r.returncode: git(root, 'update-ref', '-d', ref, check=False)
     return ref if not r.returncode else None
 
@@ -202,7 +208,8 @@ def github_settings()->dict|None: # {'token', 'owner', 'repo', 'api'}, or None f
     if not re.fullmatch(r'[\w.-]+/[\w.-]+', repo):
         raise MlopsError(f'GITHUB_REPOSITORY={repo!r} is not owner/name', 'e.g. GITHUB_REPOSITORY=acme/mlops')
     owner,name = repo.split('/')
-    return {'token': token, 'owner': owner, 'repo': name, 'api': os.environ.get('GITHUB_API_URL') or 'https://api.github.com'}
+    api = os.environ.get('GITHUB_API_URL') or 'https://api.github.com'
+    return {'token': token, 'owner': owner, 'repo': name, 'api': api}
 
 def github_api(gh:dict # from `github_settings`
               ): # a synchronous ghapi client for the repository
@@ -225,8 +232,9 @@ def pr_body(metas:dict # key -> export meta (`data/raw_labels/<key>.meta.json`),
         c,p = (m or {}).get('counts', {}),(m or {}).get('project', {})
         rows.append(f"| {md_escape(key)} | {md_escape(p.get('title', '?'))} | {c.get('tasks', '?')} | "
                     f"{c.get('annotations', '?')} | {c.get('labeled_tasks', '?')} |")
-    return '\n'.join(['New data from Label Studio, made by `mlops-nb refresh` (`dvc.lock` and metrics only; the data is '
-                      'in the DVC remote).', '', *rows, '', 'Add the `train` label to train and evaluate on it.'])
+    intro = ('New data from Label Studio, made by `mlops-nb refresh` (`dvc.lock` and metrics only; '
+             'the data is in the DVC remote).')
+    return '\n'.join([intro, '', *rows, '', 'Add the `train` label to train and evaluate on it.'])
 
 # %% ../nbs/80_refresh.ipynb #56f3be01
 PR_TITLE = 'Data refresh from Label Studio'
@@ -247,7 +255,8 @@ def open_or_update_pr(gh:dict, # from `github_settings`
         return {'number': pr['number'], 'url': pr.get('html_url', ''), 'action': 'opened'}
     except Exception as e:
         raise MlopsError(redact(f'GitHub API at {gh["api"]} refused the pull request ({type(e).__name__}: {e})'[:300]),
-                         'check GITHUB_TOKEN (contents and pull-requests: write) and GITHUB_REPOSITORY', code=1) from None
+                         'check GITHUB_TOKEN (contents and pull-requests: write) and GITHUB_REPOSITORY',
+                         code=1) from None
 
 # %% ../nbs/80_refresh.ipynb #212d1379
 @dataclass
@@ -299,7 +308,8 @@ def refresh_data(names:list[str]|None=None, # projects (keys of params `labelstu
     exports = [Path(os.path.relpath(resolve_path(c['out'], root), root)).as_posix() for c in todo.values()]
     every = [Path(os.path.relpath(resolve_path(c['out'], root), root)).as_posix() for c in projects.values()]
     stages = data_stages(graph, every, exports)
-    if not stages: raise MlopsError(f'no DVC stage writes {", ".join(exports)}', 'check dvc.yaml against params.yaml labelstudio')
+    if not stages:
+        raise MlopsError(f'no DVC stage writes {", ".join(exports)}', 'check dvc.yaml against params.yaml labelstudio')
     rebuild(root, stages, graph)
     record_fingerprints(root, todo, current)
     commit,what = commit_on_branch(root, branch, refreshed_files(root), f'Data refresh: {", ".join(todo)}',

@@ -31,7 +31,8 @@ def parse_event(body:bytes # the request body
     "The action and project of a Label Studio webhook body; ValueError naming what is wrong otherwise."
     try: data = json.loads(body)
     except ValueError: raise ValueError('the body is not JSON') from None
-    if not isinstance(data, dict) or not isinstance(data.get('action'), str) or not re.fullmatch(r'[A-Z_]{3,64}', data['action']):
+    action = data.get('action') if isinstance(data, dict) else None
+    if not isinstance(action, str) or not re.fullmatch(r'[A-Z_]{3,64}', action):
         raise ValueError('not a Label Studio event (no upper-case "action")')
     project = data.get('project')
     if not isinstance(project, dict) or not isinstance(project.get('id'), int):
@@ -61,7 +62,8 @@ class Debouncer:
                  attempts:int=4, # tries per refresh
                  backoff:float=2., # first retry wait in seconds, doubled each retry (at most 60 s)
                  logger=log): # one-line logger
-        self.action,self.quiet,self.max_wait,self.attempts,self.backoff,self.log = action,quiet,max_wait,attempts,backoff,logger
+        self.action,self.quiet,self.max_wait = action,quiet,max_wait
+        self.attempts,self.backoff,self.log = attempts,backoff,logger
         self.pending,self.first,self.last,self.running,self.closed = set(),0.,0.,False,False
         self.events,self.runs,self.failures = 0,0,0
         self.cond = threading.Condition()
@@ -105,7 +107,8 @@ def _run(self:Debouncer, batch:list):
     t0,start = time.time(),time.strftime('%H:%M:%S')
     self.runs += 1
     n,names = self.runs,', '.join(batch)
-    retry_log = lambda rs: self.log(f'[webhook] refresh {n} attempt {rs.attempt_number} failed: {rs.outcome.exception()}'[:400])
+    retry_log = lambda rs: self.log(
+        f'[webhook] refresh {n} attempt {rs.attempt_number} failed: {rs.outcome.exception()}'[:400])
     try:
         for att in Retrying(stop=stop_after_attempt(max(1, self.attempts)), reraise=True, before_sleep=retry_log,
                             wait=wait_exponential(multiplier=self.backoff, max=60)):
@@ -133,7 +136,8 @@ def wait_idle(self:Debouncer, timeout:float=60. # seconds
     "Block until the queue is empty and no refresh runs."
     end = time.monotonic() + timeout
     with self.cond:
-        while (self.pending or self.running) and time.monotonic() < end: self.cond.wait(min(0.1, end - time.monotonic()))
+        while (self.pending or self.running) and time.monotonic() < end:
+            self.cond.wait(min(0.1, end - time.monotonic()))
         return not (self.pending or self.running)
 
 @patch
@@ -158,7 +162,8 @@ def local_action(root:Path # the project root the refresh runs in
         args = [a for p in projects for a in ('--project', p)]
         r = subprocess.run([*_mlops_nb(), 'refresh', *args], cwd=root, capture_output=True, text=True)
         tail = (r.stdout.strip() or r.stderr.strip()).splitlines()[-1:] or ['']
-        if r.returncode: raise RuntimeError(f'mlops-nb refresh exit {r.returncode}: {(r.stderr.strip().splitlines() or [""])[-1]}')
+        if r.returncode:
+            raise RuntimeError(f'mlops-nb refresh exit {r.returncode}: {(r.stderr.strip().splitlines() or [""])[-1]}')
         return tail[0]
     return run
 
@@ -187,7 +192,8 @@ def make_action(kind:str, # local, github or log
     if kind == 'log': return log_action
     if kind != 'github': raise MlopsError(f'unknown action {kind!r}', 'pick local, github or log')
     if not (gh := github_settings()):
-        raise MlopsError('action github needs GITHUB_TOKEN and GITHUB_REPOSITORY', 'export them (and GITHUB_API_URL for GitHub Enterprise)')
+        raise MlopsError('action github needs GITHUB_TOKEN and GITHUB_REPOSITORY',
+                         'export them (and GITHUB_API_URL for GitHub Enterprise)')
     return github_action(gh)
 
 # %% ../nbs/85_webhook.ipynb #34adaaee
@@ -238,7 +244,8 @@ def serve(host:str='127.0.0.1', # interface to listen on (loopback unless --allo
     key,root = secret(SECRET_ENV),project_root()
     projects = watched_projects(load_params(root/'params.yaml'))
     debouncer = Debouncer(make_action(action, root), quiet=quiet, max_wait=max_wait, attempts=attempts)
-    log(f'[webhook] listening on http://{host}:{port}/ (action {action}, quiet {quiet:g}s, projects: {", ".join(projects)})')
+    log(f'[webhook] listening on http://{host}:{port}/ (action {action}, quiet {quiet:g}s, '
+        f'projects: {", ".join(projects)})')
     try: uvicorn.run(make_app(projects, debouncer, key), host=host, port=port, log_level='warning', access_log=False)
     finally: debouncer.close()
 
@@ -269,7 +276,8 @@ def connect_webhook(url:str=None, # the receiver's URL as Label Studio calls it,
     "Register (or update, never duplicate) the webhook receiver on the Label Studio projects of params.yaml."
     from mlops_nb.labelstudio import connect, find_project
     from mlops_nb.refresh import export_projects
-    if not re.match(r'^https?://[^/\s]+', url or ''): raise MlopsError(f'--url {url!r} is not an http(s) URL', 'e.g. http://127.0.0.1:8765/')
+    if not re.match(r'^https?://[^/\s]+', url or ''):
+        raise MlopsError(f'--url {url!r} is not an http(s) URL', 'e.g. http://127.0.0.1:8765/')
     key = secret(SECRET_ENV)
     for name,cfg in export_projects(load_params(project_root()/'params.yaml'), [project] if project else None).items():
         conn = connect(cfg.get('url') or None)

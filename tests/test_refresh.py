@@ -179,8 +179,7 @@ def test_if_changed_with_nothing_changed_is_one_fingerprint_check(site):
 def test_new_annotation_updates_the_pull_request(site):
     "An annotation in the pool: `--if-changed` reruns only the pool's data stages, force-pushes one new commit on main, updates the PR."
     main0,head0 = site.origin_ref('refs/heads/main'),site.origin_ref('refs/heads/data-refresh')
-    pid = site.ls.client.projects.list(title=site.titles['digits']).items[0].id if False else \
-          next(p.id for p in site.ls.client.projects.list(page_size=100) if p.title == site.titles['digits'])
+    pid = next(p.id for p in site.ls.client.projects.list(page_size=100) if p.title == site.titles['digits'])
     with site.ls.http() as h:
         tasks = h.get('/api/tasks', params={'project': pid, 'page_size': 100}).raise_for_status().json()['tasks']
         task = next(t for t in tasks if not t['total_annotations'])
