@@ -70,9 +70,7 @@ def main():
         cmd = [str(_demo.BIN/'mlops-nb'), 'webhook', 'serve', '--port', str(port), '--action', 'local']
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            while True:
-                try: health(url); break
-                except Exception: time.sleep(0.1)
+            while health_running(url, default=None) is None: time.sleep(0.1)  # until it answers
             cli(root, 'labelstudio', 'connect-webhook', '--url', url + '/', '--project', 'digits', env=env)
             pool = {'id': 0, 'title': 'digits'}
             idle_rate,idle_times = flood(url + '/', {'action': 'ANNOTATION_UPDATED', 'project': pool}, 3, lambda: False)
@@ -90,7 +88,9 @@ def main():
             end = time.time() + 180
             while (health_running(url) or health(url)['pending']) and time.time() < end: time.sleep(0.5)
         finally:
-            proc.terminate(); proc.wait(10); log.close()
+            proc.terminate()
+            proc.wait(10)
+            log.close()
     print((tmp/'webhook.log').read_text()[-1500:])
     shutil.rmtree(tmp, ignore_errors=True)
     record('webhook', [
@@ -102,8 +102,9 @@ def main():
             latency <= QUIET + 1),
     ])
 
-def health_running(url)->bool:
+def health_running(url, default=False)->bool|None:
+    "Whether the receiver runs a refresh now (`default` when it does not answer)."
     try: return health(url)['running']
-    except Exception: return False
+    except Exception: return default
 
 if __name__ == '__main__': main()
