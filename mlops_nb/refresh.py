@@ -12,10 +12,10 @@ from .core import MlopsError, project_root, load_params, resolve_path, dumps_jso
 
 # %% auto #0
 __all__ = ['FINGERPRINTS', 'PR_TITLE', 'export_projects', 'current_fingerprints', 'git', 'recorded_fingerprints',
-           'changed_projects', 'data_stages', 'stage_graph', 'dvc', 'rebuild', 'refreshed_files', 'build_tree',
-           'commit_on_branch', 'fetch_branch', 'push_branch', 'github_settings', 'github_api', 'md_escape', 'pr_body',
-           'open_or_update_pr', 'RefreshResult', 'base_branch', 'record_fingerprints', 'refresh_data', 'publish',
-           'refresh']
+           'changed_projects', 'data_stages', 'stage_graph', 'dvc', 'rebuild', 'check_clean', 'refreshed_files',
+           'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch', 'github_settings', 'github_api',
+           'md_escape', 'pr_body', 'open_or_update_pr', 'RefreshResult', 'base_branch', 'record_fingerprints',
+           'refresh_data', 'publish', 'refresh']
 
 # %% ../nbs/80_refresh.ipynb #201de894
 def export_projects(params:dict, # all params (params.yaml)
@@ -52,12 +52,12 @@ def current_fingerprints(projects:dict # key -> export parameters (from `export_
 def git(root:Path, # the repository
         *args:str, # git arguments
         check:bool=True # raise a one-line error when git fails
-       )->str: # its stdout, stripped
+       )->str: # its stdout without the trailing newline
     "Run one git command in `root`."
     r = subprocess.run(['git', *args], cwd=root, capture_output=True, text=True)
     if check and r.returncode:
         raise MlopsError(f'git {" ".join(args[:3])} failed in {root}: {r.stderr.strip()[-300:]}', code=1)
-    return r.stdout.strip()
+    return r.stdout.rstrip()
 
 def recorded_fingerprints(root:Path, # the repository
                           revs:list[str] # revisions to read `metrics/labelstudio.json` at (missing ones are skipped)
@@ -134,6 +134,15 @@ def rebuild(root:Path, # the project root
             log('[refresh] dvc pull failed: rebuilding from Label Studio')
     dvc(root, 'repro', *stages, what=f'reproducing {", ".join(stages)}')
     dvc(root, 'push', *stages, what='the new data version did not reach the remote')
+
+# %% ../nbs/80_refresh.ipynb #241bc4cf
+def check_clean(root:Path # the repository
+               ):
+    "Fail when a tracked file other than `dvc.lock` and `metrics/` has uncommitted changes."
+    out = git(root, 'status', '--porcelain', '--untracked-files=no')
+    dirty = [l[3:] for l in out.splitlines() if l[3:] != 'dvc.lock' and not l[3:].startswith('metrics/')]
+    if dirty: raise MlopsError(f'uncommitted changes in {", ".join(dirty[:5])}',
+                               'commit or stash them first: the refresh commits dvc.lock and metrics only')
 
 # %% ../nbs/80_refresh.ipynb #e28b829b
 def refreshed_files(root:Path # the repository
@@ -303,6 +312,7 @@ def refresh_data(names:list[str]|None=None, # projects (keys of params `labelstu
     current = current_fingerprints(projects)
     changed = changed_projects(current, recorded_fingerprints(root, ['HEAD', previous or (local and branch) or 'HEAD']))
     if if_changed and not changed: return RefreshResult([], message=f'refresh: no change in {", ".join(projects)}')
+    check_clean(root)
     todo = {k: projects[k] for k in (changed if if_changed else projects)}
     graph = stage_graph(root)
     exports = [Path(os.path.relpath(resolve_path(c['out'], root), root)).as_posix() for c in todo.values()]

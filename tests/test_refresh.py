@@ -25,16 +25,19 @@ class FakeGitHub:
             def _reply(self, code, body=None):
                 data = json.dumps(body).encode() if body is not None else b''
                 self.send_response(code)
-                self.send_header('Content-Type', 'application/json'); self.send_header('Content-Length', str(len(data)))
-                self.end_headers(); self.wfile.write(data)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
             def _handle(self):
                 n = int(self.headers.get('Content-Length') or 0)
                 body = json.loads(self.rfile.read(n)) if n else None
                 url = urlsplit(self.path)
-                fake.requests.append({'method': self.command, 'path': url.path, 'query': parse_qs(url.query), 'body': body,
-                                      'auth': self.headers.get('Authorization')})
+                fake.requests.append({'method': self.command, 'path': url.path, 'query': parse_qs(url.query),
+                                      'body': body, 'auth': self.headers.get('Authorization')})
                 if fake.fail_first > 0:
-                    fake.fail_first -= 1; return self._reply(502, {'message': 'bad gateway'})
+                    fake.fail_first -= 1
+                    return self._reply(502, {'message': 'bad gateway'})
                 self._reply(*fake.route(self.command, url.path, parse_qs(url.query), body))
             do_GET = do_POST = do_PATCH = _handle
         self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
@@ -53,9 +56,12 @@ class FakeGitHub:
             pr = {'number': len(self.pulls) + 1, 'state': 'open', 'title': body['title'], 'body': body.get('body'),
                   'head': {'ref': body['head']}, 'base': {'ref': body['base']}}
             pr['html_url'] = f'https://github.example/{owner}/pull/{pr["number"]}'
-            self.pulls.append(pr); return 201, pr
+            self.pulls.append(pr)
+            return 201, pr
         if len(rest) == 2 and rest[0] == 'pulls' and method == 'PATCH':
-            pr = self.pulls[int(rest[1]) - 1]; pr.update(body); return 200, pr
+            pr = self.pulls[int(rest[1]) - 1]
+            pr.update(body)
+            return 200, pr
         return 404, {'message': 'Not Found'}
 
     def calls(self, method=None): return [r for r in self.requests if method is None or r['method'] == method]
@@ -77,7 +83,8 @@ class Site:
         e = {k: v for k,v in os.environ.items() if not k.startswith(('AWS_', 'GITHUB_')) and k != 'MLOPS_NB_ROOT'}
         e.update(self.ls.env, PATH=os.pathsep.join([str(BIN), e.get('PATH', '')]), PYTHONUNBUFFERED='1')
         e.update({k: v for k,v in self.s3.env.items() if k != 'AWS_ENDPOINT_URL'})
-        if github: e.update(GITHUB_TOKEN='ghs_faketoken123', GITHUB_REPOSITORY='acme/digits', GITHUB_API_URL=self.gh.url)
+        if github:
+            e.update(GITHUB_TOKEN='ghs_faketoken123', GITHUB_REPOSITORY='acme/digits', GITHUB_API_URL=self.gh.url)
         return {**e, **extra}
 
     def refresh(self, *args, cwd=None, github=True, timeout=600)->subprocess.CompletedProcess:
@@ -96,16 +103,19 @@ def ok(r:subprocess.CompletedProcess)->str:
 
 def make_project(root:Path, source_tree:Path, titles:dict, bucket:str):
     "A pipeline project (this repo's dvc.yaml, params.yaml, notebooks) with an S3 default remote, committed on main."
-    (root/'.dvc').mkdir(parents=True); (root/'nbs').mkdir()
-    for f in ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore'): shutil.copy(source_tree/f, root/f)
+    (root/'.dvc').mkdir(parents=True)
+    (root/'nbs').mkdir()
+    for f in ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore'):
+        shutil.copy(source_tree/f, root/f)
     for nb in sorted(packaged_notebooks().glob('[0-9]*_*.ipynb')): shutil.copy(nb, root/'nbs'/nb.name)
     params = yaml.safe_load((root/'params.yaml').read_text())
     for key,title in titles.items(): params['labelstudio'][key]['project'] = title
     (root/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
     git(root, 'init', '-q', '-b', 'main')
-    subprocess.run([sys.executable, '-m', 'dvc', 'remote', 'add', '-d', 's3', f's3://{bucket}/dvcstore'], cwd=root, check=True,
-                   capture_output=True)
-    git(root, 'add', '-A'); git(root, 'commit', '-qm', 'pipeline')
+    subprocess.run([sys.executable, '-m', 'dvc', 'remote', 'add', '-d', 's3', f's3://{bucket}/dvcstore'], cwd=root,
+                   check=True, capture_output=True)
+    git(root, 'add', '-A')
+    git(root, 'commit', '-qm', 'pipeline')
 
 def clone(site_origin:Path, dest:Path, s3_url:str)->Path:
     subprocess.run(['git', 'clone', '-q', str(site_origin), str(dest)], check=True, capture_output=True)
@@ -120,9 +130,9 @@ def site(labelstudio, s3_endpoint, source_tree, tmp_path_factory):
     tag = uuid.uuid4().hex[:8]
     titles = {'digits': f'refresh-pool-{tag}', 'digits-benchmark': f'refresh-bench-{tag}'}
     env = {**os.environ, **labelstudio.env}
-    r = subprocess.run([str(BIN/'mlops-nb'), 'labelstudio', 'seed-demo', '--n-pool', '24', '--n-bench', '12', '--size', '16',
-                        '--pool', titles['digits'], '--benchmark', titles['digits-benchmark']], env=env, capture_output=True, text=True)
-    ok(r)
+    seed = ['labelstudio', 'seed-demo', '--n-pool', '40', '--n-bench', '12', '--size', '16',
+            '--pool', titles['digits'], '--benchmark', titles['digits-benchmark']]
+    ok(subprocess.run([str(BIN/'mlops-nb'), *seed], env=env, capture_output=True, text=True))
     bucket = s3_endpoint.make_bucket(f'refresh-{tag}')
     make_project(base/'upstream', source_tree, titles, bucket)
     subprocess.run(['git', 'clone', '-q', '--bare', str(base/'upstream'), str(base/'origin.git')], check=True)
@@ -132,8 +142,18 @@ def site(labelstudio, s3_endpoint, source_tree, tmp_path_factory):
     yield s
     gh.close()
 
+def annotate_one(site, label:str)->int:
+    "Annotate one unannotated task of the pool (one API call); its task id."
+    pid = next(p.id for p in site.ls.client.projects.list(page_size=100) if p.title == site.titles['digits'])
+    with site.ls.http() as h:
+        tasks = h.get('/api/tasks', params={'project': pid, 'page_size': 100}).raise_for_status().json()['tasks']
+        task = next(t for t in tasks if not t['total_annotations'])
+        h.post(f'/api/tasks/{task["id"]}/annotations/', json={'result': [{'from_name': 'label', 'to_name': 'image',
+               'type': 'choices', 'value': {'choices': [label]}}]}).raise_for_status()
+    return task['id']
+
 def test_refresh_pushes_branch_and_opens_one_pull_request(site):
-    "First refresh: data pushed to S3, one commit on data-refresh (parent: main) pushed to origin, one PR call, main untouched."
+    "First refresh: data pushed to S3, one commit on data-refresh (parent: main) pushed, one PR call, main untouched."
     main0 = site.origin_ref('refs/heads/main')
     out = ok(site.refresh())
     assert 'pull request #1 opened (data-refresh -> main)' in out, out
@@ -147,7 +167,7 @@ def test_refresh_pushes_branch_and_opens_one_pull_request(site):
     assert {'labelstudio@digits', 'labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset'} <= set(lock['stages'])
     assert 'train' not in lock['stages']  # training is the pull request's business
     fps = json.loads(git(site.origin, 'show', f'{head}:metrics/labelstudio.json'))
-    assert fps['digits']['title'] == site.titles['digits'] and fps['digits']['tasks'] == 24
+    assert fps['digits']['title'] == site.titles['digits'] and fps['digits']['tasks'] == 40
     posts = site.gh.calls('POST')
     assert len(posts) == 1 and posts[0]['path'] == '/repos/acme/digits/pulls', site.gh.requests
     assert (posts[0]['body']['head'], posts[0]['body']['base']) == ('data-refresh', 'main')
@@ -168,46 +188,60 @@ def test_second_refresh_commits_nothing_and_calls_nothing(site):
 def test_if_changed_with_nothing_changed_is_one_fingerprint_check(site):
     "`--if-changed`, nothing new: one line, exit 0, no DVC, no git push, no API call, about the cost of one check."
     n = len(site.gh.requests)
-    t0 = time.time(); r = site.refresh('--if-changed'); secs = time.time() - t0
+    t0 = time.time()
+    r = site.refresh('--if-changed')
+    secs = time.time() - t0
     out = ok(r)
-    assert out.strip().splitlines() == [out.strip()] and out.startswith('refresh: no change in digits, digits-benchmark'), out
+    assert out.strip().splitlines() == [out.strip()], out
+    assert out.startswith('refresh: no change in digits, digits-benchmark'), out
     assert 'Running stage' not in r.stderr and 'dvc' not in r.stderr.lower(), r.stderr
     assert len(site.gh.requests) == n
-    t0 = time.time(); ok(subprocess.run([str(BIN/'mlops-nb'), '--help'], capture_output=True, text=True)); cli = time.time() - t0
+    t0 = time.time()
+    ok(subprocess.run([str(BIN/'mlops-nb'), '--help'], capture_output=True, text=True))
+    cli = time.time() - t0
     assert secs < cli + 4, (secs, cli)  # process start + two fingerprints + one git fetch, never a DVC run
 
 def test_new_annotation_updates_the_pull_request(site):
-    "An annotation in the pool: `--if-changed` reruns only the pool's data stages, force-pushes one new commit on main, updates the PR."
+    "A pool annotation: `--if-changed` reruns only its data stages, force-pushes one commit on main, updates the PR."
     main0,head0 = site.origin_ref('refs/heads/main'),site.origin_ref('refs/heads/data-refresh')
-    pid = next(p.id for p in site.ls.client.projects.list(page_size=100) if p.title == site.titles['digits'])
-    with site.ls.http() as h:
-        tasks = h.get('/api/tasks', params={'project': pid, 'page_size': 100}).raise_for_status().json()['tasks']
-        task = next(t for t in tasks if not t['total_annotations'])
-        h.post(f'/api/tasks/{task["id"]}/annotations/', json={'result': [{'from_name': 'label', 'to_name': 'image',
-               'type': 'choices', 'value': {'choices': ['7']}}]}).raise_for_status()
+    task = annotate_one(site, '7')
     n = len(site.gh.requests)
     r = site.refresh('--if-changed')
     out = ok(r)
     assert 'pull request #1 updated' in out, out
-    assert "Running stage 'dataset-benchmark'" not in r.stderr and "Running stage 'dataset'" in r.stderr, r.stderr[-3000:]
+    assert "Running stage 'dataset-benchmark'" not in r.stderr, r.stderr[-3000:]
+    assert "Running stage 'dataset'" in r.stderr, r.stderr[-3000:]
     head = site.origin_ref('refs/heads/data-refresh')
     assert head != head0 and git(site.origin, 'rev-parse', f'{head}^').strip() == main0
     assert site.origin_ref('refs/heads/main') == main0
     new = site.gh.requests[n:]
     assert [r['method'] for r in new] == ['GET', 'PATCH'], new
     export = json.loads((site.clone/'data/raw_labels/digits.json').read_text())
-    assert next(t for t in export if t['id'] == task['id'])['annotations']
+    assert next(t for t in export if t['id'] == task)['annotations']
+
+def test_after_merge_the_next_refresh_opens_a_new_pull_request(site):
+    "The PR is merged (main = its head): nothing to do; a new annotation changes the now tracked dvc.lock -> PR #2."
+    head = site.origin_ref('refs/heads/data-refresh')
+    git(site.origin, 'update-ref', 'refs/heads/main', head)
+    site.gh.pulls[0]['state'] = 'closed'
+    git(site.clone, 'pull', '-q', '--ff-only', 'origin', 'main')
+    n = len(site.gh.requests)
+    assert ok(site.refresh('--if-changed')).startswith('refresh: no change in digits, digits-benchmark')
+    assert len(site.gh.requests) == n
+    task = annotate_one(site, '5')
+    out = ok(site.refresh('--if-changed'))
+    assert 'pull request #2 opened (data-refresh -> main)' in out, out
+    new_head = site.origin_ref('refs/heads/data-refresh')
+    assert git(site.origin, 'rev-parse', f'{new_head}^').strip() == head == site.origin_ref('refs/heads/main')
+    assert 'dvc.lock' in git(site.origin, 'diff', '--name-only', head, new_head).split()
+    assert [r['method'] for r in site.gh.requests[n:]] == ['GET', 'POST']
+    export = json.loads((site.clone/'data/raw_labels/digits.json').read_text())
+    assert next(t for t in export if t['id'] == task)['annotations']
 
 def test_without_github_settings_stops_after_the_local_commit(site, tmp_path):
-    "A fresh clone, no GITHUB_*: the data comes from the S3 remote, the commit stays local, nothing is pushed or called."
+    "A fresh clone, no GITHUB_*: data from the S3 remote, the commit stays local, nothing is pushed or called."
     c = clone(site.origin, tmp_path/'local', site.s3.url)
-    # the pool changed again since the pull request: a local user sees a commit to push themselves
-    pid = next(p.id for p in site.ls.client.projects.list(page_size=100) if p.title == site.titles['digits'])
-    with site.ls.http() as h:
-        tasks = h.get('/api/tasks', params={'project': pid, 'page_size': 100}).raise_for_status().json()['tasks']
-        task = next(t for t in tasks if not t['total_annotations'])
-        h.post(f'/api/tasks/{task["id"]}/annotations/', json={'result': [{'from_name': 'label', 'to_name': 'image',
-               'type': 'choices', 'value': {'choices': ['1']}}]}).raise_for_status()
+    annotate_one(site, '1')  # the pool changed again: a local user gets a commit to push themselves
     remote_head,n = site.origin_ref('refs/heads/data-refresh'),len(site.gh.requests)
     out = ok(site.refresh('--project', 'digits', cwd=c, github=False))
     assert 'on branch data-refresh (no GITHUB_TOKEN/GITHUB_REPOSITORY: not pushed, no pull request)' in out, out
@@ -218,8 +252,9 @@ def test_without_github_settings_stops_after_the_local_commit(site, tmp_path):
 
 def test_unknown_project_is_one_line(site):
     r = site.refresh('--project', 'nope')
-    assert r.returncode == 2 and r.stderr.strip() == ("mlops-nb refresh: error: unknown project 'nope': pick from params.yaml "
-                                                      "labelstudio: digits, digits-benchmark"), r.stderr
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == ("mlops-nb refresh: error: unknown project 'nope': pick from params.yaml "
+                                "labelstudio: digits, digits-benchmark"), r.stderr
 
 def test_no_secret_in_output_or_history(site):
     history = subprocess.run(['git', 'log', '--all', '-p'], cwd=site.origin, capture_output=True, text=True).stdout
