@@ -14,8 +14,8 @@ from .core import MlopsError, project_root, load_params, resolve_path, dumps_jso
 __all__ = ['FINGERPRINTS', 'PR_TITLE', 'export_projects', 'current_fingerprints', 'git', 'recorded_fingerprints',
            'changed_projects', 'data_stages', 'stage_graph', 'dvc', 'rebuild', 'check_clean', 'refreshed_files',
            'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch', 'github_settings', 'github_api',
-           'md_escape', 'pr_body', 'open_or_update_pr', 'RefreshResult', 'base_branch', 'record_fingerprints',
-           'refresh_data', 'publish', 'refresh']
+           'md_escape', 'pr_body', 'open_or_update_pr', 'RefreshResult', 'export_file', 'base_branch',
+           'record_fingerprints', 'refresh_data', 'publish', 'refresh']
 
 # %% ../nbs/80_refresh.ipynb #201de894
 def export_projects(params:dict, # all params (params.yaml)
@@ -277,6 +277,10 @@ class RefreshResult:
     pr:dict|None = None # the pull request opened or updated
     message:str = '' # one line for people and logs
 
+def export_file(root:Path, cfg:dict)->str:
+    "A project's export file (params `labelstudio.<key>.out`) relative to the root, as DVC names it."
+    return Path(os.path.relpath(resolve_path(cfg['out'], root), root)).as_posix()
+
 def base_branch(root:Path, remote:str)->str:
     "The remote's default branch, else the current branch."
     ref = git(root, 'symbolic-ref', '--short', '-q', f'refs/remotes/{remote}/HEAD', check=False)
@@ -303,8 +307,9 @@ def refresh_data(names:list[str]|None=None, # projects (keys of params `labelstu
                  remote:str='origin' # the git remote to push the branch to
                 )->RefreshResult:
     "Check Label Studio, rebuild the changed data, push it, commit it on `branch`, open or update its pull request."
-    root = project_root()
-    projects,gh = export_projects(load_params(root/'params.yaml'), names),github_settings()
+    root,gh = project_root(),github_settings()
+    params = load_params(root/'params.yaml')
+    projects,everyone = export_projects(params, names),export_projects(params)
     base = base_branch(root, remote)
     if branch == base: raise MlopsError(f'the refresh branch {branch!r} is the base branch', 'pass another --branch')
     previous = fetch_branch(root, remote, branch) if gh else None
@@ -315,9 +320,8 @@ def refresh_data(names:list[str]|None=None, # projects (keys of params `labelstu
     check_clean(root)
     todo = {k: projects[k] for k in (changed if if_changed else projects)}
     graph = stage_graph(root)
-    exports = [Path(os.path.relpath(resolve_path(c['out'], root), root)).as_posix() for c in todo.values()]
-    every = [Path(os.path.relpath(resolve_path(c['out'], root), root)).as_posix() for c in projects.values()]
-    stages = data_stages(graph, every, exports)
+    exports = [export_file(root, c) for c in todo.values()]
+    stages = data_stages(graph, [export_file(root, c) for c in everyone.values()], exports)
     if not stages:
         raise MlopsError(f'no DVC stage writes {", ".join(exports)}', 'check dvc.yaml against params.yaml labelstudio')
     rebuild(root, stages, graph)

@@ -4,7 +4,7 @@ server, against the real Label Studio and a loopback fake GitHub REST API that r
 The tests share ONE site (module fixture) and run in file order: the first refresh opens the pull request, the
 second finds nothing to do, `--if-changed` stops after the fingerprint check, a new annotation updates the pull
 request, and a clone without GitHub settings stops after its local commit."""
-import json, os, shutil, subprocess, sys, threading, time, uuid
+import json, os, re, shutil, subprocess, sys, threading, time, uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -142,9 +142,9 @@ def site(labelstudio, s3_endpoint, source_tree, tmp_path_factory):
     yield s
     gh.close()
 
-def annotate_one(site, label:str)->int:
-    "Annotate one unannotated task of the pool (one API call); its task id."
-    pid = next(p.id for p in site.ls.client.projects.list(page_size=100) if p.title == site.titles['digits'])
+def annotate_one(site, label:str, key:str='digits')->int:
+    "Annotate one unannotated task of a project (one API call); its task id."
+    pid = next(p.id for p in site.ls.client.projects.list(page_size=100) if p.title == site.titles[key])
     with site.ls.http() as h:
         tasks = h.get('/api/tasks', params={'project': pid, 'page_size': 100}).raise_for_status().json()['tasks']
         task = next(t for t in tasks if not t['total_annotations'])
@@ -249,6 +249,17 @@ def test_without_github_settings_stops_after_the_local_commit(site, tmp_path):
     local = git(c, 'rev-parse', 'refs/heads/data-refresh').strip()
     assert git(c, 'rev-parse', f'{local}^').strip() == git(c, 'rev-parse', 'HEAD').strip()
     assert git(c, 'branch', '--show-current').strip() == 'main'
+
+def test_benchmark_project_reruns_both_dataset_stages(site):
+    "`--project digits-benchmark`: its export, its dataset and the pool's dataset (leakage check dep) rerun."
+    annotate_one(site, '2', 'digits-benchmark')
+    r = site.refresh('--project', 'digits-benchmark')
+    out = ok(r)
+    assert 'pull request #2 updated' in out, out
+    ran = re.findall(r"^Running stage '([^']+)'", r.stderr, re.M)
+    # the pool's export is an upstream `always_changed` stage of `dataset`: DVC calls it, it finds nothing new
+    want = ['labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset']
+    assert [s for s in ran if s != 'labelstudio@digits'] == want, r.stderr[-3000:]
 
 def test_unknown_project_is_one_line(site):
     r = site.refresh('--project', 'nope')
