@@ -7,7 +7,7 @@ export PYTHONUNBUFFERED := 1
 # the Label Studio server's own venv (built by `make labelstudio-env`), for `mlops-nb labelstudio serve` and tests
 LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 
-.PHONY: chromium install labelstudio-env demo pipeline promote pr-comment test check-sync nbtest wheel-test export readme clean-nbs update bench
+.PHONY: chromium install labelstudio-env demo pipeline refresh promote pr-comment test check-sync nbtest wheel-test export readme clean-nbs update bench
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -26,6 +26,11 @@ pipeline: install
 	$(BIN)/dvc pull --allow-missing || echo "dvc pull: nothing to pull yet"
 	$(BIN)/dvc repro
 	$(BIN)/mlops-nb report
+
+## new Label Studio data -> dvc repro (export + dataset) -> dvc push -> branch data-refresh + one pull request
+## (the scheduled fallback: make refresh REFRESH_ARGS=--if-changed; a dispatch: REFRESH_ARGS='--project digits')
+refresh: install
+	$(BIN)/mlops-nb refresh $(REFRESH_ARGS)
 
 ## on main: measure the model at this very commit (a clean tree), then mark those results as the champion
 promote: install
