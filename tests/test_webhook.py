@@ -93,6 +93,7 @@ def site(labelstudio, source_tree, tmp_path_factory):
     make_project(root, source_tree, titles, 'unused')
     subprocess.run([sys.executable, '-m', 'dvc', 'remote', 'default', 'local'], cwd=root, check=True,
                    capture_output=True)
+    git(root, 'commit', '-qam', 'the default local DVC remote')
     env = {**{k: v for k,v in os.environ.items() if not k.startswith('GITHUB_')}, **labelstudio.env,
            'MLOPS_WEBHOOK_SECRET': SECRET, 'PATH': os.pathsep.join([str(BIN), os.environ.get('PATH', '')])}
     ok(subprocess.run([str(BIN/'mlops-nb'), 'refresh'], cwd=root, env=env, capture_output=True, text=True, timeout=900))
