@@ -224,6 +224,8 @@ def test_after_merge_the_next_refresh_opens_a_new_pull_request(site):
     head = site.origin_ref('refs/heads/data-refresh')
     git(site.origin, 'update-ref', 'refs/heads/main', head)
     site.gh.pulls[0]['state'] = 'closed'
+    git(site.clone, 'reset', '-q', '--hard')  # the refresh's own dvc.lock/metrics, now on main: a fresh checkout
+    git(site.clone, 'clean', '-qfd')
     git(site.clone, 'pull', '-q', '--ff-only', 'origin', 'main')
     n = len(site.gh.requests)
     assert ok(site.refresh('--if-changed')).startswith('refresh: no change in digits, digits-benchmark')
