@@ -37,6 +37,12 @@ pipeline: install
 gate: install
 	$(BIN)/mlops-nb gate
 
+## new Label Studio data -> dvc repro (export + dataset) -> dvc push -> branch data-refresh + one pull request
+## (default --if-changed: one cheap fingerprint check when nothing changed; by hand: REFRESH_ARGS='--project digits')
+REFRESH_ARGS ?= --if-changed
+refresh: install
+	$(BIN)/mlops-nb refresh $(REFRESH_ARGS)
+
 ## on main: measure the model at this very commit (a clean tree), then mark those results as the champion
 promote: install
 	$(BIN)/dvc repro --single-item --force evaluate
@@ -62,9 +68,6 @@ pr-comment: install
 check-lock: install
 	$(BIN)/mlops-nb check-lock
 
-## data refresh (.github/workflows/refresh.yml): Label Studio changed -> export + dataset -> dvc push -> data pull request
-refresh: install
-	$(BIN)/mlops-nb refresh --if-changed
 
 
 ## every test: notebooks clean and in sync, notebook tests, then pytest on the installed wheel

@@ -83,6 +83,11 @@ COMMANDS = {
         'serve': ('mlops_nb.labelstudio:serve', 'Start a local Label Studio on 127.0.0.1 (own venv, git-ignored data, generated token).'),
         'stop': ('mlops_nb.labelstudio:stop', 'Stop the local Label Studio started by `serve`.'),
         'seed-demo': ('mlops_nb.labelstudio:seed_demo', 'Create the digits and digits-benchmark demo projects with annotations.'),
+        'connect-webhook': ('mlops_nb.webhook:connect_webhook', 'Register (or update, never duplicate) the webhook receiver on the projects.'),
+    },
+    'refresh': ('mlops_nb.refresh:refresh', 'Rebuild the data of changed Label Studio projects, push it, propose one pull request.'),
+    'webhook': {
+        'serve': ('mlops_nb.webhook:serve', 'Receive Label Studio webhooks and debounce them into refreshes (local, github, log).'),
     },
     'gate': ('mlops_nb.compare:gate', 'Exit 3 when the compare verdict says a gated metric got worse.'),
     'promote': ('mlops_nb.compare:promote', "Mark the current commit's benchmark results as the champion."),

@@ -4,20 +4,22 @@
 
 # %% ../nbs/20_dataset.ipynb #0674da22
 from __future__ import annotations
-import csv, io, json, os, re, shutil, threading, time
+import csv, functools, io, json, os, re, shutil, threading, time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 from .core import *
 
 # %% auto #0
 __all__ = ['RESULT_PARSERS', 'POLICIES', 'LS_PREFIXES', 'FORMATS', 'MAX_IMAGE_BYTES', 'LABELS_COLUMNS', 'MODES', 'UNMAPPED',
-           'LEAKAGE', 'ON_CORRUPT', 'sample_export', 'Annotation', 'Task', 'SkipTask', 'CorruptImage', 'load_export',
-           'detect_from_name', 'parse_annotation', 'parse_task', 'Choice', 'choose_label', 'ls_ref_problem', 'Source',
-           'resolve_ref', 'verify_image', 'RefusedImage', 'Fetcher', 'split_for', 'read_labels', 'DatasetResult',
-           'build_dataset', 'dataloaders', 'counts_html', 'dropped_html']
+           'LEAKAGE', 'ON_CORRUPT', 'PNG_MAGIC', 'JPEG_MAGIC', 'sample_export', 'Annotation', 'Task', 'SkipTask',
+           'CorruptImage', 'load_export', 'detect_from_name', 'parse_annotation', 'parse_task', 'Choice',
+           'choose_label', 'ls_ref_problem', 'Source', 'resolve_ref', 'verify_image', 'RefusedImage', 'Fetcher',
+           'split_for', 'read_labels', 'DatasetResult', 'build_dataset', 'read_image', 'resize_image', 'ImageRows',
+           'dataloaders', 'counts_html', 'dropped_html']
 
 # %% ../nbs/20_dataset.ipynb #920d2f40
 def _ann(aid:int, value:str, when:str, cancelled:bool=False, ground_truth:bool=False, from_name:str='label')->dict:
@@ -644,33 +646,187 @@ def build_dataset(export:str|Path, # Label Studio JSON export (relative paths ar
     log(f'[dataset] wrote {out.name}: {res.n_images} images, {len(drops)} dropped, {res.requests} requests, {res.cache_hits} from cache')
     return res
 
+# %% ../nbs/20_dataset.ipynb #e42de634
+PNG_MAGIC,JPEG_MAGIC = b'\x89PNG\r\n\x1a\n',b'\xff\xd8\xff'
+
+@functools.cache
+def _tv_image()->SimpleNamespace:
+    "torchvision's decoder and resize, imported once (`decode` is None when this torchvision has none)."
+    from torchvision.transforms.v2.functional import InterpolationMode, resize
+    try: from torchvision.io import ImageReadMode, decode_image
+    except ImportError: decode_image = None
+    modes = decode_image and {'RGB': ImageReadMode.RGB, 'L': ImageReadMode.GRAY}
+    return SimpleNamespace(decode=decode_image, modes=modes, resize=resize, bilinear=InterpolationMode.BILINEAR)
+
+def read_image(img, # a path, the file's bytes, or a PIL image
+               mode:str='RGB' # 'RGB' or 'L' (grayscale)
+              ): # uint8 tensor (channels, height, width)
+    "Decode an image to uint8 pixels: PNG and JPEG with torchvision, the other formats through Pillow."
+    import torch, warnings
+    if hasattr(img, 'convert'): return _pil_pixels(img, mode)
+    data = bytes(img) if isinstance(img, (bytes, bytearray)) else _read_bytes(img)
+    tv = _tv_image()
+    if tv.decode is None or (data[:8] != PNG_MAGIC and data[:3] != JPEG_MAGIC):
+        from PIL import Image
+        return _pil_pixels(Image.open(io.BytesIO(data)), mode)
+    with warnings.catch_warnings():   # torchvision 0.29 deprecates its decoders (for TorchCodec), warning on each call
+        warnings.simplefilter('ignore', DeprecationWarning)
+        x = tv.decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=tv.modes[mode])
+    return x if x.dtype == torch.uint8 else (x.to(torch.int32) >> 8).to(torch.uint8)   # 16-bit PNG: the high byte
+
+def _read_bytes(path)->bytes:
+    try:
+        with open(path, 'rb') as f: return f.read()
+    except (FileNotFoundError, IsADirectoryError):
+        fix = 'rebuild the dataset (mlops-nb run dataset) or dvc pull it'
+        raise MlopsError(f'image {path} not found', fix) from None
+
+def _pil_pixels(im, mode:str):
+    "A PIL image as a uint8 (c, h, w) tensor."
+    import numpy as np, torch
+    im.load()
+    a = np.asarray(im.convert(mode), dtype=np.uint8)
+    return torch.from_numpy(a.copy()).reshape(a.shape[0], a.shape[1], -1).permute(2, 0, 1)
+
+# %% ../nbs/20_dataset.ipynb #a4910bb7
+def resize_image(x, # uint8 tensor (channels, height, width)
+                 size:int|tuple, # side, or (width, height) as fastai's `Resize` stores it
+                 method:str='crop' # 'crop': centre crop to the target aspect ratio first; 'squish': stretch
+                ): # uint8 tensor (channels, height, width) of the wanted size
+    "Resize as fastai's validation `Resize` does: centre crop (or not), then bilinear with antialiasing."
+    w,h = (size, size) if isinstance(size, int) else size
+    H,W = x.shape[-2:]
+    if H == h and W == w: return x
+    if method == 'crop':
+        m = min(W/w, H/h)
+        cw,ch = int(m*w),int(m*h)
+        left,top = int(.5*(W-cw)),int(.5*(H-ch))
+        x = x[..., top:top+ch, left:left+cw]
+        if ch == h and cw == w: return x
+    tv = _tv_image()
+    return tv.resize(x, [h, w], interpolation=tv.bilinear, antialias=True)
+
+# %% ../nbs/20_dataset.ipynb #ad9d8721
+class ImageRows:
+    "A map-style dataset (what `torch.utils.data.DataLoader` takes): `(uint8 image, class index)` per labels.csv row."
+    def __init__(self, root:Path, # the dataset folder
+                 rows:list, # labels.csv rows (`file`, `label`)
+                 classes:list, # class names; a row's target is the index of its label
+                 size:int|tuple, # side, or (width, height)
+                 method:str='crop', # `resize_image` method
+                 mode:str='RGB' # `read_image` mode
+                ):
+        index = {c: i for i,c in enumerate(classes)}
+        self.files,self.labels = [Path(root)/r['file'] for r in rows],[index[r['label']] for r in rows]
+        self.classes,self.size,self.method,self.mode = list(classes),size,method,mode
+    def __len__(self): return len(self.files)
+    def __getitem__(self, i):
+        return resize_image(read_image(self.files[i], self.mode), self.size, self.method), self.labels[i]
+    def decode_all(self):
+        "(uint8 images, int64 targets) of every row, decoded once."
+        import torch
+        return torch.stack([self[i][0] for i in range(len(self))]), torch.tensor(self.labels)
+
+# %% ../nbs/20_dataset.ipynb #f7185f12
+def _stack_items(items:list)->tuple:
+    "Collate `(uint8 image, class index)` items into plain `(uint8 images, int64 targets)` tensors."
+    import torch
+    xs,ys = zip(*items)
+    return torch.stack(xs), torch.tensor(ys)
+
+def _one_thread(worker_id:int):
+    import torch
+    torch.set_num_threads(1)   # one decoding process per core: no OpenMP threads fighting over them
+
+class _Batches:
+    "The batch sampler of an `ImageDL`'s worker pool: this epoch's batches of indices, in fastai's shuffled order."
+    def __init__(self, dl): self.dl = dl
+    def __iter__(self): return iter(self.dl.batches)
+    def __len__(self): return len(self.dl.batches)
+
+# %% ../nbs/20_dataset.ipynb #4b76ea43
+@functools.cache
+def _loader_classes()->tuple:
+    "fastai `DataLoader`s over an `ImageRows` (decoding per item) and over in-memory tensors (slicing per batch)."
+    import torch
+    from fastai.data.load import DataLoader
+    from fastai.torch_core import TensorCategory, TensorImage
+    from fastcore.basics import chunked
+    class ImageDL(DataLoader):
+        "Items decoded by a plain dataset, stacked into uint8 batches; worker processes persist across epochs."
+        def __iter__(self):
+            self.randomize()
+            self.before_iter()
+            self.batches = list(chunked(self.get_idxs(), self.bs, self.drop_last))
+            workers = self.fake_l.num_workers   # 0 inside `one_batch`
+            src = (self._pool() if workers else (_stack_items([self.dataset[i] for i in b]) for b in self.batches))
+            for x,y in src:
+                if self.device is not None:
+                    x,y = x.to(self.device, non_blocking=True),y.to(self.device, non_blocking=True)
+                yield self.after_batch((TensorImage(x), TensorCategory(y)))
+            self.after_iter()
+        def _pool(self):
+            if getattr(self, 'torch_dl', None) is None:
+                self.torch_dl = torch.utils.data.DataLoader(
+                    self.dataset, batch_sampler=_Batches(self), collate_fn=_stack_items, worker_init_fn=_one_thread,
+                    num_workers=self.fake_l.num_workers, pin_memory=self.pin_memory, persistent_workers=True)
+            return iter(self.torch_dl)
+    class TensorDL(DataLoader):
+        "Batches cut by index from uint8 images decoded once (`x`, `y` set after construction)."
+        def create_batches(self, samps):
+            idx = list(samps)
+            for i in range(0, len(idx) - (len(idx) % self.bs if self.drop_last else 0), self.bs):
+                t = torch.as_tensor(idx[i:i+self.bs], device=self.x.device)
+                yield self.x[t], self.y[t]
+    return ImageDL, TensorDL
+
+# %% ../nbs/20_dataset.ipynb #5b86b14a
+def _image_loader(rows:ImageRows, bs:int, train:bool, batch_tfms:list, num_workers:int, device, in_memory:bool):
+    "One fastai `DataLoader` (train: shuffled, no partial batch); uint8 -> float, then `batch_tfms`, per batch."
+    import torch
+    from fastai.vision.all import IntToFloatTensor, Pipeline, TensorCategory, TensorImage
+    ImageDL,TensorDL = _loader_classes()
+    after = Pipeline([IntToFloatTensor(), *batch_tfms], split_idx=0 if train else 1)
+    kw = dict(bs=bs, shuffle=train, drop_last=train, after_batch=after, device=device)
+    if not in_memory:
+        cuda = device is not None and torch.device(device).type == 'cuda'
+        return ImageDL(rows, num_workers=num_workers, pin_memory=cuda and num_workers > 0, **kw)
+    dl = TensorDL(None, indexed=True, n=len(rows), **kw)
+    x,y = rows.decode_all()
+    dl.x,dl.y = TensorImage(x.to(device)),TensorCategory(y.to(device))
+    return dl
+
 # %% ../nbs/20_dataset.ipynb #ae9cae6b
 def dataloaders(dataset_dir:str|Path, # a dataset folder written by `build_dataset` (train mode)
                 bs:int=64, # batch size
                 size:int=32, # images are resized to size x size
-                item_tfms:list|None=None, # extra per-item transforms (after the resize)
-                batch_tfms:list|None=None, # per-batch transforms (e.g. `aug_transforms()`)
-                num_workers:int=0, # DataLoader worker processes
-                seed:int|None=None, # shuffle seed
-                device=None # torch device (default: fastai's choice)
-               ): # fastai `DataLoaders` with `train` and `valid`
+                batch_tfms:list|None=None, # per-batch transforms after uint8 -> float (`aug_transforms()`, `Normalize`)
+                num_workers:int=0, # DataLoader worker processes (decoding in parallel)
+                seed:int|None=None, # shuffle seed (default: from Python's `random`, e.g. fastai's `set_seed`)
+                device=None, # torch device the batches go to, and the transforms run on (default: CPU)
+                in_memory:bool=False, # decode every image once and serve batches from memory
+                method:str='crop' # resize: centre 'crop' to a square, or 'squish'
+               ): # fastai `DataLoaders` with `train` and `valid`; `.preprocess` says how a file became a batch
     "fastai `DataLoaders` from a dataset's `labels.csv` (train/valid splits, classes in `dataset.json` order)."
-    import pandas as pd
-    from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize
+    import random
     dataset_dir = resolve_path(dataset_dir)
     rows = read_labels(dataset_dir)
     meta = json.loads((dataset_dir/'dataset.json').read_text()) if (dataset_dir/'dataset.json').is_file() else {}
-    df = pd.DataFrame(rows, columns=LABELS_COLUMNS)
-    splits = Counter(df['split'])
+    splits = Counter(r['split'] for r in rows)
     if not splits.get('train') or not splits.get('valid'):
         raise MlopsError(f'dataset {dataset_dir.name} has {dict(splits)} rows: dataloaders needs train and valid rows',
                          'build it in train mode with 0 < valid_pct < 1 (benchmark datasets are for evaluation)')
-    classes = meta.get('classes') or sorted(set(df['label']))
-    df['is_valid'] = df['split'] == 'valid'
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=classes)), get_x=ColReader('file', pref=f'{dataset_dir}/'),
-                       get_y=ColReader('label'), splitter=ColSplitter('is_valid'),
-                       item_tfms=[Resize(size), *(item_tfms or [])], batch_tfms=batch_tfms)
-    return dblock.dataloaders(df, bs=bs, num_workers=num_workers, seed=seed, device=device)
+    classes = [str(c) for c in meta.get('classes') or sorted({r['label'] for r in rows})]
+    from fastai.data.core import DataLoaders
+    split = lambda s: ImageRows(dataset_dir, [r for r in rows if r['split'] == s], classes, size, method)
+    loaders = [_image_loader(split(s), bs, s == 'train', list(batch_tfms or []), num_workers, device, in_memory)
+               for s in ('train', 'valid')]
+    if seed is not None:
+        for i,dl in enumerate(loaders): dl.rng = random.Random(seed+i)
+    dls = DataLoaders(*loaders, path=dataset_dir, device=device)
+    dls.vocab,dls.c = classes,len(classes)
+    dls.preprocess = {'mode': 'RGB', 'n_in': 3, 'size': [size, size], 'resize': method, 'scale': 1/255}
+    return dls
 
 # %% ../nbs/20_dataset.ipynb #a72e1650
 def counts_html(counts:dict # split -> class -> rows, as in `DatasetResult.counts`

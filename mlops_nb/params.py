@@ -168,7 +168,7 @@ class TrainParams(StageParams):
     out:str = param('data/models', kind='out', markers=('model.json', 'best-model.pth')) # the model folder
     arch:str = param('cnn') # cnn (small, CPU) or a torchvision backbone: resnet18, resnet34, resnet50, ...
     pretrained:bool = param(False) # ImageNet weights from the torch hub cache (never downloaded)
-    bs:int = param(32, lo=1) # batch size
+    bs:int|str = param(32, lo=1, choices=('auto',)) # batch size, or auto (CUDA: the largest that fits half the GPU)
     size:int = param(28, lo=8) # images resized to size x size
     epochs:int = param(3, lo=1) # passes over the training images
     lr:float|str = param(1e-2, above=0, below=10, choices=('auto',)) # peak learning rate, or auto for lr_find's

@@ -13,7 +13,7 @@ from .core import (MlopsError, atomic_write, check_replaceable, dumps_json, full
 # %% auto #0
 __all__ = ['LABEL_COLUMNS', 'METRICS', 'SMALL_ARCHS', 'CACHE_LIMIT_BYTES', 'digits_dataset', 'DatasetInfo', 'read_dataset',
            'torchvision_archs', 'check_params', 'small_cnn', 'create_model', 'head_keys', 'pretrained_weights_file',
-           'load_state_dict', 'state_dict_bytes', 'preprocessing', 'decode', 'cache_in_memory', 'read_model_card',
+           'load_state_dict', 'state_dict_bytes', 'preprocessing', 'decode', 'auto_batch_size', 'read_model_card',
            'Predictions', 'load_model', 'preprocess', 'predict', 'TrainResult', 'cpu_threads', 'train_model']
 
 # %% ../nbs/30_train.ipynb #518c2d1c
@@ -99,8 +99,11 @@ def check_params(arch:str, bs, size, epochs, lr, metrics, monitor:str, on_class_
     if arch not in SMALL_ARCHS and arch not in torchvision_archs():
         near = [a for a in torchvision_archs() if a.startswith(arch[:4])][:6] or ['resnet18', 'resnet34', 'resnet50']
         raise MlopsError(f'unknown backbone train.arch={arch!r}', f'use cnn or a torchvision model, e.g. {", ".join(near)}')
-    for k,v,lo in (('bs', bs, 1), ('size', size, 8), ('epochs', epochs, 1)):
-        if isinstance(v, bool) or not isinstance(v, int): raise MlopsError(f'train.{k} must be an integer, not {v!r}', f'set train.{k} to an integer >= {lo}')
+    for k,v,lo in (('bs', 64 if bs == 'auto' else bs, 1), ('size', size, 8), ('epochs', epochs, 1)):
+        also = ' or auto' if k == 'bs' else ''
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise MlopsError(f'train.{k} must be an integer{also}, not {v!r}',
+                             f'set train.{k} to an integer >= {lo}{also}')
         if v < lo: raise MlopsError(f'train.{k} must be >= {lo}, got {v}', f'set train.{k} to an integer >= {lo}')
     if not (lr == 'auto' or (isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < 10)):
         raise MlopsError(f'train.lr must be a positive number or "auto", not {lr!r}', 'e.g. lr: 3e-3, or lr: auto to run lr_find')
@@ -198,113 +201,71 @@ def _batch_tfms(augment:bool)->list:
     aug = aug_transforms(do_flip=False, max_rotate=10., max_zoom=1.1, max_warp=0.1, p_lighting=0.5) if augment else []
     return [*aug, Normalize.from_stats(*imagenet_stats)]
 
-def _dataloaders(info:DatasetInfo, bs:int, size:int, augment:bool=False, device=None, num_workers:int=0):
-    "fastai `DataLoaders` (train/valid) from a checked dataset."
-    import pandas as pd
-    from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize, ResizeMethod
-    df = pd.DataFrame(info.rows)[['file', 'label', 'split']].astype(str)
-    df['is_valid'] = df['split'] == 'valid'
-    block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=info.classes)),
-                      get_x=ColReader('file', pref=f'{info.path}{os.sep}'), get_y=ColReader('label'),
-                      splitter=ColSplitter('is_valid'), item_tfms=Resize(size, method=ResizeMethod.Squish),
-                      batch_tfms=_batch_tfms(augment))
-    return block.dataloaders(df, bs=bs, num_workers=num_workers, device=device)
-
-def _dataset_dataloaders(info:DatasetInfo, bs:int, size:int, augment:bool, device, num_workers:int, seed:int):
-    "The dataset stage's `dataloaders` when the package has it (given our augmentation + normalization), else `_dataloaders`."
-    import inspect
-    try: from mlops_nb.dataset import dataloaders
-    except ImportError: return _dataloaders(info, bs, size, augment, device, num_workers)
-    ps = inspect.signature(dataloaders).parameters
-    if 'batch_tfms' not in ps: return _dataloaders(info, bs, size, augment, device, num_workers)
-    kw = {k: v for k,v in dict(device=device, num_workers=num_workers, seed=seed).items() if k in ps}
-    return dataloaders(info.path, bs=bs, size=size, batch_tfms=_batch_tfms(augment), **kw)
-
-def preprocessing(dls)->dict:
+def preprocessing(dls # `mlops_nb.dataset.dataloaders`
+                 )->dict: # the card's `preprocess` section
     "What `predict` must do to an image to match the `DataLoaders`' validation pipeline (mode, resize, normalization)."
-    from fastai.vision.all import Resize, ResizeMethod, Normalize, IntToFloatTensor
-    rs = [t for t in dls.valid.after_item.fs if isinstance(t, Resize)]
-    if len(rs) != 1 or rs[0].method not in (ResizeMethod.Squish, ResizeMethod.Crop):
-        raise MlopsError('the dataloaders must resize with one Resize(size, method=squish|crop) item transform', 'build them with mlops_nb.train._dataloaders')
-    ns = [t for t in dls.after_batch.fs if isinstance(t, Normalize)]
-    n_in = dls.one_batch()[0].shape[1]
-    out = {'mode': 'RGB' if n_in == 3 else 'L', 'n_in': int(n_in), 'size': list(rs[0].size), 'resize': str(rs[0].method),
-           'scale': 1/255 if any(isinstance(t, IntToFloatTensor) for t in dls.after_batch.fs) else 1.}
-    if ns: out.update(mean=[float(v) for v in ns[0].mean.flatten()], std=[float(v) for v in ns[0].std.flatten()])
-    else: out.update(mean=[0.]*out['n_in'], std=[1.]*out['n_in'])
-    return out
+    from fastai.vision.all import Normalize
+    pre = getattr(dls, 'preprocess', None)
+    if pre is None:
+        fix = 'build them with mlops_nb.dataset.dataloaders'
+        raise MlopsError('the dataloaders do not say how they preprocess', fix)
+    ns = [t for t in dls.valid.after_batch.fs if isinstance(t, Normalize)]
+    n_in = pre['n_in']
+    if not ns: return {**pre, 'mean': [0.]*n_in, 'std': [1.]*n_in}
+    return {**pre, 'mean': [float(v) for v in ns[0].mean.flatten()], 'std': [float(v) for v in ns[0].std.flatten()]}
 
 # %% ../nbs/30_train.ipynb #571abe30
 CACHE_LIMIT_BYTES = 2*1024**3  # `cache='auto'` keeps decoded images in memory up to this size
 
-def _tensor_dl(x, y, bs:int, shuffle:bool, after_batch, device):
-    "A fastai `DataLoader` whose batches are slices of in-memory tensors (no per-item Python pipeline)."
-    torch = _torch()
-    from fastai.data.load import DataLoader
-    class TensorDL(DataLoader):
-        def create_batches(self, samps):
-            idx = list(samps)
-            for i in range(0, len(idx) - (len(idx) % self.bs if self.drop_last else 0), self.bs):
-                t = torch.as_tensor(idx[i:i+self.bs], device=self.x.device)
-                yield self.x[t], self.y[t]
-    dl = TensorDL(None, bs=bs, shuffle=shuffle, drop_last=shuffle, indexed=True, n=len(x), after_batch=after_batch, device=device)
-    dl.x,dl.y = x,y
-    return dl
-
-def _open_image(img):
-    from PIL import Image
-    if isinstance(img, Image.Image): return img
-    if isinstance(img, (bytes, bytearray)): return Image.open(io.BytesIO(img))
-    p = Path(img)
-    if not p.is_file(): raise MlopsError(f'image {p} not found')
-    return Image.open(p)
-
 def decode(images:list, # image paths, bytes or PIL images
            pre:dict # the card's `preprocess` section
           ): # uint8 tensor (n, c, h, w)
-    "Open, convert and resize images exactly as the validation item pipeline does (no normalization yet)."
-    import numpy as np
-    from PIL import Image
+    "Decode and resize images exactly as the training and validation loaders do (no normalization yet)."
+    from mlops_nb.dataset import read_image, resize_image
     torch = _torch()
     w,h = pre['size']   # (width, height), as fastai's Resize stores it
-    out = []
-    for img in images:
-        im = _open_image(img); im.load(); im = im.convert(pre['mode'])
-        if pre['resize'] == 'crop':   # centre crop to the target aspect ratio, as fastai's validation Resize does
-            W,H = im.size; m = W/w if W/w < H/h else H/h; cw,ch = int(m*w),int(m*h)
-            l,t = int(.5*(W-cw)),int(.5*(H-ch)); im = im.crop((l, t, l+cw, t+ch))
-        im = im.resize((w, h), Image.BILINEAR)
-        out.append(torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).reshape(h, w, -1).permute(2, 0, 1))
+    out = [resize_image(read_image(img, pre['mode']), (w, h), pre['resize']) for img in images]
     return torch.stack(out) if out else torch.zeros((0, pre['n_in'], h, w), dtype=torch.uint8)
 
-def _decoded(dl, root:Path, pre:dict, vocab, after_item):
-    "(uint8 images, label indices) of every item of `dl`'s dataset, decoded once."
-    torch = _torch()
-    items = getattr(dl.dataset, 'items', None)
-    if hasattr(items, 'columns') and {'file', 'label'} <= set(items.columns):   # a labels.csv frame: decode with PIL directly
-        return decode([root/f for f in items['file']], pre), torch.tensor([vocab.o2i[str(l)] for l in items['label']])
-    its = [after_item(dl.dataset[i]) for i in range(len(dl.dataset))]   # otherwise: fastai's validation item pipeline, once per item
-    return torch.stack([torch.as_tensor(it[0]) for it in its]), torch.stack([torch.as_tensor(it[1]) for it in its])
-
-def cache_in_memory(dls, # fastai `DataLoaders` of images from labels.csv
-                    root:Path, # the dataset folder (image paths in labels.csv are relative to it)
-                    pre:dict, # `preprocessing(dls)`: how the validation pipeline turns a file into an image tensor
-                    device=None # where the decoded tensors live (the training device)
-                   ): # `DataLoaders` serving the same batches from memory
-    "Decode and resize every image once (as the validation item pipeline does), then serve batches by slicing a uint8 tensor."
-    torch = _torch()
-    from fastai.vision.all import DataLoaders, TensorImage, TensorCategory
-    loaders = []
-    for dl,shuffle in ((dls.train, True), (dls.valid, False)):
-        x,y = _decoded(dl, Path(root), pre, dls.vocab, dls.valid.after_item)
-        x,y = TensorImage(x.to(device)),TensorCategory(y.to(device))
-        loaders.append(_tensor_dl(x, y, dl.bs, shuffle, dl.after_batch, device))
-        loaders[-1].rng = dl.rng   # same shuffling sequence as the streaming loader: same batches, same results
-    out = DataLoaders(*loaders, path=dls.path)
-    for dl in out.loaders: dl.vocab,dl.c = dls.vocab,len(dls.vocab)
-    return out
-
 def _cache_bytes(info:DatasetInfo, size:int, n_in:int=3)->int: return (info.n_train+info.n_valid)*n_in*size*size
+
+# %% ../nbs/30_train.ipynb #4c89c217
+def auto_batch_size(arch:str, # `cnn` or a torchvision backbone name
+                    size:int, # image side
+                    n_classes:int, # model outputs
+                    n_train:int, # training images
+                    device:str, # 'cpu' or 'cuda'
+                    min_steps:int=8, # keep at least this many steps per epoch
+                    fill:float=0.5, # fraction of the GPU's memory one training step may use
+                    cap:int=4096 # never above this
+                   )->int: # the batch size `bs: auto` trains with
+    "`bs: auto`: on CUDA the largest power of two whose fp16 training step fits in `fill` of the GPU; 64 on CPU."
+    limit = max(1, min(cap, n_train//min_steps))
+    if device != 'cuda': return min(64, limit)
+    torch = _torch()
+    model = create_model(arch, n_classes).to('cuda', memory_format=torch.channels_last)
+    opt,total = torch.optim.AdamW(model.parameters()),torch.cuda.get_device_properties(0).total_memory
+    best,bs = min(32, limit),64
+    while bs <= limit:
+        torch.cuda.reset_peak_memory_stats()
+        try: _probe_step(model, opt, bs, size)
+        except torch.cuda.OutOfMemoryError: break
+        if torch.cuda.max_memory_allocated() > fill*total: break
+        best,bs = bs,bs*2
+    del model, opt
+    torch.cuda.empty_cache()
+    return best
+
+def _probe_step(model, opt, bs:int, size:int):
+    "One fp16 autocast training step on random data (device memory probe)."
+    torch = _torch()
+    x = torch.randn(bs, 3, size, size, device='cuda').to(memory_format=torch.channels_last)
+    with torch.autocast('cuda', dtype=torch.float16):
+        loss = torch.nn.functional.cross_entropy(model(x).float(), torch.zeros(bs, dtype=torch.long, device='cuda'))
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
 
 # %% ../nbs/30_train.ipynb #98880905
 def read_model_card(path:str|Path # a `model.json` written by `train_model`
@@ -471,7 +432,7 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
                 model_dir:str|Path, # where best-model.pth and model.json are written
                 arch:str='cnn', # `cnn` (small, for CPU) or a torchvision backbone name: resnet18, resnet34, resnet50, ...
                 pretrained:bool=False, # start from ImageNet weights found in the torch hub cache (never downloaded)
-                bs:int=64, # batch size
+                bs:int|str=64, # batch size, or 'auto' (on CUDA the largest that fits half the GPU: `auto_batch_size`)
                 size:int=28, # images are resized to size x size
                 epochs:int=5, # passes over the training images (one-cycle schedule)
                 lr:float|str=3e-3, # peak learning rate, or 'auto' to pick lr_find's suggestion
@@ -483,7 +444,8 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
                 on_class_mismatch:str='error', # checkpoint classes differ from the dataset's: 'error', or 'reinit' the head
                 live_dir:str|Path|None=None, # dvclive folder for per-epoch metrics and curves (None: no dvclive logging)
                 device:str='auto', # 'auto' (CUDA when available), 'cpu' or 'cuda'
-                num_workers:int|None=None, # data loading processes (default: 0 on CPU, which keeps runs deterministic)
+                autotune:bool=True, # CUDA: cuDNN times kernels per new input shape (slower first epoch, faster later)
+                num_workers:int|None=None, # decoding processes if cache='none' (default: 0 on CPU; same results)
                 cache:str='auto', # decode images once into memory: 'auto' (when they fit in CACHE_LIMIT_BYTES), 'memory', or 'none' (decode every epoch)
                 threads:int|None=None, # torch CPU threads (default: `cpu_threads()`, half the usable cores); part of what makes a CPU run reproducible
                 cbs:list|None=None # extra fastai callbacks (tests use one to fail mid-training)
@@ -506,15 +468,19 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
     import numpy as np
     cuda = device == 'cuda'
     if not cuda: torch.set_num_threads(threads or cpu_threads())
-    else: torch.backends.cudnn.benchmark = True
+    else: torch.backends.cudnn.benchmark = autotune
     if num_workers is None: num_workers = min(4, _cores()) if cuda else 0
     set_seed(seed, reproducible=not cuda)
+    if bs == 'auto':
+        bs = auto_batch_size(arch, size, len(info.classes), info.n_train, device)
+        log(f'[train] bs auto: {bs} on {device}')
     train_bs = min(bs, info.n_train)
     if train_bs < bs: log(f'[train] bs {bs} > {info.n_train} training images: using bs {train_bs}')
-    src = _dataset_dataloaders(info, train_bs, size, augment, torch.device(device), num_workers, seed)
-    pre = preprocessing(src)
-    in_memory = cache == 'memory' or (cache == 'auto' and _cache_bytes(info, size, pre['n_in']) <= CACHE_LIMIT_BYTES)
-    dls = cache_in_memory(src, info.path, pre, torch.device(device)) if in_memory else src
+    from mlops_nb.dataset import dataloaders
+    in_memory = cache == 'memory' or (cache == 'auto' and _cache_bytes(info, size) <= CACHE_LIMIT_BYTES)
+    dls = dataloaders(Path(info.path).absolute(), bs=train_bs, size=size, batch_tfms=_batch_tfms(augment),
+                      num_workers=num_workers, device=torch.device(device), in_memory=in_memory)
+    pre = preprocessing(dls)
     mets = _metric_objects(metric_names)
     work = _work_dir(Path(model_dir), Path(live_dir) if live_dir else None)
     try:
@@ -551,14 +517,14 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
         if live:
             live.live.summary['best'] = {'epoch': best_epoch, **best}; live.live.make_summary()
         learn.model.to(memory_format=torch.contiguous_format)
-        _check_predict(learn, src, pre, info, cuda)
+        _check_predict(learn, dls, pre, info, cuda)
         weights = state_dict_bytes(learn.model)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True); raise
     commit,dirty = _git()
     card = {'arch': arch, 'classes': list(info.classes), 'size': size, 'preprocess': pre,
             'normalize': {'mean': pre['mean'], 'std': pre['std']},
-            'params': {**params, 'lr_used': lr},
+            'params': {**params, 'lr_used': lr, 'bs_used': train_bs},
             'dataset': {'path': str(info.path), 'sha256': info.sha256, 'export_sha256': info.export_sha256,
                         'n_train': info.n_train, 'n_valid': info.n_valid},
             'dataset_sha256': info.sha256, 'git_commit': commit, 'git_dirty': dirty,
@@ -577,17 +543,16 @@ def _git()->tuple:
     try: return git_commit(project_root())
     except MlopsError: return None, False
 
-def _check_predict(learn, src, pre:dict, info:DatasetInfo, cuda:bool, n:int=16):
+def _check_predict(learn, dls, pre:dict, info:DatasetInfo, cuda:bool, n:int=16):
     "Guard the model card: `predict`'s plain-PyTorch preprocessing must reproduce the dataloaders' validation outputs."
     torch = _torch()
-    rows = [r for r in info.rows if r['split'] == 'valid'][:min(n, src.valid.bs)]
+    xb = dls.valid.one_batch()[0][:n]   # the valid split in labels.csv order
+    files = [info.path/r['file'] for r in info.rows if r['split'] == 'valid'][:len(xb)]
     learn.model.eval()
-    files = [info.path/r['file'] for r in rows]
     x = preprocess(files, pre).to(next(learn.model.parameters()).device)
-    dl = src.test_dl(files, num_workers=0)
     with torch.inference_mode():
         ours = torch.softmax(learn.model(x).float(), 1)
-        theirs = torch.softmax(learn.model(dl.one_batch()[0]).float(), 1)
+        theirs = torch.softmax(learn.model(xb).float(), 1)
     if (ours-theirs).abs().max() > (1e-2 if cuda else 1e-4):
         raise MlopsError('predict() preprocessing does not match the dataloaders\' validation pipeline', 'report this as a bug', code=1)
 

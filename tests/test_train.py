@@ -219,3 +219,30 @@ def test_torchvision_backbone_trains_and_predicts(digits, tmp_path):
     imgs = sorted((digits/'images').glob('*.png'))[:4]
     p = predict(tmp_path/'r18', imgs)
     assert len(p.labels) == 4 and all(l in card['classes'] for l in p.labels)
+
+def test_decoding_every_epoch_in_workers_is_the_same_run(digits, tmp_path):
+    """The data path (issue 16): images decoded every epoch by 2 worker processes (kept across epochs) give the very run
+    that decoding once into memory gives: same order, same pixels, so the same metrics and byte-identical weights."""
+    a = tiny(digits, tmp_path/'mem', cache='memory', epochs=3)
+    b = tiny(digits, tmp_path/'stream', cache='none', num_workers=2, epochs=3)
+    assert a.history == b.history
+    assert (tmp_path/'mem/best-model.pth').read_bytes() == (tmp_path/'stream/best-model.pth').read_bytes()
+    card = json.loads((tmp_path/'stream/model.json').read_text())
+    assert card['preprocess']['resize'] == 'crop' and card['preprocess']['size'] == [16, 16]
+
+def test_bs_auto_on_cpu_is_recorded(digits, tmp_path):
+    "`bs: auto` trains with the chosen batch size (64 on CPU, fewer when an epoch would get < 8 steps) and says so."
+    r = tiny(digits, tmp_path/'m', bs='auto', epochs=1)
+    card = json.loads((tmp_path/'m/model.json').read_text())
+    assert card['params']['bs'] == 'auto' and card['params']['bs_used'] == min(64, r.n_train//8)
+
+def test_gpu_bench_skips_without_cuda_and_runs_on_cpu(source_tree):
+    "bench/bench_gpu.py, the prepared device check: one line and exit 0 without CUDA; its pieces run on tiny CPU data."
+    env = {**os.environ, 'CUDA_VISIBLE_DEVICES': ''}
+    script = str(source_tree/'bench/bench_gpu.py')
+    r = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith('bench_gpu: skipped: no CUDA device') and len(r.stdout.splitlines()) == 1, r.stdout
+    r = subprocess.run([sys.executable, script, '--cpu-smoke'], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'CPU smoke run, not recorded' in r.stdout and 'train_model decoding / hand-written loop' in r.stdout
