@@ -14,7 +14,7 @@ from .evaluate import is_smoke_path
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'SUMMARY_METRICS', 'metric_value', 'Gate', 'check_gates', 'flatten', 'params_diff', 'read_labels',
-           'data_diff', 'Side', 'local_side', 'store_side', 'git_side', 'md_text', 'render_report', 'CompareResult',
+           'data_diff', 'Side', 'local_side', 'store_side', 'git_side', 'render_report', 'CompareResult',
            'compare_models', 'promote', 'make_smoke_results', 'gate']
 
 # %% ../nbs/50_compare.ipynb #d5e2a8b1
@@ -180,15 +180,6 @@ def git_side(ref:str, # a git ref, e.g. `main`
     if text is None: return None
     params = _git_show(ref, 'params.yaml', root)
     return Side(name, json.loads(text), f'git:{ref}', yaml_load(params) if params else None)
-
-# %% ../nbs/50_compare.ipynb #25f3b29a
-_MD_SPECIAL = re.compile(r'([\\`*~\[\]|])')
-
-def md_text(value # anything: a class name, a task id, an experiment name
-           )->str: # the value as inert markdown text
-    "A value as plain text in markdown or HTML: tags escaped, link/code/emphasis/table characters escaped, one line."
-    one_line = ' '.join(str(value).split())
-    return html.escape(_MD_SPECIAL.sub(r'\\\1', one_line), quote=False)
 
 # %% ../nbs/50_compare.ipynb #fa923691
 def _num(v)->str:

@@ -16,7 +16,7 @@ __all__ = ['ROOT_MARKERS', 'TEMP_PID_RE', 'OWNED_MARKERS', 'SECRET_ENV_VARS', 'S
            'parse_override', 'set_dotted', 'load_params', 'git_commit', 'run_id', 'full_disk_names', 'atomic_write',
            'dumps_json', 'write_json', 'pid_alive', 'remove_stale_temps', 'check_replaceable', 'atomic_dir',
            'sha256_file', 'sha256_bytes', 'read_json', 'read_csv_rows', 'secret', 'secret_values', 'redact',
-           'skip_slow_optional_imports', 'plain_output', 'log', 'digit_png']
+           'skip_slow_optional_imports', 'plain_output', 'log', 'digit_png', 'md_text']
 
 # %% ../nbs/00_core.ipynb #65622630
 class MlopsError(Exception):
@@ -349,3 +349,14 @@ def digit_png(index:int, # row of scikit-learn's `load_digits` (0..1796)
     buf = io.BytesIO(); img.save(buf, format='PNG', optimize=False)
     return buf.getvalue(), str(int(d.target[index]))
 _digits_cache = {}
+
+# %% ../nbs/00_core.ipynb #25f3b29a
+import html
+
+_MD_SPECIAL = re.compile(r'([\\`*~\[\]|])')
+
+def md_text(value # anything: a class name, a task id, an experiment name
+           )->str: # the value as inert markdown text
+    "A value as plain text in markdown or HTML: tags escaped, link/code/emphasis/table characters escaped, one line."
+    one_line = ' '.join(str(value).split())
+    return html.escape(_MD_SPECIAL.sub(r'\\\1', one_line), quote=False)

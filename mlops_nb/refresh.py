@@ -8,14 +8,14 @@ import html, json, os, re, subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.script import Param
-from .core import MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, redact, log
+from .core import MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, redact, log, md_text
 
 # %% auto #0
 __all__ = ['FINGERPRINTS', 'PR_TITLE', 'export_projects', 'current_fingerprints', 'git', 'recorded_fingerprints',
            'changed_projects', 'data_stages', 'stage_graph', 'dvc', 'rebuild', 'check_clean', 'refreshed_files',
-           'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch', 'github_settings', 'github_api',
-           'md_escape', 'pr_body', 'open_or_update_pr', 'RefreshResult', 'export_file', 'base_branch',
-           'record_fingerprints', 'refresh_data', 'publish', 'refresh']
+           'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch', 'github_settings', 'github_api', 'pr_body',
+           'open_or_update_pr', 'RefreshResult', 'export_file', 'base_branch', 'record_fingerprints', 'refresh_data',
+           'publish', 'refresh']
 
 # %% ../nbs/80_refresh.ipynb #201de894
 def export_projects(params:dict, # all params (params.yaml)
@@ -227,19 +227,13 @@ def github_api(gh:dict # from `github_settings`
     return GhApi(gh['owner'], gh['repo'], token=gh['token'], gh_host=gh['api'].rstrip('/'), sync=True)
 
 # %% ../nbs/80_refresh.ipynb #c49286b6
-def md_escape(text:str # untrusted text
-             )->str: # safe inside a markdown table cell
-    "Escape text for a markdown table: HTML special characters, markdown punctuation, no line breaks."
-    text = html.escape(' '.join(str(text).split()))
-    return re.sub(r'([\\`*_{}\[\]()#+!|~])', r'\\\1', text)
-
 def pr_body(metas:dict # key -> export meta (`data/raw_labels/<key>.meta.json`), None if missing
            )->str: # markdown
     "The pull request text: what this data version holds, per project."
     rows = ['| project | Label Studio project | tasks | annotations | labeled tasks |', '|---|---|---:|---:|---:|']
     for key,m in metas.items():
         c,p = (m or {}).get('counts', {}),(m or {}).get('project', {})
-        rows.append(f"| {md_escape(key)} | {md_escape(p.get('title', '?'))} | {c.get('tasks', '?')} | "
+        rows.append(f"| {md_text(key)} | {md_text(p.get('title', '?'))} | {c.get('tasks', '?')} | "
                     f"{c.get('annotations', '?')} | {c.get('labeled_tasks', '?')} |")
     intro = ('New data from Label Studio, made by `mlops-nb refresh` (`dvc.lock` and metrics only; '
              'the data is in the DVC remote).')
