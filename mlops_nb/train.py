@@ -14,8 +14,8 @@ from .core import (MlopsError, atomic_write, check_replaceable, dumps_json, full
 __all__ = ['LABEL_COLUMNS', 'METRICS', 'SMALL_ARCHS', 'CACHE_LIMIT_BYTES', 'digits_dataset', 'DatasetInfo', 'read_dataset',
            'torchvision_archs', 'check_params', 'small_cnn', 'create_model', 'head_keys', 'pretrained_weights_file',
            'load_state_dict', 'state_dict_bytes', 'preprocessing', 'decode', 'cache_in_memory', 'read_model_card',
-           'Predictions', 'load_model', 'preprocess', 'predict', 'TrainResult', 'cpu_threads', 'train_model',
-           'world_size', 'distributed_callbacks', 'distributed_worker', 'launch_distributed']
+           'Predictions', 'load_model', 'preprocess', 'predict', 'TrainResult', 'cpu_threads', 'world_size',
+           'distributed_callbacks', 'train_model', 'distributed_worker', 'launch_distributed']
 
 # %% ../nbs/30_train.ipynb #518c2d1c
 LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
@@ -453,6 +453,41 @@ def _epoch_logger(learn, n_epochs:int):
         log(f'[train] epoch {int(vals[0])+1}/{n_epochs}: ' + ', '.join(parts))
     return write
 
+# %% ../nbs/30_train.ipynb #10a76b92
+def world_size()->int:
+    "Number of training processes of this run (1 outside `torchrun`)."
+    return int(os.environ.get('WORLD_SIZE', '1') or 1)
+
+def _rank()->int: return int(os.environ.get('RANK', '0') or 0)
+
+def _per_process_bs(bs:int)->int:
+    "Each worker's batch size: the global batch `bs` split over the processes."
+    return max(1, bs // world_size())
+
+def distributed_callbacks()->list:
+    "fastai callbacks that make a `fit` distributed (empty outside `torchrun`)."
+    if world_size() < 2: return []
+    torch = _torch()
+    from fastai.callback.core import Callback
+    from fastai.distributed import DistributedTrainer, DistributedDL
+    from fastai.torch_core import distrib_barrier
+    class _DL(DistributedDL):
+        def _broadcast(self, t, rank):   # fastai's moves the indices to CUDA (NCCL); gloo broadcasts CPU tensors
+            t = torch.tensor(t, dtype=torch.long, device='cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu')
+            torch.distributed.broadcast(t, rank)
+            return t.cpu().tolist()
+    class _Trainer(DistributedTrainer):
+        def _wrap_dl(self, dl): return dl if isinstance(dl, DistributedDL) else _DL(dl, device=self.learn.model.device)
+    class _SharedBest(Callback):
+        "Every rank saves to and loads from rank 0's folder (only rank 0 writes); wait until all have loaded."
+        order = 61   # after SaveModelCallback, whose after_fit loads the best epoch
+        def before_fit(self):
+            where = [str(self.learn.path)]
+            torch.distributed.broadcast_object_list(where, 0)
+            self.learn.path = Path(where[0])
+        def after_fit(self): distrib_barrier()
+    return [_Trainer(sync_bn=torch.cuda.is_available()), _SharedBest()]
+
 # %% ../nbs/30_train.ipynb #85d75fee
 def _work_dir(model_dir:Path, # the model folder the run will publish to
               live_dir:Path|None # the dvclive folder it will publish to
@@ -631,41 +666,6 @@ def _publish(model_dir:Path, # the model folder
     finally:
         for tmp,_ in tmps: Path(tmp).unlink(missing_ok=True)
         if staged and staged.exists(): shutil.rmtree(staged, ignore_errors=True)
-
-# %% ../nbs/30_train.ipynb #10a76b92
-def world_size()->int:
-    "Number of training processes of this run (1 outside `torchrun`)."
-    return int(os.environ.get('WORLD_SIZE', '1') or 1)
-
-def _rank()->int: return int(os.environ.get('RANK', '0') or 0)
-
-def _per_process_bs(bs:int)->int:
-    "Each worker's batch size: the global batch `bs` split over the processes."
-    return max(1, bs // world_size())
-
-def distributed_callbacks()->list:
-    "fastai callbacks that make a `fit` distributed (empty outside `torchrun`)."
-    if world_size() < 2: return []
-    torch = _torch()
-    from fastai.callback.core import Callback
-    from fastai.distributed import DistributedTrainer, DistributedDL
-    from fastai.torch_core import distrib_barrier
-    class _DL(DistributedDL):
-        def _broadcast(self, t, rank):   # fastai's moves the indices to CUDA (NCCL); gloo broadcasts CPU tensors
-            t = torch.tensor(t, dtype=torch.long, device='cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu')
-            torch.distributed.broadcast(t, rank)
-            return t.cpu().tolist()
-    class _Trainer(DistributedTrainer):
-        def _wrap_dl(self, dl): return dl if isinstance(dl, DistributedDL) else _DL(dl, device=self.learn.model.device)
-    class _SharedBest(Callback):
-        "Every rank saves to and loads from rank 0's folder (only rank 0 writes); wait until all have loaded."
-        order = 61   # after SaveModelCallback, whose after_fit loads the best epoch
-        def before_fit(self):
-            where = [str(self.learn.path)]
-            torch.distributed.broadcast_object_list(where, 0)
-            self.learn.path = Path(where[0])
-        def after_fit(self): distrib_barrier()
-    return [_Trainer(sync_bn=torch.cuda.is_available()), _SharedBest()]
 
 # %% ../nbs/30_train.ipynb #025ece61
 _WORKER = 'import sys; from mlops_nb.train import distributed_worker; distributed_worker(sys.argv[1])'
