@@ -8,7 +8,10 @@ works and what it costs, not a speed-up; one process per GPU is where it pays.
 `rss`: peak RSS and train images/s (the second epoch's training phase) at 1,000 and 10,000 images, decoding from
 the dataset folder every epoch (`cache='none'`, the lazy path) and decoding once into memory (`cache='memory'`).
 
-Usage: python bench/bench_scale.py [ddp-smoke|rss ...]   (default: ddp-smoke)
+`growth [N ...]`: Label Studio export, dataset build and one training epoch at N tasks each (default 1000 4000), on a
+local Label Studio, and the growth factor between sizes.
+
+Usage: python bench/bench_scale.py [ddp-smoke|rss|growth N ...]   (default: ddp-smoke)
 """
 import json, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -70,7 +73,7 @@ class TrainPhase(Callback):
 timer = TrainPhase()
 r = train_model(sys.argv[1], sys.argv[2], size=28, bs=64, epochs=2, lr=1e-2, seed=0, cache=sys.argv[3], cbs=[timer])
 hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))
-print(json.dumps({'images_per_s': r.n_train/timer.times[-1], 'peak_rss_mb': hwm/1024}))"""
+print(json.dumps({'images_per_s': r.n_train/timer.times[-1], 'epoch_s': timer.times[-1], 'peak_rss_mb': hwm/1024}))"""
 
 def train_once(ds:Path, out:Path, cache:str)->dict:
     "One epoch of `train_model` in a fresh interpreter: images/s and its peak RSS (VmHWM)."
@@ -99,9 +102,48 @@ def rss_rows(sizes:tuple=(1000, 10000))->list:
                      (abs(ips_ratio-1) <= 0.1) if lazy else None)]
     return rows
 
+def _import_tasks(client, title:str, raw:Path, n:int)->int:
+    "A Label Studio project of `n` annotated tasks whose images are plain paths under `raw`; returns its id."
+    import csv
+    from mlops_nb.labelstudio import DIGITS_CONFIG, choice_result
+    rows = list(csv.DictReader(open(raw/'labels.csv')))[:n]
+    p = client.projects.create(title=title, label_config=DIGITS_CONFIG)
+    tasks = [{'data': {'image': r['file']}, 'annotations': [{'result': choice_result(r['label'])}]} for r in rows]
+    for i in range(0, n, 1000): client.projects.import_tasks(id=p.id, request=tasks[i:i+1000], return_task_ids=False)
+    return p.id
+
+def growth_rows(sizes:tuple=(1000, 4000))->list:
+    "Export, dataset build and one training epoch at each size, on a local Label Studio; the growth per step."
+    import _demo
+    from mlops_nb.dataset import build_dataset
+    from mlops_nb.labelstudio import connect, export_project
+    figs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)/'proj'
+        root.mkdir()
+        (root/'params.yaml').write_text('{}\n')
+        os.environ['MLOPS_NB_ROOT'] = str(root)
+        raw = synthetic_digits(Path(tmp)/'raw', max(sizes))
+        with _demo.labelstudio(root, seed=False):
+            client = connect().client
+            for n in sizes:
+                pid = _import_tasks(client, f'growth-{n}', raw, n)
+                export = root/f'data/raw_labels/g{n}.json'
+                t = time.perf_counter(); export_project(pid, export, force=True); t_export = time.perf_counter() - t
+                t = time.perf_counter()
+                build_dataset(export, root/f'data/datasets/g{n}', rawdata_dir=raw, cache_dir='', workers=8)
+                t_dataset = time.perf_counter() - t
+                epoch = train_once(root/f'data/datasets/g{n}', root/f'data/models/g{n}', 'auto')['epoch_s']
+                figs[n] = {'export': t_export, 'dataset': t_dataset, 'epoch': epoch}
+                print(f'{n} tasks: {figs[n]}', flush=True)
+    stages,steps = ('export', 'dataset', 'epoch'),list(zip(sizes, sizes[1:]))
+    sizes_s = ' / '.join(f'{n:,}' for n in sizes)
+    return [row(f'{st}: {sizes_s} tasks', ' / '.join(f'{figs[n][st]:.1f}' for n in sizes), 's') for st in stages] + \
+           [row(f'{st}: growth {lo:,} -> {hi:,} tasks', figs[hi][st]/figs[lo][st], 'x', f'{hi/lo:.0f} if linear')
+            for st in stages for lo,hi in steps]
+
 if __name__ == '__main__':
     modes = sys.argv[1:] or ['ddp-smoke']
-    rows = []
-    if 'ddp-smoke' in modes: rows += ddp_smoke()
-    if 'rss' in modes: rows += rss_rows()
-    record('scale', rows)
+    if 'ddp-smoke' in modes: record('ddp', ddp_smoke())
+    if 'rss' in modes: record('rss', rss_rows())
+    if 'growth' in modes: record('growth', growth_rows(tuple(int(a) for a in modes if a.isdigit()) or (1000, 4000)))
