@@ -84,7 +84,7 @@ def train_project(tmp_path)->Path:
     shutil.copy(packaged_notebooks()/'30_train.ipynb', root/'nbs')
     digits_dataset(root/'data/datasets/digits', n=100, size=16)
     params = {'train': {'dataset': 'data/datasets/digits', 'out': 'data/models', 'size': 16, 'bs': 16, 'epochs': 1,
-                        'lr': 0.01, 'live_dir': '', 'metrics_fp': 'metrics/train.json'}}
+                        'lr': 0.01, 'live_dir': '', 'metrics_fp': 'metrics/train.json', 'distributed': 0}}
     (root/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
     (root/'dvc.yaml').write_text(TRAIN_STAGE)
     (root/'.gitignore').write_text('/runs/\n')
@@ -95,10 +95,11 @@ def train_project(tmp_path)->Path:
     return root
 
 def test_queued_experiments_run_in_parallel(train_project):
-    "`dvc exp run --queue` twice + `dvc queue start -j 2`: both run the stage notebook, each in its own workspace."
+    """`dvc exp run --queue` twice + `dvc queue start -j 2`: both run the stage notebook, each in its own workspace;
+    one of them trains with 2 processes (the kernel launches torchrun), which DVC only sees as a param."""
     root = train_project
-    for name,lr in (('lr-hi', 0.02), ('lr-lo', 0.005)):
-        dvc(root, 'exp', 'run', '--queue', '-n', name, '-S', f'train.lr={lr}')
+    for name,lr,procs in (('lr-hi', 0.02, 0), ('lr-lo', 0.005, 2)):
+        dvc(root, 'exp', 'run', '--queue', '-n', name, '-S', f'train.lr={lr}', '-S', f'train.distributed={procs}')
     dvc(root, 'queue', 'start', '-j', '2')
     deadline = time.time() + 540
     while time.time() < deadline:
@@ -112,6 +113,7 @@ def test_queued_experiments_run_in_parallel(train_project):
     for name,lr in (('lr-hi', 0.02), ('lr-lo', 0.005)):
         data = exps[name]['data']
         assert data['params']['params.yaml']['data']['train']['lr'] == lr
+        assert data['params']['params.yaml']['data']['train']['distributed'] == (2 if name == 'lr-lo' else 0)
         metrics = data['metrics']['metrics/train.json']['data']
         assert 0 <= metrics['valid_accuracy'] <= 1 and metrics['n_train'] == 80, metrics
     assert not (root/'data/models').exists() and not (root/'runs').exists()   # the workspace itself ran nothing
