@@ -9,7 +9,7 @@ LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 # zizmor + actionlint in their own hash-pinned venv (`make audit-env`), for the workflow audits
 AUDIT_VENV = $$(.ci/env.sh audit | tail -1)
 
-.PHONY: chromium install labelstudio-env audit-env demo pipeline promote pr-model pr-commit pr-comment check-lock refresh gate test check-sync nbtest wheel-test export readme clean-nbs update bench
+.PHONY: chromium install labelstudio-env audit-env demo pipeline promote pr-model pr-commit pr-comment check-lock refresh gate test check-sync nbtest wheel-test export readme clean-nbs update bench ddp-smoke
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -104,3 +104,8 @@ update: install
 
 bench: install labelstudio-env
 	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) $(BIN)/python bench/run.py
+
+## distributed training smoke test: 2 CPU processes (torchrun + fastai/accelerate, gloo) vs 1 on small digits;
+## prints the world size, images/s and the accuracy of each
+ddp-smoke: install
+	$(BIN)/python bench/bench_scale.py ddp-smoke

@@ -181,6 +181,7 @@ class TrainParams(StageParams):
     live_dir:str = param('dvclive', kind='out', markers=('metrics.json',)) # dvclive folder: per-epoch metrics and plots
     cache:str = param('auto', choices=('auto', 'memory', 'none')) # decode images once into memory
     metrics_fp:str = param('metrics/train.json', kind='out') # best-epoch metrics for dvc; empty: not written
+    distributed:int = param(0, lo=0) # worker processes, one per device: 0 or 1 trains in the kernel; N > 1: torchrun
 
     def check(self, section:str):
         tracked = [self.metrics] if isinstance(self.metrics, str) else list(self.metrics)

@@ -14,7 +14,8 @@ from .core import (MlopsError, atomic_write, check_replaceable, dumps_json, full
 __all__ = ['LABEL_COLUMNS', 'METRICS', 'SMALL_ARCHS', 'CACHE_LIMIT_BYTES', 'digits_dataset', 'DatasetInfo', 'read_dataset',
            'torchvision_archs', 'check_params', 'small_cnn', 'create_model', 'head_keys', 'pretrained_weights_file',
            'load_state_dict', 'state_dict_bytes', 'preprocessing', 'decode', 'auto_batch_size', 'read_model_card',
-           'Predictions', 'load_model', 'preprocess', 'predict', 'TrainResult', 'cpu_threads', 'train_model']
+           'Predictions', 'load_model', 'preprocess', 'predict', 'TrainResult', 'cpu_threads', 'world_size',
+           'distributed_callbacks', 'train_model', 'distributed_worker', 'launch_distributed']
 
 # %% ../nbs/30_train.ipynb #518c2d1c
 LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
@@ -413,6 +414,41 @@ def _epoch_logger(learn, n_epochs:int):
         log(f'[train] epoch {int(vals[0])+1}/{n_epochs}: ' + ', '.join(parts))
     return write
 
+# %% ../nbs/30_train.ipynb #10a76b92
+def world_size()->int:
+    "Number of training processes of this run (1 outside `torchrun`)."
+    return int(os.environ.get('WORLD_SIZE', '1') or 1)
+
+def _rank()->int: return int(os.environ.get('RANK', '0') or 0)
+
+def _per_process_bs(bs:int)->int:
+    "Each worker's batch size: the global batch `bs` split over the processes."
+    return max(1, bs // world_size())
+
+def distributed_callbacks()->list:
+    "fastai callbacks that make a `fit` distributed (empty outside `torchrun`)."
+    if world_size() < 2: return []
+    torch = _torch()
+    from fastai.callback.core import Callback
+    from fastai.distributed import DistributedTrainer, DistributedDL
+    from fastai.torch_core import distrib_barrier
+    class _DL(DistributedDL):
+        def _broadcast(self, t, rank):   # fastai's moves the indices to CUDA (NCCL); gloo broadcasts CPU tensors
+            t = torch.tensor(t, dtype=torch.long, device='cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu')
+            torch.distributed.broadcast(t, rank)
+            return t.cpu().tolist()
+    class _Trainer(DistributedTrainer):
+        def _wrap_dl(self, dl): return dl if isinstance(dl, DistributedDL) else _DL(dl, device=self.learn.model.device)
+    class _SharedBest(Callback):
+        "Every rank saves to and loads from rank 0's folder (only rank 0 writes); wait until all have loaded."
+        order = 61   # after SaveModelCallback, whose after_fit loads the best epoch
+        def before_fit(self):
+            where = [str(self.learn.path)]
+            torch.distributed.broadcast_object_list(where, 0)
+            self.learn.path = Path(where[0])
+        def after_fit(self): distrib_barrier()
+    return [_Trainer(sync_bn=torch.cuda.is_available()), _SharedBest()]
+
 # %% ../nbs/30_train.ipynb #85d75fee
 def _work_dir(model_dir:Path, # the model folder the run will publish to
               live_dir:Path|None # the dvclive folder it will publish to
@@ -448,9 +484,12 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
                 num_workers:int|None=None, # decoding processes if cache='none' (default: 0 on CPU; same results)
                 cache:str='auto', # decode images once into memory: 'auto' (when they fit in CACHE_LIMIT_BYTES), 'memory', or 'none' (decode every epoch)
                 threads:int|None=None, # torch CPU threads (default: `cpu_threads()`, half the usable cores); part of what makes a CPU run reproducible
+                distributed:int=0, # worker processes, one per device: 0 or 1 trains here; N > 1 starts N torchrun workers
                 cbs:list|None=None # extra fastai callbacks (tests use one to fail mid-training)
                )->TrainResult:
     "Train a classifier on a dataset folder and atomically write `best-model.pth` + `model.json` to `model_dir`."
+    if distributed > 1 and world_size() < 2:   # start the workers; each runs this function again, rank 0 publishes
+        return launch_distributed(distributed, **{k: v for k,v in locals().items() if k != 'distributed'})
     t0 = time.time()
     metric_names = check_params(arch, bs, size, epochs, lr, metrics, monitor, on_class_mismatch)
     if cache not in ('auto', 'memory', 'none'): raise MlopsError(f"train.cache must be 'auto', 'memory' or 'none', not {cache!r}")
@@ -474,8 +513,8 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
     if bs == 'auto':
         bs = auto_batch_size(arch, size, len(info.classes), info.n_train, device)
         log(f'[train] bs auto: {bs} on {device}')
-    train_bs = min(bs, info.n_train)
-    if train_bs < bs: log(f'[train] bs {bs} > {info.n_train} training images: using bs {train_bs}')
+    train_bs = min(_per_process_bs(bs), info.n_train)
+    if train_bs < _per_process_bs(bs): log(f'[train] bs {bs} > {info.n_train} training images: using bs {train_bs}')
     from mlops_nb.dataset import dataloaders
     in_memory = cache == 'memory' or (cache == 'auto' and _cache_bytes(info, size) <= CACHE_LIMIT_BYTES)
     dls = dataloaders(Path(info.path).absolute(), bs=train_bs, size=size, batch_tfms=_batch_tfms(augment),
@@ -503,7 +542,8 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
             lr = float(learn.lr_find(show_plot=False).valley)
             log(f'[train] lr_find suggests lr={lr:.2e}')
         comp = np.less if monitor == 'valid_loss' or monitor == 'error_rate' else np.greater
-        run_cbs = [SaveModelCallback(monitor=monitor, comp=comp, fname='best', with_opt=False), *(cbs or [])]
+        run_cbs = [SaveModelCallback(monitor=monitor, comp=comp, fname='best', with_opt=False),
+                   *distributed_callbacks(), *(cbs or [])]
         live = _live_callback(work/'live') if live_dir else None
         if live: run_cbs.insert(0, live); live.live.log_params({**params, 'lr_used': lr})
         if pretrained: learn.fine_tune(epochs, base_lr=lr, cbs=run_cbs)
@@ -530,8 +570,9 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
             'dataset_sha256': info.sha256, 'git_commit': commit, 'git_dirty': dirty,
             'best': {'epoch': best_epoch, 'monitor': monitor, **best}, 'history': history,
             'weights_sha256': sha256_bytes(weights), 'reinit': reinit}
-    try: _publish(Path(model_dir), {'best-model.pth': weights, 'model.json': dumps_json(card).encode()},
-                  (work/'live', Path(live_dir)) if live_dir else None)
+    try:
+        if _rank() == 0: _publish(Path(model_dir), {'best-model.pth': weights, 'model.json': dumps_json(card).encode()},
+                                  (work/'live', Path(live_dir)) if live_dir else None)
     finally: shutil.rmtree(work, ignore_errors=True)
     res = TrainResult(Path(model_dir), best, best_epoch, history, info.n_train, info.n_valid, float(lr), device, round(time.time()-t0, 2), reinit)
     log(f'[train] best epoch {best_epoch+1}/{epochs}: ' + ', '.join(f'{k} {v:.4f}' for k,v in best.items()) + f' ({res.seconds:.1f}s on {device})')
@@ -590,3 +631,65 @@ def _publish(model_dir:Path, # the model folder
     finally:
         for tmp,_ in tmps: Path(tmp).unlink(missing_ok=True)
         if staged and staged.exists(): shutil.rmtree(staged, ignore_errors=True)
+
+# %% ../nbs/30_train.ipynb #025ece61
+_WORKER = 'import sys; from mlops_nb.train import distributed_worker; distributed_worker(sys.argv[1])'
+
+def _worker_command(n:int, spec:Path)->list[str]:
+    "torchrun on this machine: `n` workers, a free rendezvous port, only rank 0's output shown."
+    import sys
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc-per-node={n}',
+            '--local-ranks-filter=0', '--no-python', sys.executable, '-c', _WORKER, str(spec)]
+
+def distributed_worker(spec:str # JSON file of `train_model` keyword arguments, written by `launch_distributed`
+                      ):
+    "One `torchrun` worker: join the process group, train, and (rank 0) write the result beside `spec`."
+    torch,spec = _torch(),Path(spec)
+    from accelerate import PartialState
+    kwargs = json.loads(spec.read_text())
+    cpu = kwargs.get('device') == 'cpu' or not torch.cuda.is_available()
+    if not cpu: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    PartialState(cpu=cpu)   # accelerate initializes the process group: gloo on CPU, NCCL on GPUs
+    log(f'[train] rank {_rank()}: world size {world_size()}, backend {torch.distributed.get_backend()}')
+    try: res = train_model(**kwargs)
+    except MlopsError as e:
+        if _rank() == 0: write_json(spec.with_name('error.json'), {'msg': e.msg, 'fix': e.fix, 'code': e.code})
+        raise
+    finally:
+        if torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
+    if _rank() == 0: write_json(spec.with_name('result.json'), {**vars(res), 'model_dir': str(res.model_dir)})
+
+# %% ../nbs/30_train.ipynb #4f9408bf
+def _relay(cmd:list, env:dict)->tuple[int, list]:
+    "Run `cmd`, passing its output line by line to the log; (exit code, last lines)."
+    import collections, subprocess
+    tail = collections.deque(maxlen=20)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as p:
+        for line in p.stdout:
+            tail.append(line.rstrip())
+            log(line.rstrip())
+    return p.returncode, list(tail)
+
+def launch_distributed(n:int, # worker processes (one per device)
+                       **kwargs # `train_model` arguments (not `cbs`: callbacks cannot cross processes)
+                      )->TrainResult: # rank 0's result
+    "Check the inputs, run `train_model` in `n` `torchrun` workers, and return rank 0's result."
+    if kwargs.pop('cbs', None): raise MlopsError('train_model(cbs=...) cannot be combined with distributed > 1')
+    checked = ('arch', 'bs', 'size', 'epochs', 'lr', 'metrics', 'monitor', 'on_class_mismatch')
+    check_params(*(kwargs.get(k) for k in checked))
+    read_dataset(kwargs['dataset_dir'])
+    _check_pretrained(kwargs['arch'], kwargs['pretrained'])
+    threads = kwargs.pop('threads', None) or max(1, cpu_threads() // n)
+    plain = {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v for k,v in kwargs.items()}
+    with tempfile.TemporaryDirectory(prefix='mlops-train-ddp-') as tmp:
+        spec = Path(tmp)/'spec.json'
+        write_json(spec, {**plain, 'threads': threads})
+        env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'PYTHONUNBUFFERED': '1'}
+        log(f'[train] distributed: {n} processes (torchrun)')
+        rc,tail = _relay(_worker_command(n, spec), env)
+        if (Path(tmp)/'error.json').is_file(): raise MlopsError(**read_json(Path(tmp)/'error.json'))
+        if rc or not (Path(tmp)/'result.json').is_file():
+            raise MlopsError(f'distributed training failed (torchrun exit {rc}): {tail[-1] if tail else "no output"}',
+                             'see the lines above; set train.distributed: 0 to train in one process', code=1)
+        res = read_json(Path(tmp)/'result.json')
+    return TrainResult(**{**res, 'model_dir': Path(res['model_dir'])})
