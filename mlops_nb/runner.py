@@ -162,10 +162,11 @@ def skip_reason(stage:str, # stage name = module name in `mlops_nb`
                )->str|None: # why the stage need not run, or None
     "Ask the stage's module (if it defines `skip_reason`) whether its outputs are already current."
     import importlib
-    try: mod = importlib.import_module(f'mlops_nb.{stage}')
-    except ModuleNotFoundError: return None
-    check = getattr(mod, 'skip_reason', None)
-    return check(**params) if check else None
+    from mlops_nb._modidx import d
+    mod = f'mlops_nb.{stage}'
+    # nbdev's index says which modules define a check: the others are not imported here (torch for train, ...)
+    if f'{mod}.skip_reason' not in d['syms'].get(mod, {}): return None
+    return importlib.import_module(mod).skip_reason(**params)
 
 # %% ../nbs/01_runner.ipynb #dbf08f79
 @dataclass
