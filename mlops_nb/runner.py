@@ -187,7 +187,8 @@ def read_scraps(path:str|Path # an executed notebook
     for c in json.loads(Path(path).read_text()).get('cells', []):
         for o in c.get('outputs', []):
             for mime in (SCRAP_MIME.format(encoder='json'), SCRAP_MIME.format(encoder='text')):
-                if isinstance(s := o.get('data', {}).get(mime), dict) and s.get('data') is not None: out[s['name']] = s['data']
+                s = o.get('data', {}).get(mime)
+                if isinstance(s, dict) and s.get('data') is not None: out[s['name']] = s['data']
     return out
 
 @contextmanager
@@ -305,7 +306,7 @@ def saving_engine(every:float=SAVE_EVERY # at most one save per `every` seconds 
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
                                      start_timeout=60, execution_timeout=None, km=None, **kwargs):
-            "As papermill's nbclient engine, on a kernel already started (`km`) if given; the kernel is shut down after."
+            "As papermill's nbclient engine, on the kernel already started (`km`) if given; shuts it down after."
             from papermill.clientwrap import PapermillNotebookClient
             from papermill.log import logger
             kwargs.pop('input_path', None)
@@ -322,7 +323,7 @@ JSONSCHEMA_FORMAT_MODULES = ('fqdn', 'rfc3987', 'rfc3986_validator', 'rfc3339_va
 
 # %% ../nbs/01_runner.ipynb #302e823e
 def _start_kernel(name:str, root:Path):
-    "Start kernel `name` in `root` without waiting for it: it boots while papermill is imported and the notebook prepared."
+    "Start kernel `name` in `root`, not waiting for it: it boots while papermill is imported and the notebook prepared."
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
     km = AsyncKernelManager(kernel_name=name)
