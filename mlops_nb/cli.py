@@ -35,8 +35,8 @@ def run(stage:str, # stage to run (see `mlops-nb stages`)
        ):
     "Run one stage notebook with papermill; the executed copy lands in runs/STAGE/."
     from mlops_nb.core import skip_slow_optional_imports, CLI_SLOW_OPTIONAL_MODULES
-    skip_slow_optional_imports(CLI_SLOW_OPTIONAL_MODULES)
-    from mlops_nb.runner import run_from_params
+    from mlops_nb.runner import run_from_params, JSONSCHEMA_FORMAT_MODULES
+    skip_slow_optional_imports(CLI_SLOW_OPTIONAL_MODULES + JSONSCHEMA_FORMAT_MODULES)
     root = project_root()
     res = run_from_params(stage, params, section, p, sample=sample, name=name, allow_outside=allow_outside, html=html,
                           timeout=timeout, root=root)

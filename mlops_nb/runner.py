@@ -12,9 +12,10 @@ from .core import *
 from .params import check_stage_params
 
 # %% auto #0
-__all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'parameters_cell', 'notebook_parameters', 'packaged_notebooks', 'stage_notebooks',
-           'stage_notebook', 'check_parameters', 'section_params', 'stage_params', 'cell_directives', 'mark_test_cells',
-           'skip_reason', 'StageResult', 'read_scraps', 'clean_stale_temps', 'run_stage', 'render_html',
+__all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'SCRAP_MIME', 'SAVE_EVERY', 'JSONSCHEMA_FORMAT_MODULES', 'parameters_cell',
+           'notebook_parameters', 'packaged_notebooks', 'stage_notebooks', 'stage_notebook', 'check_parameters',
+           'section_params', 'stage_params', 'cell_directives', 'mark_test_cells', 'skip_reason', 'StageResult',
+           'read_scraps', 'scrap_output', 'glue', 'clean_stale_temps', 'saving_engine', 'run_stage', 'render_html',
            'run_from_params']
 
 # %% ../nbs/01_runner.ipynb #97dd31b2
@@ -161,10 +162,11 @@ def skip_reason(stage:str, # stage name = module name in `mlops_nb`
                )->str|None: # why the stage need not run, or None
     "Ask the stage's module (if it defines `skip_reason`) whether its outputs are already current."
     import importlib
-    try: mod = importlib.import_module(f'mlops_nb.{stage}')
-    except ModuleNotFoundError: return None
-    check = getattr(mod, 'skip_reason', None)
-    return check(**params) if check else None
+    from mlops_nb._modidx import d
+    mod = f'mlops_nb.{stage}'
+    # nbdev's index says which modules define a check: the others are not imported here (torch for train, ...)
+    if f'{mod}.skip_reason' not in d['syms'].get(mod, {}): return None
+    return importlib.import_module(mod).skip_reason(**params)
 
 # %% ../nbs/01_runner.ipynb #dbf08f79
 @dataclass
@@ -179,11 +181,15 @@ class StageResult:
     skipped:str|None=None # why the stage did not need to run (then `notebook` is the previous report, if any)
 
 def read_scraps(path:str|Path # an executed notebook
-               )->dict: # scrap name -> data
-    "The data scraps a notebook glued with `scrapbook.glue`."
-    skip_slow_optional_imports()
-    import scrapbook as sb
-    return {name: s.data for name,s in sb.read_notebook(str(path)).scraps.items() if s.data is not None}
+               )->dict: # scrap name -> data (the last glue of a name wins, as in scrapbook)
+    "The JSON and text scraps a notebook glued (with `glue` or `scrapbook.glue`), read without importing scrapbook."
+    out = {}
+    for c in json.loads(Path(path).read_text()).get('cells', []):
+        for o in c.get('outputs', []):
+            for mime in (SCRAP_MIME.format(encoder='json'), SCRAP_MIME.format(encoder='text')):
+                s = o.get('data', {}).get(mime)
+                if isinstance(s, dict) and s.get('data') is not None: out[s['name']] = s['data']
+    return out
 
 @contextmanager
 def _env(extra:dict):
@@ -213,6 +219,37 @@ def _kernel_env(extra:dict):
         yield 'mlops-nb'
 
 
+# %% ../nbs/01_runner.ipynb #13cf06a7
+SCRAP_MIME = 'application/scrapbook.scrap.{encoder}+json'
+
+def scrap_output(name:str, # the scrap's name
+                 data # a string, number, boolean, list or dict (JSON all the way down)
+                )->tuple[dict, dict]: # (mime bundle, output metadata) as `scrapbook.glue` writes them
+    "The display output that `scrapbook.glue(name, data)` writes, built without scrapbook."
+    if not isinstance(data, (list, dict, int, float, bool, str)):
+        raise TypeError(f'scrap {name!r}: a {type(data).__name__} is not a JSON value (glue it with encoder="display")')
+    json.dumps(data, allow_nan=True) # a TypeError names the value that is not JSON
+    encoder = 'text' if isinstance(data, str) else 'json'
+    payload = {'name': name, 'data': data, 'encoder': encoder, 'version': 1}
+    return {SCRAP_MIME.format(encoder=encoder): payload}, {'scrapbook': {'name': name, 'data': True, 'display': False}}
+
+def glue(name:str, # the scrap's name
+         data, # the value: JSON data, or anything IPython displays (with `encoder='display'`)
+         encoder:str|None=None, # None or 'json'/'text': record the value; 'display': record only its display
+         display:bool|None=None # also show the value (default: only with `encoder='display'`)
+        ):
+    "Record a result in the notebook being run, in scrapbook's format, without importing scrapbook."
+    from IPython.display import display as ip_display
+    if encoder not in (None, 'json', 'text', 'display'):
+        raise ValueError(f'scrap {name!r}: encoder {encoder!r} is not supported (use json, text or display)')
+    if encoder != 'display':
+        bundle,meta = scrap_output(name, data)
+        ip_display(bundle, metadata=meta, raw=True)
+    if display or (display is None and encoder == 'display'):
+        from IPython.core.formatters import format_display_data
+        bundle,meta = format_display_data(data)
+        ip_display(bundle, metadata={**meta, 'scrapbook': {'name': name, 'data': False, 'display': True}}, raw=True)
+
 # %% ../nbs/01_runner.ipynb #e22f328e
 def _redact_file(path:Path)->bool:
     text = path.read_text()
@@ -233,27 +270,96 @@ def _publish(tmp:Path, dest:Path, latest:bool=True):
     with full_disk_names(dest.parent/'latest.ipynb'): shutil.copyfile(dest, part)
     os.replace(part, dest.parent/'latest.ipynb')
 
+# %% ../nbs/01_runner.ipynb #97d4ec6d
+SAVE_EVERY = 5. # seconds between saves of the executed notebook while its cells run
+
+def saving_engine(every:float=SAVE_EVERY # at most one save per `every` seconds while cells run
+                 )->type: # a papermill engine class (register it with `papermill_engines.register`)
+    "A papermill engine that saves the executed notebook at the start, at the end (a failure too) and every `every` s."
+    from papermill.engines import NBClientEngine, NotebookExecutionManager
+    class ThrottledManager(NotebookExecutionManager):
+        force,last = False,float('-inf')
+        def save(self, **kwargs):
+            if self.force or time.monotonic() - self.last >= every:
+                self.last = time.monotonic()
+                super().save(**kwargs)
+        def notebook_start(self, **kwargs):
+            self.force = True
+            try: super().notebook_start(**kwargs)
+            finally: self.force = False
+        def notebook_complete(self, **kwargs):
+            self.force = True
+            super().notebook_complete(**kwargs)
+    class SavingEngine(NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
+                             autosave_cell_every=30, source_path=None, **kwargs):
+            if source_path: nb.metadata.papermill['input_path'] = str(source_path)
+            man = ThrottledManager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                                   autosave_cell_every=autosave_cell_every)
+            man.notebook_start()
+            try: cls.execute_managed_notebook(man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                man.cleanup_pbar()
+                man.notebook_complete()
+            return man.nb
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+                                     start_timeout=60, execution_timeout=None, km=None, **kwargs):
+            "As papermill's nbclient engine, on the kernel already started (`km`) if given; shuts it down after."
+            from papermill.clientwrap import PapermillNotebookClient
+            from papermill.log import logger
+            kwargs.pop('input_path', None)
+            client = PapermillNotebookClient(nb_man, km=km, timeout=execution_timeout, startup_timeout=start_timeout,
+                                             kernel_name=kernel_name, log=logger, log_output=log_output,
+                                             stdout_file=stdout_file, stderr_file=stderr_file, **kwargs)
+            return client.execute(cleanup_kc=True)
+    return SavingEngine
+
+# %% ../nbs/01_runner.ipynb #30182193
+# jsonschema's optional format checkers (imported under `suppress(ImportError)`); nbformat's schema uses none of them
+JSONSCHEMA_FORMAT_MODULES = ('fqdn', 'rfc3987', 'rfc3986_validator', 'rfc3339_validator', 'webcolors', 'jsonpointer',
+                             'uri_template', 'isoduration')
+
 # %% ../nbs/01_runner.ipynb #302e823e
+def _start_kernel(name:str, root:Path):
+    "Start kernel `name` in `root`, not waiting for it: it boots while papermill is imported and the notebook prepared."
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+    km = AsyncKernelManager(kernel_name=name)
+    # as nbclient starts it: IPython history in memory, no sqlite file shared by concurrent runs
+    run_sync(km.start_kernel)(cwd=str(root), extra_arguments=['--HistoryManager.hist_file=:memory:'])
+    return km
+
+def _stop_kernel(km):
+    "Shut the kernel down if it still runs (papermill failed before it took it over)."
+    from jupyter_core.utils import run_sync
+    if run_sync(km.is_alive)(): run_sync(km.shutdown_kernel)(now=True)
+    run_sync(km.cleanup_resources)()
+
 def _execute(nb:Path, tmp:Path, params:dict, root:Path, rid:str, timeout:int):
     "Execute `nb` with papermill into `tmp` (test cells skipped), from `root`, with this interpreter's kernel."
     skip_slow_optional_imports()
-    import papermill as pm, nbformat
-    plain = plain_output()
     env = {'MLOPS_NB_ROOT': str(root), 'MLOPS_PROGRESS': 'plain', 'MLOPS_RUN_ID': rid,
            'PYDEVD_DISABLE_FILE_VALIDATION': '1', 'MPLBACKEND': 'module://matplotlib_inline.backend_inline'}
-    with _kernel_env(env) as kernel:
-        with warnings.catch_warnings(): # nbformat/papermill chatter is noise for users
-            warnings.simplefilter('ignore')
+    with _kernel_env(env) as kernel, warnings.catch_warnings(): # nbformat/papermill chatter is noise for users
+        warnings.simplefilter('ignore')
+        km = _start_kernel(kernel, root)
+        try:
+            import papermill as pm, nbformat
+            from papermill.engines import papermill_engines
             node = nbformat.read(nb, as_version=4)
             mark_test_cells(node)
-            try:
-                pm.execute_notebook(node, str(tmp), parameters=params, kernel_name=kernel, language='python',
-                                    cwd=str(root), execution_timeout=timeout, log_output=plain, progress_bar=not plain,
-                                    request_save_on_cell_execute=True)
-            except OSError as e:
-                if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
-                raise MlopsError(f'no space left on the device to write the executed notebook in {tmp.parent}',
-                               'free some disk space and run again') from None
+            papermill_engines.register('mlops-nb', saving_engine())
+            plain = plain_output()
+            pm.execute_notebook(node, str(tmp), parameters=params, kernel_name=kernel, language='python', cwd=str(root),
+                                execution_timeout=timeout, log_output=plain, progress_bar=not plain, km=km,
+                                request_save_on_cell_execute=True, engine_name='mlops-nb', source_path=nb)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+            raise MlopsError(f'no space left on the device to write the executed notebook in {tmp.parent}',
+                             'free some disk space and run again') from None
+        finally: _stop_kernel(km)
 
 # %% ../nbs/01_runner.ipynb #1726188e
 def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
@@ -282,17 +388,14 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
     clean_stale_temps(out_dir)
     dest,tmp = out_dir/f'{rid}.ipynb',out_dir/f'.{rid}.p{os.getpid()}.tmp.ipynb'
     log(f'[{stage}] running {nb.name} -> {dest.relative_to(root)}')
-    skip_slow_optional_imports()
-    import papermill as pm
     try: _execute(nb, tmp, params, root, rid, timeout)
-    except pm.PapermillExecutionError as e:
+    except BaseException as e:
+        if type(e).__name__ != 'PapermillExecutionError': tmp.unlink(missing_ok=True); raise
         if tmp.exists(): _redact_file(tmp); _publish(tmp, dest, latest=False)
         where = dest.relative_to(root) if dest.exists() else nb
         raise MlopsError(f'stage {stage} failed in cell {e.exec_count}: {e.ename}: {redact(str(e.evalue))}',
                          f'see the executed notebook {where} (latest.ipynb still holds the last good run)',
                          code=1) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
     if _redact_file(tmp):
         log(f'[{stage}] WARNING: a secret value was found in the executed notebook and redacted; fix the stage code')
     _publish(tmp, dest)

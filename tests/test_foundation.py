@@ -54,6 +54,42 @@ def test_run_writes_executed_notebook_with_params_and_scraps(square_project):
     assert read_scraps(latest) == {'square': 144, 'label': 'from-params'}
     assert 'square: 144' in r.stdout
 
+GLUED = {'cells': [
+    {'cell_type': 'code', 'metadata': {'tags': ['parameters']}, 'source': 'n = 1\n', 'outputs': [], 'execution_count': None},
+    *[{'cell_type': 'markdown', 'metadata': {}, 'source': f'step {i}'} for i in range(10)],
+    {'cell_type': 'code', 'metadata': {}, 'source': 'import sys\nfrom mlops_nb.runner import glue\n'
+     'glue("square", n*n)\nglue("label", "a <b>")\nglue("per_class", {"0": [1, 0.5]})\n'
+     'from IPython.display import HTML\nglue("table", HTML("<b>t</b>"), encoder="display")\n'
+     'print(sorted(m for m in ("scrapbook", "papermill", "pandas") if m in sys.modules))\n', 'outputs': [], 'execution_count': None}],
+    'metadata': {'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'python3'}}, 'nbformat': 4, 'nbformat_minor': 4}
+
+def test_glue_is_scrapbook_format_without_scrapbook_in_the_kernel(project):
+    """Results glued with `mlops_nb.runner.glue` read back with scrapbook itself; the kernel never imports scrapbook,
+    papermill or pandas; the executed notebook records its source as a path and is written a few times, not per cell."""
+    (project/'nbs').mkdir()
+    (project/'nbs/16_glued.ipynb').write_text(json.dumps(GLUED))
+    saves = project/'saves.log'
+    code = ('import sys, papermill.iorw as io, papermill.engines as en, papermill.execute as ex\n'
+            f'_w = io.write_ipynb\ndef w(nb, path):\n    open({str(saves)!r}, "a").write("x")\n    _w(nb, path)\n'
+            'en.write_ipynb = ex.write_ipynb = io.write_ipynb = w\n'
+            'from mlops_nb.cli import main\nsys.exit(main(["run", "glued", "--sample", "-p", "n=5"]))')
+    r = subprocess.run([sys.executable, '-c', code], cwd=project, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert 'square: 25' in r.stdout and 'label: a <b>' in r.stdout
+    latest = project/'runs/glued/latest.ipynb'
+    import scrapbook as sb
+    scraps = sb.read_notebook(str(latest)).scraps
+    assert {k: s.data for k,s in scraps.items() if s.data is not None} == {'square': 25, 'label': 'a <b>', 'per_class': {'0': [1, 0.5]}}
+    assert 'text/html' in scraps['table'].display['data']
+    from mlops_nb.runner import read_scraps
+    assert read_scraps(latest) == {'square': 25, 'label': 'a <b>', 'per_class': {'0': [1, 0.5]}}
+    nb = json.loads(latest.read_text())
+    printed = [''.join(o.get('text', '')) for c in nb['cells'] for o in c.get('outputs', [])]
+    assert '[]\n' in printed, printed
+    assert nb['metadata']['papermill']['input_path'] == str(project.resolve()/'nbs/16_glued.ipynb')
+    # at the start, at the end (the engine), and papermill's own final write: not twice per cell (24 for 12 cells)
+    assert len(saves.read_text()) <= 4, len(saves.read_text())
+
 def test_failing_stage_exits_1_and_keeps_notebook(square_project):
     r = cli('run', 'square', '-p', 'n=-4')
     assert r.returncode == 1
