@@ -126,7 +126,7 @@ def pr_comment(file:str='reports/compare.md', # the report to post (markdown)
     return 0
 
 # %% ../nbs/75_github.ipynb #cdf67d9f
-PIPELINE_STATE = ('dvc.lock', 'metrics', 'plots', 'dvclive')  # what the model job commits back
+PIPELINE_STATE = ('dvc.lock', 'metrics', 'plots', 'dvclive', 'reports/compare.json')  # the git-tracked pipeline state
 
 def token_env(gh:GitHub)->dict:
     "Environment for one git command that authenticates to the server with the token (not stored anywhere)."

@@ -43,7 +43,7 @@ def check_lock(root:str=None # the project (default: discovered)
     stale = stale_entries(status, set(_run(root, 'git', 'ls-files').splitlines()))
     for stage,what in stale.items(): print(f'check-lock: stage {stage} is stale: {"; ".join(what)}')
     if stale:
-        print('check-lock: fix: run the pipeline (make pipeline) and commit dvc.lock, metrics/, plots/ and dvclive/, '
+        print('check-lock: fix: run the pipeline (make pipeline) and commit dvc.lock, metrics/, plots/, dvclive/ and reports/compare.json, '
               'or add the `train` label to the pull request so the model job does it')
         return 1
     print('check-lock: dvc.lock matches the tree')

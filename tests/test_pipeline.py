@@ -302,6 +302,59 @@ def test_s3_endpoint_down_during_push(demo, s3_endpoint):
     assert sha(model) == h
     demo.ok(demo.dvc('remote', 'remove', '--local', 's3down'))
 
+def test_model_job_played_locally(demo, s3_endpoint, source_tree, tmp_path):
+    """`.github/workflows/model.yml` played as GitHub would run it on a labelled pull request: a fresh checkout of the
+    PR branch from a bare `origin`, the moto S3 remote, the real Label Studio and a loopback fake GitHub API; each step
+    is the make target the workflow calls. Then the same job again on its own commit: nothing new anywhere."""
+    from fake_github import FakeGitHub
+    origin = tmp_path/'origin.git'
+    subprocess.run(['git', 'init', '-q', '--bare', '-b', 'main', str(origin)], check=True)
+    git(demo.root, 'push', '-q', str(origin), 'HEAD:refs/heads/main')
+    dev = tmp_path/'dev'   # a data scientist's clone: a new seed and a local results store, pushed as a PR branch
+    subprocess.run(['git', 'clone', '-q', str(origin), str(dev)], check=True)
+    params = yaml.safe_load((dev/'params.yaml').read_text())
+    params['train']['seed'] = 7
+    params['evaluate'] = {'store': 'results'}
+    (dev/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
+    git(dev, 'checkout', '-q', '-b', 'pr-seed'); git(dev, 'commit', '-qam', 'seed 7'); git(dev, 'push', '-q', 'origin', 'pr-seed')
+    main_before,pr_head = git(origin, 'rev-parse', 'main'),git(origin, 'rev-parse', 'pr-seed').strip()
+    work = tmp_path/'runner'   # actions/checkout of the PR head, persist-credentials: false
+    subprocess.run(['git', 'clone', '-q', '-b', 'pr-seed', str(origin), str(work)], check=True)
+    demo.ok(demo.dvc('remote', 'modify', '--local', 's3', 'endpointurl', s3_endpoint.url, cwd=work))
+    shutil.copy(source_tree/'Makefile', work/'Makefile')   # untracked here: only the pipeline state is committed
+    gh = FakeGitHub('ghs_model_job_token_42')
+    event = tmp_path/'event.json'; event.write_text(json.dumps({'pull_request': {'number': 12}}))
+    env = {**{k: v for k,v in s3_endpoint.env.items() if k != 'AWS_ENDPOINT_URL'}, 'GITHUB_TOKEN': gh.token,
+           'GITHUB_REPOSITORY': gh.repo, 'GITHUB_API_URL': gh.url, 'GITHUB_HEAD_REF': 'pr-seed', 'GITHUB_EVENT_PATH': str(event)}
+    def job():
+        out = {t: demo.run('make', '-o', 'install', f'BIN={BIN}', t, cwd=work, env=env, what=f'model job: {t}')
+               for t in ('pr-model', 'pr-commit', 'pr-comment', 'gate')}
+        for t in ('pr-model', 'pr-commit', 'pr-comment'): demo.ok(out[t])
+        assert out['gate'].returncode in (0, 2, 3) and 'Traceback' not in out['gate'].stdout, out['gate'].stdout
+        return out
+    try:
+        first = job()
+        assert set(ran(first['pr-model'].stdout)) >= {'train', 'evaluate', 'compare'}, first['pr-model'].stdout[-3000:]
+        # dvc.lock and the tracked results are committed on the PR branch, pushed; main never moves
+        assert git(origin, 'rev-parse', 'pr-seed').strip() == git(work, 'rev-parse', 'HEAD').strip() != pr_head
+        changed = git(origin, 'show', '--name-only', '--format=', 'pr-seed').split()
+        assert 'dvc.lock' in changed and any(c.startswith('metrics/') for c in changed), changed
+        assert git(origin, 'rev-parse', 'main') == main_before
+        assert gh.token not in (work/'.git/config').read_text()
+        # results stored under the PR head commit; CI dispatched on the branch; one report comment
+        assert (work/'results'/pr_head).is_dir(), sorted(p.name for p in (work/'results').iterdir())
+        assert gh.dispatches == [('ci.yml', {'ref': 'pr-seed'})]
+        assert len(gh.comments[12]) == 1 and gh.comments[12][0]['body'].startswith('<!-- mlops-nb')
+        calls,head = len(gh.requests),git(origin, 'rev-parse', 'pr-seed')
+        # the job again, on its own commit: nothing to reproduce, commit, push or post
+        second = job()
+        assert set(ran(second['pr-model'].stdout)) <= EXPORTS, second['pr-model'].stdout[-3000:]
+        assert 'nothing to commit' in second['pr-commit'].stdout
+        assert 'unchanged on #12' in second['pr-comment'].stdout
+        assert git(origin, 'rev-parse', 'pr-seed') == head and len(gh.dispatches) == 1 and len(gh.comments[12]) == 1
+        assert [m for m,_ in gh.calls()[calls:]] == ['GET'], gh.calls()[calls:]   # one look for the comment, nothing else
+    finally: gh.close()
+
 def test_no_secret_anywhere(demo, s3_endpoint):
     "Neither the Label Studio token nor the S3 secret key is in any file, git history, experiment, executed notebook or output."
     secrets = [demo.ls.token, s3_endpoint.env['AWS_SECRET_ACCESS_KEY']]
