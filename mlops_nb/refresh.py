@@ -4,18 +4,18 @@
 
 # %% ../nbs/80_refresh.ipynb #9ff0610a
 from __future__ import annotations
-import html, json, os, re, subprocess, sys, tempfile, time
+import html, json, os, re, shlex, subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.script import Param
-from .core import MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, redact, log, md_text
+from .core import MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, redact, log, md_text, yaml_load
 
 # %% auto #0
-__all__ = ['FINGERPRINTS', 'PR_TITLE', 'export_projects', 'current_fingerprints', 'git', 'recorded_fingerprints',
-           'changed_projects', 'data_stages', 'stage_graph', 'dvc', 'rebuild', 'check_clean', 'refreshed_files',
-           'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch', 'github_settings', 'github_api', 'pr_body',
-           'open_or_update_pr', 'RefreshResult', 'export_file', 'base_branch', 'record_fingerprints', 'refresh_data',
-           'publish', 'refresh']
+__all__ = ['FINGERPRINTS', 'PR_TITLE', 'export_projects', 'stage_overrides', 'pipeline_params', 'current_fingerprints', 'git',
+           'recorded_fingerprints', 'changed_projects', 'data_stages', 'stage_graph', 'dvc', 'rebuild', 'check_clean',
+           'refreshed_files', 'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch', 'github_settings',
+           'github_api', 'pr_body', 'open_or_update_pr', 'RefreshResult', 'export_file', 'base_branch',
+           'record_fingerprints', 'refresh_data', 'publish', 'refresh']
 
 # %% ../nbs/80_refresh.ipynb #201de894
 def export_projects(params:dict, # all params (params.yaml)
@@ -28,8 +28,29 @@ def export_projects(params:dict, # all params (params.yaml)
         raise MlopsError('params.yaml has no labelstudio.<name> sections',
                          'add one per Label Studio project (see the README)')
     if unknown := [n for n in names or [] if n not in projects]:
-        raise MlopsError(f'unknown project {unknown[0]!r}', f'pick from params.yaml labelstudio: {", ".join(projects)}')
+        raise MlopsError(f'unknown project {unknown[0]!r}', f'pick from the pipeline projects: {", ".join(projects)}')
     return {k: v for k,v in projects.items() if not names or k in names}
+
+# %% ../nbs/80_refresh.ipynb #e6325a8e
+def stage_overrides(cmd:str # an `mlops-nb run STAGE ...` command line
+                   )->dict: # its `-p KEY=VALUE` overrides, values read as YAML
+    "The parameter overrides an `mlops-nb run` command passes."
+    args = shlex.split(cmd)
+    pairs = [b.split('=', 1) for a,b in zip(args, args[1:]) if a == '-p' and '=' in b]
+    return {k: yaml_load(v) for k,v in pairs}
+
+def pipeline_params(root:Path # the project
+                   )->dict: # params.yaml, each `labelstudio.<name>` completed by its dvc.yaml stage's overrides
+    "The params the pipeline's export stages really run with: params.yaml plus the `-p` of each `labelstudio@<name>`."
+    from dvc.repo import Repo
+    params = load_params(root/'params.yaml')
+    section = params.setdefault('labelstudio', {})
+    with Repo(str(root)) as repo:
+        for s in repo.index.stages:
+            if s.name.startswith('labelstudio@'):
+                key = s.name.split('@', 1)[1]
+                section[key] = {**(section.get(key) or {}), **stage_overrides(s.cmd)}
+    return params
 
 # %% ../nbs/80_refresh.ipynb #d69d91ef
 FINGERPRINTS = 'metrics/labelstudio.json'
@@ -302,7 +323,7 @@ def refresh_data(names:list[str]|None=None, # projects (keys of params `labelstu
                 )->RefreshResult:
     "Check Label Studio, rebuild the changed data, push it, commit it on `branch`, open or update its pull request."
     root,gh = project_root(),github_settings()
-    params = load_params(root/'params.yaml')
+    params = pipeline_params(root)
     projects,everyone = export_projects(params, names),export_projects(params)
     base = base_branch(root, remote)
     if branch == base: raise MlopsError(f'the refresh branch {branch!r} is the base branch', 'pass another --branch')

@@ -564,7 +564,7 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
     commit,dirty = _git()
     card = {'arch': arch, 'classes': list(info.classes), 'size': size, 'preprocess': pre,
             'normalize': {'mean': pre['mean'], 'std': pre['std']},
-            'params': {**params, 'lr_used': lr, 'bs_used': train_bs},
+            'params': {**params, 'lr_used': lr, 'bs_used': train_bs*max(1, world_size())},  # the global batch
             'dataset': {'path': str(info.path), 'sha256': info.sha256, 'export_sha256': info.export_sha256,
                         'n_train': info.n_train, 'n_valid': info.n_valid},
             'dataset_sha256': info.sha256, 'git_commit': commit, 'git_dirty': dirty,

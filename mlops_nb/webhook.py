@@ -218,7 +218,7 @@ def make_app(projects:dict, # key -> project id or title (`watched_projects`)
         except ValueError as e: return _answer(400, logger, f'[webhook] rejected: {e}', error=str(e))
         what = f'{ev["action"]} project {ev["project_id"]} ({ev["title"]!r})'
         if (key := match_project(ev, projects)) is None:
-            return _answer(200, logger, f'[webhook] {what}: ignored, not in params.yaml', decision='ignored')
+            return _answer(200, logger, f'[webhook] {what}: ignored, not a project of the pipeline', decision='ignored')
         decision = debouncer.notify(key)
         return _answer(202, logger, f'[webhook] {what}: {key} {decision}', decision=decision, project=key)
     async def health(request):
@@ -242,7 +242,8 @@ def serve(host:str='127.0.0.1', # interface to listen on (loopback unless --allo
     from mlops_nb.lab import bind_address
     bind_address(host, allow_remote)
     key,root = secret(SECRET_ENV),project_root()
-    projects = watched_projects(load_params(root/'params.yaml'))
+    from mlops_nb.refresh import pipeline_params
+    projects = watched_projects(pipeline_params(root))
     debouncer = Debouncer(make_action(action, root), quiet=quiet, max_wait=max_wait, attempts=attempts)
     log(f'[webhook] listening on http://{host}:{port}/ (action {action}, quiet {quiet:g}s, '
         f'projects: {", ".join(projects)})')
@@ -275,11 +276,11 @@ def connect_webhook(url:str=None, # the receiver's URL as Label Studio calls it,
                    ):
     "Register (or update, never duplicate) the webhook receiver on the Label Studio projects of params.yaml."
     from mlops_nb.labelstudio import connect, find_project
-    from mlops_nb.refresh import export_projects
+    from mlops_nb.refresh import export_projects, pipeline_params
     if not re.match(r'^https?://[^/\s]+', url or ''):
         raise MlopsError(f'--url {url!r} is not an http(s) URL', 'e.g. http://127.0.0.1:8765/')
     key = secret(SECRET_ENV)
-    for name,cfg in export_projects(load_params(project_root()/'params.yaml'), [project] if project else None).items():
+    for name,cfg in export_projects(pipeline_params(project_root()), [project] if project else None).items():
         conn = connect(cfg.get('url') or None)
         proj = find_project(conn, cfg.get('project', name))
         hook,what = ensure_webhook(conn, proj.id, url, key)

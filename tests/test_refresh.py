@@ -108,9 +108,10 @@ def make_project(root:Path, source_tree:Path, titles:dict, bucket:str):
     for f in ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore'):
         shutil.copy(source_tree/f, root/f)
     for nb in sorted(packaged_notebooks().glob('[0-9]*_*.ipynb')): shutil.copy(nb, root/'nbs'/nb.name)
-    params = yaml.safe_load((root/'params.yaml').read_text())
-    for key,title in titles.items(): params['labelstudio'][key]['project'] = title
-    (root/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
+    pipeline = yaml.safe_load((root/'dvc.yaml').read_text())   # the projects are stated in dvc.yaml's vars
+    projects = next(v['projects'] for v in pipeline['vars'] if 'projects' in v)
+    for key,title in titles.items(): projects[key] = title
+    (root/'dvc.yaml').write_text(yaml.safe_dump(pipeline, sort_keys=False))
     git(root, 'init', '-q', '-b', 'main')
     subprocess.run([sys.executable, '-m', 'dvc', 'remote', 'add', '-d', 's3', f's3://{bucket}/dvcstore'], cwd=root,
                    check=True, capture_output=True)
@@ -266,8 +267,8 @@ def test_benchmark_project_reruns_both_dataset_stages(site):
 def test_unknown_project_is_one_line(site):
     r = site.refresh('--project', 'nope')
     assert r.returncode == 2, r.stderr
-    assert r.stderr.strip() == ("mlops-nb refresh: error: unknown project 'nope': pick from params.yaml "
-                                "labelstudio: digits, digits-benchmark"), r.stderr
+    assert r.stderr.strip() == ("mlops-nb refresh: error: unknown project 'nope': pick from the pipeline "
+                                "projects: digits, digits-benchmark"), r.stderr
 
 def test_no_secret_in_output_or_history(site):
     history = subprocess.run(['git', 'log', '--all', '-p'], cwd=site.origin, capture_output=True, text=True).stdout

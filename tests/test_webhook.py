@@ -171,7 +171,7 @@ def test_bad_requests_are_refused_and_the_receiver_keeps_serving(site):
     time.sleep(QUIET + 1)
     assert len(rec.refreshes()) == n and rec.health()['pending'] == []
     assert httpx.get(f'{rec.url}/health').status_code == 200
-    assert len(rec.lines('rejected: missing or wrong secret')) == 3 and rec.lines('ignored, not in params.yaml')
+    assert len(rec.lines('rejected: missing or wrong secret')) == 3 and rec.lines('ignored, not a project of the pipeline')
     assert SECRET not in rec.log.read_text()
 
 def test_failing_refresh_is_retried(site):
