@@ -15,7 +15,7 @@ def _env(monkeypatch): monkeypatch.setenv('MLOPS_PROGRESS', 'plain')
 @pytest.fixture(scope='module')
 def digits(tmp_path_factory)->Path:
     from mlops_nb.train import digits_dataset
-    return digits_dataset(tmp_path_factory.mktemp('ds')/'digits', n=240, size=16)
+    return digits_dataset(tmp_path_factory.mktemp('ds')/'digits', n=400, size=16)  # 80 valid images: 2 epochs are stable
 
 def files(d:Path)->list[str]: return sorted(str(p.relative_to(d)) for p in d.rglob('*') if p.is_file())
 
