@@ -114,6 +114,17 @@ def _sync(device:str):
     import torch
     if device == 'cuda': torch.cuda.synchronize()
 
+
+def amp_step(model, opt, scaler, x, y, device:str, cuda:bool):
+    "One training step with fp16 autocast and gradient scaling on CUDA (plain fp32 on CPU)."
+    import torch
+    with torch.autocast(device, dtype=torch.float16, enabled=cuda):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    opt.zero_grad(set_to_none=True)
+
 def synthetic_bound(arch:str, bs:int, size:int, steps:int, device:str)->dict:
     "Train steps of `arch` on random batches already on the device (AMP + channels_last on CUDA): the upper bound."
     import torch
@@ -125,13 +136,7 @@ def synthetic_bound(arch:str, bs:int, size:int, steps:int, device:str)->dict:
     scaler = torch.amp.GradScaler(device, enabled=cuda)
     x = torch.randn(bs, 3, size, size, device=device).to(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (bs,), device=device)
-    def step():
-        with torch.autocast(device, dtype=torch.float16, enabled=cuda):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        opt.zero_grad(set_to_none=True)
+    def step(): amp_step(model, opt, scaler, x, y, device, cuda)
     t0 = time.perf_counter()
     for _ in range(20): step()   # the first steps include cuDNN autotuning
     _sync(device)
@@ -206,12 +211,7 @@ def hand_stream(ds:Path, arch:str, bs:int, epochs:int, device:str, workers:int)-
             x = x.to(device, non_blocking=True).float().sub_(mean).div_(std)
             x = x.contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
-            with torch.autocast(device, dtype=torch.float16, enabled=cuda):
-                loss = torch.nn.functional.cross_entropy(model(x), y)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
+            amp_step(model, opt, scaler, x, y, device, cuda)
             sched.step()
         _sync(device)
         phases.append((t0, time.perf_counter(), len(dl)*bs))
