@@ -1,7 +1,7 @@
 """GPU: how close `train_model` comes to what the GPU can do (issue 16, item 4). One prepared call on a lent GPU.
 
-For each model (resnet18 and the small CNN) at one batch size, with mixed precision (fp16) and channels_last, as
-`train_model` trains on CUDA:
+For each model (resnet18 and the small CNN) at one batch size, with autocast (bfloat16 where the GPU has it), fused
+AdamW and channels_last, as `train_model` trains on CUDA:
 - the synthetic upper bound: the same model and optimizer on random batches already on the GPU (no data path at all);
 - `train_model(cache='memory')`: decoded once into a uint8 tensor on the GPU, batches cut by index;
 - `train_model(cache='none')` (PNG decoded every epoch by N DataLoader workers) vs a hand-written loop with the same
@@ -116,14 +116,22 @@ def _sync(device:str):
 
 
 def amp_step(model, opt, scaler, x, y, device:str, cuda:bool):
-    "One training step with fp16 autocast and gradient scaling on CUDA (plain fp32 on CPU)."
+    "One training step as `train_model` takes it on CUDA: autocast in `amp_dtype()`, a scaler only for float16."
     import torch
-    with torch.autocast(device, dtype=torch.float16, enabled=cuda):
+    from mlops_nb.train import amp_dtype
+    with torch.autocast(device, dtype=amp_dtype() if cuda else torch.float32, enabled=cuda):
         loss = torch.nn.functional.cross_entropy(model(x), y)
     scaler.scale(loss).backward()
     scaler.step(opt)
     scaler.update()
     opt.zero_grad(set_to_none=True)
+
+def _optimizer(model, cuda:bool):
+    "`train_model`'s CUDA optimizer (fused AdamW) and a grad scaler that is on only for float16."
+    import torch
+    from mlops_nb.train import amp_dtype, cuda_optimizer
+    opt = cuda_optimizer(model.parameters()) if cuda else torch.optim.AdamW(model.parameters(), lr=1e-3)
+    return opt, torch.amp.GradScaler('cuda' if cuda else 'cpu', enabled=cuda and amp_dtype() == torch.float16)
 
 def synthetic_bound(arch:str, bs:int, size:int, steps:int, device:str)->dict:
     "Train steps of `arch` on random batches already on the device (AMP + channels_last on CUDA): the upper bound."
@@ -132,8 +140,7 @@ def synthetic_bound(arch:str, bs:int, size:int, steps:int, device:str)->dict:
     cuda = device == 'cuda'
     torch.backends.cudnn.benchmark = True
     model = create_model(arch, 10).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scaler = torch.amp.GradScaler(device, enabled=cuda)
+    opt,scaler = _optimizer(model, cuda)
     x = torch.randn(bs, 3, size, size, device=device).to(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (bs,), device=device)
     def step(): amp_step(model, opt, scaler, x, y, device, cuda)
@@ -199,9 +206,8 @@ def hand_stream(ds:Path, arch:str, bs:int, epochs:int, device:str, workers:int)-
     mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)*255
     std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)*255
     model = create_model(arch, len(classes)).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt,scaler = _optimizer(model, cuda)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=epochs*len(dl))
-    scaler = torch.amp.GradScaler(device, enabled=cuda)
     phases = []
     for _ in range(epochs):
         model.train()

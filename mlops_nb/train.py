@@ -6,16 +6,18 @@
 from __future__ import annotations
 import csv, io, json, os, shutil, tempfile, time, warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from .core import (MlopsError, atomic_write, check_replaceable, dumps_json, full_disk_names, git_commit, log,
                           plain_output, read_csv_rows, read_json, remove_stale_temps, sha256_bytes, sha256_file, write_json)
 
 # %% auto #0
-__all__ = ['LABEL_COLUMNS', 'METRICS', 'SMALL_ARCHS', 'CACHE_LIMIT_BYTES', 'digits_dataset', 'DatasetInfo', 'read_dataset',
-           'torchvision_archs', 'check_params', 'small_cnn', 'create_model', 'head_keys', 'pretrained_weights_file',
-           'load_state_dict', 'state_dict_bytes', 'preprocessing', 'decode', 'auto_batch_size', 'read_model_card',
-           'Predictions', 'load_model', 'preprocess', 'predict', 'TrainResult', 'cpu_threads', 'world_size',
-           'distributed_callbacks', 'train_model', 'distributed_worker', 'launch_distributed']
+__all__ = ['LABEL_COLUMNS', 'METRICS', 'SMALL_ARCHS', 'CACHE_LIMIT_BYTES', 'ADAMW_DEFAULTS', 'digits_dataset', 'DatasetInfo',
+           'read_dataset', 'torchvision_archs', 'check_params', 'small_cnn', 'create_model', 'head_keys',
+           'pretrained_weights_file', 'load_state_dict', 'state_dict_bytes', 'preprocessing', 'decode',
+           'auto_batch_size', 'read_model_card', 'Predictions', 'load_model', 'preprocess', 'predict', 'cuda_optimizer',
+           'amp_dtype', 'opt_func', 'fast_loop', 'TrainResult', 'cpu_threads', 'world_size', 'distributed_callbacks',
+           'train_model', 'distributed_worker', 'launch_distributed']
 
 # %% ../nbs/30_train.ipynb #518c2d1c
 LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
@@ -332,6 +334,46 @@ def predict(model:str|Path|tuple, # a model folder, or the `(module, card)` pair
     idx = probs.argmax(1) if len(probs) else np.zeros(0, dtype=int)
     return Predictions(list(card['classes']), [card['classes'][i] for i in idx], [float(probs[j, i]) for j,i in enumerate(idx)], probs)
 
+# %% ../nbs/30_train.ipynb #3523af93
+ADAMW_DEFAULTS = dict(betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)   # fastai's Adam defaults, as torch AdamW keys
+
+def cuda_optimizer(params, # parameters or parameter groups
+                   lr:float=1e-3 # learning rate
+                  ): # torch's fused AdamW
+    "The optimizer `train_model` uses on CUDA: torch's fused `AdamW` with fastai's defaults."
+    return _torch().optim.AdamW(params, lr=lr, fused=True, **ADAMW_DEFAULTS)
+
+def amp_dtype(): # torch.bfloat16 where the GPU supports it, else torch.float16
+    "The autocast dtype of CUDA training."
+    torch = _torch()
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+# %% ../nbs/30_train.ipynb #7cbb202d
+def opt_func(device:str # 'cpu' or 'cuda'
+            ): # a fastai `opt_func`
+    "fastai's `Adam` on CPU; on CUDA `cuda_optimizer` wrapped for fastai (its schedules set lr and betas)."
+    from fastai.optimizer import Adam, OptimWrapper
+    return partial(OptimWrapper, opt=cuda_optimizer) if device == 'cuda' else Adam
+
+def _device_smooth_loss():
+    "fastai's smoothed training loss, kept on the loss's device (fastai copies it to the CPU every batch)."
+    from fastai.learner import AvgSmoothLoss
+    from fastai.torch_core import to_detach
+    class DeviceSmoothLoss(AvgSmoothLoss):
+        def accumulate(self, learn):
+            self.count += 1
+            loss = to_detach(learn.loss.mean(), cpu=False)
+            self.val = _torch().lerp(loss, self.val.to(loss.device), self.beta)
+    return DeviceSmoothLoss()
+
+def fast_loop(learn, # a fastai Learner
+              cuda:bool # whether it trains on CUDA
+             ): # the same Learner
+    "Keep the smoothed loss on the device; on CUDA add channels_last and autocast in `amp_dtype`."
+    learn.recorder.smooth_loss = _device_smooth_loss()
+    if cuda: learn.to_channelslast(amp_mode='bf16' if amp_dtype() == _torch().bfloat16 else 'fp16')
+    return learn
+
 # %% ../nbs/30_train.ipynb #3855e876
 @dataclass
 class TrainResult:
@@ -525,16 +567,16 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
     try:
         if arch in SMALL_ARCHS:
             learn = Learner(dls, create_model(arch, len(info.classes), pre['n_in']), loss_func=CrossEntropyLossFlat(),
-                            metrics=mets, path=work, model_dir='.')
+                            metrics=mets, path=work, model_dir='.', opt_func=opt_func(device))
         else:
             import torchvision
             learn = vision_learner(dls, getattr(torchvision.models, arch), pretrained=pretrained, metrics=mets,
                                    loss_func=CrossEntropyLossFlat(), n_out=len(info.classes),  # our DataLoaders may not carry `c`
-                                   path=work, model_dir='.', n_in=pre['n_in'])
+                                   path=work, model_dir='.', n_in=pre['n_in'], opt_func=opt_func(device))
         if sd is not None:
             missing,_ = learn.model.load_state_dict(sd, strict=False)
             if sorted(missing) != sorted(reinit): raise MlopsError(f'checkpoint {in_checkpoint} does not fit arch {arch}', 'use a checkpoint of the same arch')
-        if cuda: learn.to_channelslast()   # channels-last memory format + fp16 mixed precision
+        fast_loop(learn, cuda)   # on CUDA: channels-last + autocast; the smoothed loss stays on the device
         if plain_output():
             learn.remove_cb(ProgressCallback)
             learn.logger = _epoch_logger(learn, epochs)
