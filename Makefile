@@ -6,10 +6,10 @@ export PATH := $(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 # the Label Studio server's own venv (built by `make labelstudio-env`), for `mlops-nb labelstudio serve` and tests
 LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
-# zizmor + actionlint in their own hash-pinned venv (`make audit-env`), for the workflow audits
+# zizmor + actionlint + ruff in their own hash-pinned venv (`make audit-env`), for the workflow audits and `make lint`
 AUDIT_VENV = $$(.ci/env.sh audit | tail -1)
 
-.PHONY: chromium install labelstudio-env audit-env demo pipeline promote pr-model pr-commit pr-comment check-lock refresh gate test check-sync nbtest wheel-test export readme clean-nbs update bench ddp-smoke
+.PHONY: chromium install labelstudio-env audit-env demo pipeline promote pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -75,6 +75,9 @@ test: install labelstudio-env audit-env chromium check-sync nbtest wheel-test
 
 chromium:
 	tests/install_chromium.sh
+
+lint:  ## ruff at 120 columns on the package (config in pyproject.toml)
+	"$(AUDIT_VENV)/bin/ruff" check mlops_nb
 
 check-sync:
 	.ci/check_sync.sh

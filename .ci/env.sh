@@ -5,7 +5,7 @@
 #                               shared by all clones, rebuilt only when settings.ini/constraints change
 #   .venv/                      this clone's dev env: an overlay on the deps venv + editable mlops_nb
 #   $MLOPS_CACHE/labelstudio-<hash>/  the Label Studio *server*, in its own venv (it pins Django & co)
-#   $MLOPS_CACHE/audit-<hash>/  zizmor + actionlint, hash-pinned, for the workflow audits
+#   $MLOPS_CACHE/audit-<hash>/  zizmor + actionlint + ruff, hash-pinned, for the workflow audits and the linter
 #
 # Usage: .ci/env.sh [deps|dev|labelstudio|all] ; prints the path it built on the last line.
 set -euo pipefail
@@ -76,7 +76,7 @@ labelstudio() {
   echo "$d"
 }
 
-audit() {  # zizmor + actionlint for the workflow audits (tests/test_workflows.py), a few MB, hash-pinned
+audit() {  # zizmor + actionlint (tests/test_workflows.py) and ruff (make lint), a few MB, hash-pinned
   local d; d=$(audit_dir)
   build_venv "$d" --require-hashes -r requirements-audit.txt
   echo "$d"
