@@ -62,10 +62,12 @@ HOOK_MARK = '# installed by mlops-nb: refuse commits holding a secret'
 
 def pre_commit_script(exe:Path # the `mlops-nb` console script to call
                      )->str: # the hook's text
-    "The pre-commit hook: run `mlops-nb check-secrets`, or say how to reinstall it when the venv is gone."
+    "The pre-commit hook: run the checkout's own `mlops-nb check-secrets` (worktrees share one hook), else `exe`'s."
     return (f'#!/bin/sh\n{HOOK_MARK}\n'
-            f'[ -x "{exe}" ] || {{ echo "pre-commit: {exe} is missing: run make install" >&2; exit 1; }}\n'
-            f'exec "{exe}" check-secrets\n')
+            'exe="$(git rev-parse --show-toplevel)/.venv/bin/mlops-nb"\n'
+            f'[ -x "$exe" ] || exe="{exe}"\n'
+            '[ -x "$exe" ] || { echo "pre-commit: $exe is missing: run make install" >&2; exit 1; }\n'
+            'exec "$exe" check-secrets\n')
 
 def install_git_hooks(root:str=None # the repository (default: the project root)
                      )->bool: # whether the hooks were installed
