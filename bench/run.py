@@ -15,7 +15,8 @@ def markdown(data:dict)->str:
     for key,v in data.items():
         m = v['machine']
         load = '/'.join(str(x) for x in m.get('load_avg', [])) or 'not recorded'
-        out += [f"### {key}", '', f"{m['date']}, {m['cpus']} CPUs, Python {m['python']}, load average (1/5/15 min) {load}", '',
+        card = f"{v['gpu']}, torch {v['torch']}, " if 'gpu' in v else ''
+        out += [f"### {key}", '', f"{m['date']}, {card}{m['cpus']} CPUs, Python {m['python']}, load average (1/5/15 min) {load}", '',
                 '| figure | value | unit | target | |', '|---|---:|---|---|---|']
         for r in v['rows']:
             mark = {True: 'ok', False: '**miss**', None: ''}[r.get('ok')]
