@@ -21,9 +21,10 @@ from _common import row, record
 def ddp_smoke(n:int=600, epochs:int=2, processes:int=2)->list:
     "Train the same small digits set in 1 and in `processes` processes; print and return the figures."
     os.environ.setdefault('MLOPS_PROGRESS', 'plain')
-    from mlops_nb.train import digits_dataset, train_model
+    from mlops_nb.train import train_model
+    from mlops_nb.folder import sample_dataset
     with tempfile.TemporaryDirectory() as tmp:
-        ds = digits_dataset(Path(tmp)/'digits', n=n, size=16)
+        ds = sample_dataset(Path(tmp)/'digits', n=n, size=16)
         kw = dict(size=16, bs=32, epochs=epochs, lr=1e-2, seed=1)
         one = train_model(ds, Path(tmp)/'one', **kw)
         many = train_model(ds, Path(tmp)/'many', distributed=processes, **kw)

@@ -81,11 +81,12 @@ def main():
     import os
     os.environ.setdefault('MLOPS_PROGRESS', 'plain')
     import torch
-    from mlops_nb.train import digits_dataset, cpu_threads, _torch
+    from mlops_nb.train import cpu_threads, _torch
+    from mlops_nb.folder import sample_dataset
     import fastai.vision.all  # noqa: F401  (import cost is not training throughput)
     torch.set_num_threads(cpu_threads())
     tmp = Path(tempfile.mkdtemp(prefix='bench-train-'))
-    ds = digits_dataset(tmp/'digits', n=1797, size=SIZE)
+    ds = sample_dataset(tmp/'digits', n=1797, size=SIZE)
     runs = {k: [] for k in ('fa', 'hl', 'fa_stream', 'hl_stream', 'hl_stream_pil')}
     for i in range(REPEATS):   # alternate, so load changes on a shared machine hit both sides
         runs['fa'].append(fastai_run(ds, tmp/f'm{i}', EPOCHS))

@@ -4,16 +4,17 @@
 
 # %% ../nbs/50_compare.ipynb #532ef1a9
 from __future__ import annotations
-import csv, html, io, json, os, re, subprocess, sys, tempfile
+import html, json, os, re, subprocess, sys, tempfile
 from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import *
 from .store import ResultsStore, publish_results
 from .evaluate import is_smoke_path
+from .folder import DatasetFolder, sample_dataset
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'SUMMARY_METRICS', 'metric_value', 'Gate', 'check_gates', 'flatten', 'params_diff', 'read_labels',
+__all__ = ['LOWER_IS_BETTER', 'SUMMARY_METRICS', 'metric_value', 'Gate', 'check_gates', 'flatten', 'params_diff', 'training_rows',
            'data_diff', 'Side', 'local_side', 'store_side', 'git_side', 'render_report', 'CompareResult',
            'compare_models', 'promote', 'make_smoke_results', 'gate']
 
@@ -85,16 +86,15 @@ def params_diff(champion:dict|None, candidate:dict|None)->list[tuple]:
     a,b = flatten(champion or {}),flatten(candidate or {})
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
-def read_labels(data:bytes|str|Path|None)->list[dict]|None:
-    "Rows of a dataset's `labels.csv` (bytes or a path), or None."
-    if data is None: return None
-    if isinstance(data, (str, Path)):
-        if not Path(data).is_file(): return None
-        data = Path(data).read_bytes()
-    return list(csv.DictReader(io.StringIO(data.decode())))
+def training_rows(folder:Path|None # a training dataset folder, or a results-store entry's `dataset/`
+                 )->tuple[list|None, dict|None]: # (its rows, its card), or (None, None) when there is none
+    "What a data diff needs of a training set: the folder's small files, read without its images."
+    if folder is None or not DatasetFolder.exists(folder): return None, None
+    ds = DatasetFolder.read(folder, images=False)
+    return ds.rows, ds.meta
 
-def data_diff(champion:list[dict], # champion's training `labels.csv` rows
-              candidate:list[dict] # candidate's training `labels.csv` rows
+def data_diff(champion:list[dict], # champion's training rows (`DatasetFolder.rows`)
+              candidate:list[dict] # candidate's training rows
              )->dict: # per class: champion/candidate counts, tasks added/removed; plus totals and relabelled tasks
     "Tasks added and removed per class between two training sets (a relabelled task is removed from its old class, added to its new one)."
     a = {str(r['task_id']): str(r['label']) for r in champion}
@@ -120,7 +120,7 @@ class Side:
     metrics:dict # the metrics file's content
     source:str # where it came from (a path, a store location, a git ref)
     params:dict|None=None # the params that trained it (model card `params`, or params.yaml at a git ref)
-    labels:list[dict]|None=None # training `labels.csv` rows, for the data diff
+    labels:list[dict]|None=None # training dataset rows, for the data diff
     dataset:dict|None=None # training `dataset.json`
     @property
     def commit(self)->str|None: return metric_value(self.metrics, 'git.commit')
@@ -147,8 +147,7 @@ def local_side(metrics_fp:str|Path='metrics/benchmark.json', # the evaluate stag
     if not fp.is_file(): raise MlopsError(f'candidate metrics {fp} not found', 'run the evaluate stage first: mlops-nb run evaluate')
     card = _json_file(resolve_path(model_dir, root)/'model.json') or {}
     ds = resolve_path(dataset_dir, root) if dataset_dir else None
-    return Side(name, json.loads(fp.read_text()), str(metrics_fp), card.get('params'),
-                read_labels(ds/'labels.csv') if ds else None, _json_file(ds/'dataset.json') if ds else None)
+    return Side(name, json.loads(fp.read_text()), str(metrics_fp), card.get('params'), *training_rows(ds))
 
 def store_side(store:ResultsStore, # the results store
                commit:str|None=None, # an entry (default: the champion)
@@ -162,7 +161,7 @@ def store_side(store:ResultsStore, # the results store
         p = store.fetch(commit, Path(d)/'entry')
         card = _json_file(p/'model.json') or {}
         return Side(name, json.loads((p/'metrics.json').read_text()), store.location(commit), card.get('params'),
-                    read_labels(p/'dataset'/'labels.csv'), _json_file(p/'dataset'/'dataset.json'))
+                    *training_rows(p/'dataset'))
 
 def _git_show(ref:str, path:str, root:Path)->str|None:
     r = subprocess.run(['git', 'show', f'{ref}:{path}'], cwd=root, capture_output=True, text=True)
@@ -381,7 +380,7 @@ def make_smoke_results(root:str|Path='data/smoke/compare', # folder to write und
                        champion_errors:int=3 # mistakes the champion makes out of 20
                       )->Path: # the folder
     "Write synthetic candidate results (`metrics/`, `models/`, `train/`) and a store (`results/`) with a champion, all under `root`."
-    from mlops_nb.evaluate import classification_metrics, make_smoke_dataset
+    from mlops_nb.evaluate import classification_metrics
     proj = project_root(); root = resolve_path(root, proj)
     if not root.resolve().is_relative_to((proj/'data'/'smoke').resolve()): raise MlopsError(f'smoke results may only be written under data/smoke/, not {root}')
     y = [str(i % 10) for i in range(20)]
@@ -391,11 +390,11 @@ def make_smoke_results(root:str|Path='data/smoke/compare', # folder to write und
                 'model': {'sha256': sha256_bytes(model.encode())}, 'benchmark': {'labels_sha256': sha256_bytes(b'smoke')}}
     write_json(root/'metrics/benchmark.json', metrics(candidate_errors, git_commit(proj)[0] or '0'*40, 'candidate'))
     write_json(root/'models/model.json', {'arch': 'smoke', 'params': {'epochs': 2, 'size': 32}})
-    make_smoke_dataset(root/'train', n=24, start=0, mode='train')
+    sample_dataset(root/'train', n=24, size=32, valid_every=4)
     champ = root/'champion'
     write_json(champ/'metrics/benchmark.json', metrics(champion_errors, 'f'*40, 'champion'))
     write_json(champ/'models/model.json', {'arch': 'smoke', 'params': {'epochs': 1, 'size': 32}})
-    make_smoke_dataset(champ/'train', n=20, start=0, mode='train')
+    sample_dataset(champ/'train', n=20, size=32, valid_every=4)
     store = ResultsStore(root/'results')
     publish_results(store, champ/'metrics/benchmark.json', champ/'models', champ/'plots', champ/'plots/mistakes', champ/'train', force=True, root=proj)
     store.set_champion('f'*40)

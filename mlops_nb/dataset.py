@@ -4,22 +4,21 @@
 
 # %% ../nbs/20_dataset.ipynb #0674da22
 from __future__ import annotations
-import csv, functools, io, json, os, re, shutil, threading, time
+import io, json, os, re, shutil, threading, time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 from .core import *
+from .folder import DatasetFolder, write_dataset_folder
 
 # %% auto #0
-__all__ = ['RESULT_PARSERS', 'POLICIES', 'LS_PREFIXES', 'FORMATS', 'MAX_IMAGE_BYTES', 'LABELS_COLUMNS', 'MODES', 'UNMAPPED',
-           'LEAKAGE', 'ON_CORRUPT', 'PNG_MAGIC', 'JPEG_MAGIC', 'sample_export', 'Annotation', 'Task', 'SkipTask',
-           'CorruptImage', 'load_export', 'detect_from_name', 'parse_annotation', 'parse_task', 'Choice',
-           'choose_label', 'ls_ref_problem', 'Source', 'resolve_ref', 'verify_image', 'RefusedImage', 'Fetcher',
-           'split_for', 'read_labels', 'DatasetResult', 'build_dataset', 'read_image', 'resize_image', 'ImageRows',
-           'dataloaders', 'counts_html', 'dropped_html']
+__all__ = ['RESULT_PARSERS', 'POLICIES', 'LS_PREFIXES', 'FORMATS', 'MAX_IMAGE_BYTES', 'MODES', 'UNMAPPED', 'LEAKAGE',
+           'ON_CORRUPT', 'sample_export', 'Annotation', 'Task', 'SkipTask', 'CorruptImage', 'load_export',
+           'detect_from_name', 'parse_annotation', 'parse_task', 'Choice', 'choose_label', 'ls_ref_problem', 'Source',
+           'resolve_ref', 'verify_image', 'RefusedImage', 'Fetcher', 'split_for', 'DatasetResult', 'build_dataset',
+           'counts_html', 'dropped_html']
 
 # %% ../nbs/20_dataset.ipynb #920d2f40
 def _ann(aid:int, value:str, when:str, cancelled:bool=False, ground_truth:bool=False, from_name:str='label')->dict:
@@ -443,8 +442,6 @@ class Fetcher:
         return data
 
 # %% ../nbs/20_dataset.ipynb #877275a5
-LABELS_COLUMNS = ['file', 'label', 'split', 'task_id', 'annotation_id', 'sha256']
-
 def split_for(sha:str, # the image's sha256
               valid_pct:float=0.2, # fraction of images in the valid split
               seed:int=42 # changes which images are valid
@@ -453,16 +450,6 @@ def split_for(sha:str, # the image's sha256
     h = int(sha256_bytes(f'{seed}:{sha}'.encode())[:13], 16) / 16**13
     return 'valid' if h < valid_pct else 'train'
 
-def read_labels(dataset_dir:str|Path # a dataset folder
-               )->list[dict]: # the rows of its labels.csv
-    "The rows of a dataset's `labels.csv` (an error naming the folder if it is missing)."
-    p = Path(dataset_dir)/'labels.csv'
-    if not p.is_file(): raise MlopsError(f'{p} not found', f'build the dataset {Path(dataset_dir).name} first (mlops-nb run dataset)')
-    with open(p, newline='') as f: rows = list(csv.DictReader(f))
-    if rows and not set(LABELS_COLUMNS) <= set(rows[0]):
-        raise MlopsError(f'{p} lacks columns {", ".join(sorted(set(LABELS_COLUMNS) - set(rows[0])))}', 'rebuild it with this version of the dataset stage')
-    return rows
-
 # %% ../nbs/20_dataset.ipynb #66ff7476
 MODES,UNMAPPED,LEAKAGE,ON_CORRUPT = ('train', 'benchmark'),('error', 'drop'),('fail', 'drop'),('drop', 'fail')
 
@@ -470,12 +457,12 @@ MODES,UNMAPPED,LEAKAGE,ON_CORRUPT = ('train', 'benchmark'),('error', 'drop'),('f
 class DatasetResult:
     "What `build_dataset` wrote."
     out:Path # the dataset folder
-    n_images:int # rows in labels.csv
+    n_images:int # rows (images) in the dataset folder
     counts:dict # split -> class -> rows
     classes:list # sorted class names
     dropped:list # [{'task_id', 'reason'}]
     export_sha256:str # hash of the export it was built from
-    dataset_sha256:str # hash of labels.csv (names every image by hash): the dataset's fingerprint
+    dataset_sha256:str # the dataset folder's fingerprint (`DatasetFolder.sha256`)
     requests:int=0 # network requests made (0 on a warm rebuild)
     cache_hits:int=0 # images served from the cache
     seconds:float=0.
@@ -589,7 +576,7 @@ def build_dataset(export:str|Path, # Label Studio JSON export (relative paths ar
     bench = {}
     if benchmark:
         if mode == 'benchmark': raise MlopsError('the leakage check (benchmark parameter) applies to training datasets', 'set benchmark to "" in benchmark mode')
-        bench = {r['sha256']: r.get('task_id') for r in read_labels(resolve_path(benchmark))}
+        bench = {r['sha256']: r.get('task_id') for r in DatasetFolder.read(resolve_path(benchmark), images=False).rows}
 
     jobs = {}
     for tid,(c,ref) in labels.items():
@@ -625,208 +612,19 @@ def build_dataset(export:str|Path, # Label Studio JSON export (relative paths ar
                          'check the export, labels_map and image references')
     rows.sort(key=lambda r: r['task_id'])
 
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, LABELS_COLUMNS, lineterminator='\n'); w.writeheader(); w.writerows(rows)
-    labels_csv = buf.getvalue()
     counts,classes = _counts(rows),sorted({r['label'] for r in rows})
     drops = [{'task_id': t, 'reason': dropped[t]} for t in sorted(dropped)]
     meta = {'name': out.name, 'mode': mode, 'export': export.name, 'export_sha256': export_sha, 'classes': classes, 'counts': counts,
             'n_images': len(rows), 'n_tasks': len(raw), 'n_dropped': len(drops), 'dropped': drops,
-            'dataset_sha256': sha256_bytes(labels_csv.encode()), 'benchmark_checked': Path(benchmark).name if benchmark else None,
+            'benchmark_checked': Path(benchmark).name if benchmark else None,
             'params': {'policy': policy, 'labels_map': labels_map, 'unmapped': unmapped, 'valid_pct': valid_pct if mode == 'train' else None,
                        'seed': seed, 'from_name': from_name, 'image_key': image_key, 'leakage': leakage, 'on_corrupt': on_corrupt}}
-    with atomic_dir(out) as tmp:
-        (tmp/'images').mkdir()
-        for r in rows: (tmp/r['file']).write_bytes(got[r['task_id']][0])
-        (tmp/'labels.csv').write_text(labels_csv)
-        (tmp/'dataset.json').write_text(dumps_json(meta))
+    written = write_dataset_folder(out, rows, {r['file']: got[r['task_id']][0] for r in rows}, meta)
     for d in drops[:20]: log(f'[dataset] dropped task {d["task_id"]}: {d["reason"]}')
     if len(drops) > 20: log(f'[dataset] ... and {len(drops)-20} more dropped tasks (see dataset.json)')
-    res = DatasetResult(out, len(rows), counts, classes, drops, export_sha, meta['dataset_sha256'], fetcher.requests, fetcher.cache_hits, round(time.time()-t0, 2))
+    res = DatasetResult(out, len(rows), counts, classes, drops, export_sha, written.sha256, fetcher.requests, fetcher.cache_hits, round(time.time()-t0, 2))
     log(f'[dataset] wrote {out.name}: {res.n_images} images, {len(drops)} dropped, {res.requests} requests, {res.cache_hits} from cache')
     return res
-
-# %% ../nbs/20_dataset.ipynb #e42de634
-PNG_MAGIC,JPEG_MAGIC = b'\x89PNG\r\n\x1a\n',b'\xff\xd8\xff'
-
-@functools.cache
-def _tv_image()->SimpleNamespace:
-    "torchvision's decoder and resize, imported once (`decode` is None when this torchvision has none)."
-    from torchvision.transforms.v2.functional import InterpolationMode, resize
-    try: from torchvision.io import ImageReadMode, decode_image
-    except ImportError: decode_image = None
-    modes = decode_image and {'RGB': ImageReadMode.RGB, 'L': ImageReadMode.GRAY}
-    return SimpleNamespace(decode=decode_image, modes=modes, resize=resize, bilinear=InterpolationMode.BILINEAR)
-
-def read_image(img, # a path, the file's bytes, or a PIL image
-               mode:str='RGB' # 'RGB' or 'L' (grayscale)
-              ): # uint8 tensor (channels, height, width)
-    "Decode an image to uint8 pixels: PNG and JPEG with torchvision, the other formats through Pillow."
-    import torch, warnings
-    if hasattr(img, 'convert'): return _pil_pixels(img, mode)
-    data = bytes(img) if isinstance(img, (bytes, bytearray)) else _read_bytes(img)
-    tv = _tv_image()
-    if tv.decode is None or (data[:8] != PNG_MAGIC and data[:3] != JPEG_MAGIC):
-        from PIL import Image
-        return _pil_pixels(Image.open(io.BytesIO(data)), mode)
-    with warnings.catch_warnings():   # torchvision 0.29 deprecates its decoders (for TorchCodec), warning on each call
-        warnings.simplefilter('ignore', DeprecationWarning)
-        x = tv.decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=tv.modes[mode])
-    return x if x.dtype == torch.uint8 else (x.to(torch.int32) >> 8).to(torch.uint8)   # 16-bit PNG: the high byte
-
-def _read_bytes(path)->bytes:
-    try:
-        with open(path, 'rb') as f: return f.read()
-    except (FileNotFoundError, IsADirectoryError):
-        fix = 'rebuild the dataset (mlops-nb run dataset) or dvc pull it'
-        raise MlopsError(f'image {path} not found', fix) from None
-
-def _pil_pixels(im, mode:str):
-    "A PIL image as a uint8 (c, h, w) tensor."
-    import numpy as np, torch
-    im.load()
-    a = np.asarray(im.convert(mode), dtype=np.uint8)
-    return torch.from_numpy(a.copy()).reshape(a.shape[0], a.shape[1], -1).permute(2, 0, 1)
-
-# %% ../nbs/20_dataset.ipynb #a4910bb7
-def resize_image(x, # uint8 tensor (channels, height, width)
-                 size:int|tuple, # side, or (width, height) as fastai's `Resize` stores it
-                 method:str='crop' # 'crop': centre crop to the target aspect ratio first; 'squish': stretch
-                ): # uint8 tensor (channels, height, width) of the wanted size
-    "Resize as fastai's validation `Resize` does: centre crop (or not), then bilinear with antialiasing."
-    w,h = (size, size) if isinstance(size, int) else size
-    H,W = x.shape[-2:]
-    if H == h and W == w: return x
-    if method == 'crop':
-        m = min(W/w, H/h)
-        cw,ch = int(m*w),int(m*h)
-        left,top = int(.5*(W-cw)),int(.5*(H-ch))
-        x = x[..., top:top+ch, left:left+cw]
-        if ch == h and cw == w: return x
-    tv = _tv_image()
-    return tv.resize(x, [h, w], interpolation=tv.bilinear, antialias=True)
-
-# %% ../nbs/20_dataset.ipynb #ad9d8721
-class ImageRows:
-    "A map-style dataset (what `torch.utils.data.DataLoader` takes): `(uint8 image, class index)` per labels.csv row."
-    def __init__(self, root:Path, # the dataset folder
-                 rows:list, # labels.csv rows (`file`, `label`)
-                 classes:list, # class names; a row's target is the index of its label
-                 size:int|tuple, # side, or (width, height)
-                 method:str='crop', # `resize_image` method
-                 mode:str='RGB' # `read_image` mode
-                ):
-        index = {c: i for i,c in enumerate(classes)}
-        self.files,self.labels = [Path(root)/r['file'] for r in rows],[index[r['label']] for r in rows]
-        self.classes,self.size,self.method,self.mode = list(classes),size,method,mode
-    def __len__(self): return len(self.files)
-    def __getitem__(self, i):
-        return resize_image(read_image(self.files[i], self.mode), self.size, self.method), self.labels[i]
-    def decode_all(self):
-        "(uint8 images, int64 targets) of every row, decoded once."
-        import torch
-        return torch.stack([self[i][0] for i in range(len(self))]), torch.tensor(self.labels)
-
-# %% ../nbs/20_dataset.ipynb #f7185f12
-def _stack_items(items:list)->tuple:
-    "Collate `(uint8 image, class index)` items into plain `(uint8 images, int64 targets)` tensors."
-    import torch
-    xs,ys = zip(*items)
-    return torch.stack(xs), torch.tensor(ys)
-
-def _one_thread(worker_id:int):
-    import torch
-    torch.set_num_threads(1)   # one decoding process per core: no OpenMP threads fighting over them
-
-class _Batches:
-    "The batch sampler of an `ImageDL`'s worker pool: this epoch's batches of indices, in fastai's shuffled order."
-    def __init__(self, dl): self.dl = dl
-    def __iter__(self): return iter(self.dl.batches)
-    def __len__(self): return len(self.dl.batches)
-
-# %% ../nbs/20_dataset.ipynb #4b76ea43
-@functools.cache
-def _loader_classes()->tuple:
-    "fastai `DataLoader`s over an `ImageRows` (decoding per item) and over in-memory tensors (slicing per batch)."
-    import torch
-    from fastai.data.load import DataLoader
-    from fastai.torch_core import TensorCategory, TensorImage
-    from fastcore.basics import chunked
-    class ImageDL(DataLoader):
-        "Items decoded by a plain dataset, stacked into uint8 batches; worker processes persist across epochs."
-        def __iter__(self):
-            self.randomize()
-            self.before_iter()
-            self.batches = list(chunked(self.get_idxs(), self.bs, self.drop_last))
-            workers = self.fake_l.num_workers   # 0 inside `one_batch`
-            src = (self._pool() if workers else (_stack_items([self.dataset[i] for i in b]) for b in self.batches))
-            for x,y in src:
-                if self.device is not None:
-                    x,y = x.to(self.device, non_blocking=True),y.to(self.device, non_blocking=True)
-                yield self.after_batch((TensorImage(x), TensorCategory(y)))
-            self.after_iter()
-        def _pool(self):
-            if getattr(self, 'torch_dl', None) is None:
-                self.torch_dl = torch.utils.data.DataLoader(
-                    self.dataset, batch_sampler=_Batches(self), collate_fn=_stack_items, worker_init_fn=_one_thread,
-                    num_workers=self.fake_l.num_workers, pin_memory=self.pin_memory, persistent_workers=True)
-            return iter(self.torch_dl)
-    class TensorDL(DataLoader):
-        "Batches cut by index from uint8 images decoded once (`x`, `y` set after construction)."
-        def create_batches(self, samps):
-            idx = list(samps)
-            for i in range(0, len(idx) - (len(idx) % self.bs if self.drop_last else 0), self.bs):
-                t = torch.as_tensor(idx[i:i+self.bs], device=self.x.device)
-                yield self.x[t], self.y[t]
-    return ImageDL, TensorDL
-
-# %% ../nbs/20_dataset.ipynb #5b86b14a
-def _image_loader(rows:ImageRows, bs:int, train:bool, batch_tfms:list, num_workers:int, device, in_memory:bool):
-    "One fastai `DataLoader` (train: shuffled, no partial batch); uint8 -> float, then `batch_tfms`, per batch."
-    import torch
-    from fastai.vision.all import IntToFloatTensor, Pipeline, TensorCategory, TensorImage
-    ImageDL,TensorDL = _loader_classes()
-    after = Pipeline([IntToFloatTensor(), *batch_tfms], split_idx=0 if train else 1)
-    kw = dict(bs=bs, shuffle=train, drop_last=train, after_batch=after, device=device)
-    if not in_memory:
-        cuda = device is not None and torch.device(device).type == 'cuda'
-        return ImageDL(rows, num_workers=num_workers, pin_memory=cuda and num_workers > 0, **kw)
-    dl = TensorDL(None, indexed=True, n=len(rows), **kw)
-    x,y = rows.decode_all()
-    dl.x,dl.y = TensorImage(x.to(device)),TensorCategory(y.to(device))
-    return dl
-
-# %% ../nbs/20_dataset.ipynb #ae9cae6b
-def dataloaders(dataset_dir:str|Path, # a dataset folder written by `build_dataset` (train mode)
-                bs:int=64, # batch size
-                size:int=32, # images are resized to size x size
-                batch_tfms:list|None=None, # per-batch transforms after uint8 -> float (`aug_transforms()`, `Normalize`)
-                num_workers:int=0, # DataLoader worker processes (decoding in parallel)
-                seed:int|None=None, # shuffle seed (default: from Python's `random`, e.g. fastai's `set_seed`)
-                device=None, # torch device the batches go to, and the transforms run on (default: CPU)
-                in_memory:bool=False, # decode every image once and serve batches from memory
-                method:str='crop' # resize: centre 'crop' to a square, or 'squish'
-               ): # fastai `DataLoaders` with `train` and `valid`; `.preprocess` says how a file became a batch
-    "fastai `DataLoaders` from a dataset's `labels.csv` (train/valid splits, classes in `dataset.json` order)."
-    import random
-    dataset_dir = resolve_path(dataset_dir)
-    rows = read_labels(dataset_dir)
-    meta = json.loads((dataset_dir/'dataset.json').read_text()) if (dataset_dir/'dataset.json').is_file() else {}
-    splits = Counter(r['split'] for r in rows)
-    if not splits.get('train') or not splits.get('valid'):
-        raise MlopsError(f'dataset {dataset_dir.name} has {dict(splits)} rows: dataloaders needs train and valid rows',
-                         'build it in train mode with 0 < valid_pct < 1 (benchmark datasets are for evaluation)')
-    classes = [str(c) for c in meta.get('classes') or sorted({r['label'] for r in rows})]
-    from fastai.data.core import DataLoaders
-    split = lambda s: ImageRows(dataset_dir, [r for r in rows if r['split'] == s], classes, size, method)
-    loaders = [_image_loader(split(s), bs, s == 'train', list(batch_tfms or []), num_workers, device, in_memory)
-               for s in ('train', 'valid')]
-    if seed is not None:
-        for i,dl in enumerate(loaders): dl.rng = random.Random(seed+i)
-    dls = DataLoaders(*loaders, path=dataset_dir, device=device)
-    dls.vocab,dls.c = classes,len(classes)
-    dls.preprocess = {'mode': 'RGB', 'n_in': 3, 'size': [size, size], 'resize': method, 'scale': 1/255}
-    return dls
 
 # %% ../nbs/20_dataset.ipynb #a72e1650
 def counts_html(counts:dict # split -> class -> rows, as in `DatasetResult.counts`

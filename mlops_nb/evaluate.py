@@ -4,17 +4,18 @@
 
 # %% ../nbs/40_evaluate.ipynb #8ef726aa
 from __future__ import annotations
-import csv, io, json, math, re, unicodedata
+import io, math, re, unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .core import *
+from .folder import DatasetFolder, sample_dataset
 
 # %% auto #0
 __all__ = ['HEADLINE_METRICS', 'confusion_matrix', 'classification_metrics', 'confusion_records', 'confusion_figure',
            'figure_png', 'top_mistakes', 'overlay_image', 'gallery_image', 'png_bytes', 'safe_name', 'overlay_name',
-           'benchmark_rows', 'model_identity', 'benchmark_identity', 'make_smoke_dataset', 'is_smoke_path',
-           'smoke_inputs', 'EvalResult', 'evaluate_model', 'summary_path', 'write_summary']
+           'model_identity', 'benchmark_identity', 'is_smoke_path', 'smoke_inputs', 'EvalResult', 'evaluate_model',
+           'summary_path', 'write_summary']
 
 # %% ../nbs/40_evaluate.ipynb #3fc96fd7
 def _r(x:float, nd:int=6)->float: return round(float(x), nd)
@@ -154,20 +155,6 @@ def overlay_name(rank:int, # 1 for the most confident mistake
     return f'{rank:02d}-task{safe_name(task_id)}-true{safe_name(true)}-pred{safe_name(pred)}.png'
 
 # %% ../nbs/40_evaluate.ipynb #241b0072
-def benchmark_rows(benchmark_dir:Path, # a dataset folder (`labels.csv`, `dataset.json`)
-                   split:str='benchmark' # which split of `labels.csv` to evaluate on
-                  )->list[dict]: # the rows of that split, in file order
-    "The rows of `labels.csv` in `split`, each with an existing image file."
-    fp = Path(benchmark_dir)/'labels.csv'
-    if not fp.exists(): raise MlopsError(f'benchmark labels {fp} not found', 'build it first: mlops-nb run dataset --section dataset.digits-benchmark')
-    rows = read_csv_rows(fp, ('file', 'label', 'split'), 'rebuild the dataset')
-    rows = [r for r in rows if r['split'] == split]
-    if not rows: raise MlopsError(f'{fp} has no rows in split {split!r}', 'build the benchmark with mode benchmark, or set evaluate.split')
-    for r in rows:
-        if not (Path(benchmark_dir)/r['file']).exists():
-            raise MlopsError(f'image {r["file"]} of task {r.get("task_id", "?")} listed in {fp} is missing', 'rebuild the dataset (or dvc pull)')
-    return rows
-
 def model_identity(model_dir:Path # folder with `best-model.pth` and `model.json`
                   )->dict: # sha256 of the weights and of the card, arch and training-set sha from the card
     "What identifies the model: sha256 of its weights (and card), with the card's arch and training dataset sha."
@@ -180,41 +167,19 @@ def model_identity(model_dir:Path # folder with `best-model.pth` and `model.json
         out.update(card_sha256=sha256_file(card), arch=c.get('arch'), train_dataset_sha256=c.get('dataset_sha256'))
     return {k: v for k,v in out.items() if v is not None}
 
-def benchmark_identity(benchmark_dir:Path, split:str='benchmark', root:Path|None=None)->dict:
-    "What identifies the benchmark: sha256 of `labels.csv` (images are named by sha256), its name and export sha."
-    d = Path(benchmark_dir); card = d/'dataset.json'
-    c = json.loads(card.read_text()) if card.exists() else {}
+def benchmark_identity(folder:DatasetFolder, # the benchmark dataset folder, read
+                       split:str='benchmark', # the split evaluated
+                       root:Path|None=None # project root, for a relative `dir`
+                      )->dict: # dir, split, labels_sha256 (the folder's fingerprint), name, export_sha256
+    "What identifies the benchmark: its fingerprint (images are named by sha256), its name and export sha."
+    d = folder.path
     try: rel = str(d.resolve().relative_to((root or project_root()).resolve()))
     except (ValueError, MlopsError): rel = str(d)
-    out = {'dir': rel, 'split': split, 'labels_sha256': sha256_file(d/'labels.csv'), 'name': c.get('name'), 'export_sha256': c.get('export_sha256')}
+    out = {'dir': rel, 'split': split, 'labels_sha256': folder.sha256, 'name': folder.meta.get('name'),
+           'export_sha256': folder.export_sha256}
     return {k: v for k,v in out.items() if v is not None}
 
 # %% ../nbs/40_evaluate.ipynb #9a5719fb
-def make_smoke_dataset(out:str|Path, # dataset folder to write
-                       n:int=20, # number of images
-                       size:int=32, # image side in pixels
-                       start:int=1000, # first row of scikit-learn's digits to use
-                       mode:str='benchmark' # `benchmark` (every row in split benchmark) or `train` (every 4th row valid)
-                      )->Path: # the dataset folder
-    "Write a tiny dataset in the dataset stage's format (`images/`, `labels.csv`, `dataset.json`) from scikit-learn's digits."
-    out = Path(out)
-    with atomic_dir(out) as tmp:
-        (tmp/'images').mkdir()
-        rows,counts = [],{}
-        for k,i in enumerate(range(start, start+n)):
-            png,label = digit_png(i, size)
-            sha = sha256_bytes(png); (tmp/'images'/f'{sha}.png').write_bytes(png)
-            split = 'benchmark' if mode == 'benchmark' else 'valid' if k % 4 == 3 else 'train'
-            rows.append({'file': f'images/{sha}.png', 'label': label, 'split': split, 'task_id': i, 'annotation_id': i, 'sha256': sha})
-            counts.setdefault(split, {}).setdefault(label, 0); counts[split][label] += 1
-        with open(tmp/'labels.csv', 'w', newline='') as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-        write_json(tmp/'dataset.json', {'name': out.name, 'mode': mode, 'export_sha256': sha256_file(tmp/'labels.csv'),
-                                        'classes': sorted({r['label'] for r in rows}),
-                                        'counts': {s: dict(sorted(c.items())) for s,c in counts.items()},
-                                        'dropped': [], 'n_images': n})
-    return out
-
 def is_smoke_path(p:str|Path, root:Path|None=None)->bool:
     "Whether `p` lies under `data/smoke/`, the only place synthetic inputs are ever written."
     root = root or project_root()
@@ -226,11 +191,12 @@ def smoke_inputs(model_dir:str|Path, # where the smoke model goes (only if under
     "Create a synthetic benchmark and a tiny trained model when missing, but only under `data/smoke/`: real paths are never touched."
     root = project_root(); made = []
     smoke,mdir,bdir = root/'data'/'smoke',resolve_path(model_dir, root),resolve_path(benchmark_dir, root)
-    if is_smoke_path(bdir, root) and not (bdir/'labels.csv').exists(): made.append(make_smoke_dataset(bdir, n=20))
+    if is_smoke_path(bdir, root) and not DatasetFolder.exists(bdir):
+        made.append(sample_dataset(bdir, n=20, size=32, mode='benchmark'))
     if is_smoke_path(mdir, root) and not (mdir/'best-model.pth').exists():
         from mlops_nb.train import train_model
         train = smoke/'train'
-        if not (train/'labels.csv').exists(): make_smoke_dataset(train, n=40, start=0, mode='train')
+        if not DatasetFolder.exists(train): sample_dataset(train, n=40, size=32, valid_every=4)
         train_model(train, mdir, epochs=1, size=32); made.append(mdir)
     return made
 
@@ -258,12 +224,12 @@ def _predict(model_dir, paths, bs, predict_fn=None):
     return classes, labels, confs, np.concatenate(probs)
 
 def evaluate_model(model_dir:str|Path='data/models', # trained model: `best-model.pth` + `model.json`
-                   benchmark_dir:str|Path='data/datasets/digits-benchmark', # benchmark dataset folder (`labels.csv`)
+                   benchmark_dir:str|Path='data/datasets/digits-benchmark', # benchmark dataset folder (`mlops_nb.folder`)
                    metrics_fp:str|Path='metrics/benchmark.json', # metrics file (DVC metrics, deterministic JSON)
                    plots_dir:str|Path='plots', # where `confusion.json` (DVC plot), `confusion.png` and `mistakes.png` go
                    overlay_dir:str|Path='plots/mistakes', # folder of mistake overlays (replaced whole)
                    max_overlays:int=16, # cap on overlays written
-                   split:str='benchmark', # split of `labels.csv` to evaluate on
+                   split:str='benchmark', # split of the benchmark folder to evaluate on
                    bs:int=64, # images per prediction batch
                    predict_fn=None # stand-in for `mlops_nb.train.predict` (`(model_dir, paths) -> Predictions`)
                   )->EvalResult:
@@ -273,7 +239,8 @@ def evaluate_model(model_dir:str|Path='data/models', # trained model: `best-mode
     model_dir,benchmark_dir = resolve_path(model_dir, root),resolve_path(benchmark_dir, root)
     metrics_fp,plots_dir,overlay_dir = resolve_path(metrics_fp, root),resolve_path(plots_dir, root),resolve_path(overlay_dir, root)
     model_id = model_identity(model_dir)
-    rows = benchmark_rows(benchmark_dir, split)
+    bench = DatasetFolder.read(benchmark_dir)
+    rows = bench.split(split, required=True)
     paths = [benchmark_dir/r['file'] for r in rows]
     y_true = [r['label'] for r in rows]
     log(f'[evaluate] {len(rows)} benchmark images from {benchmark_dir.name}, model {model_id["sha256"][:12]}')
@@ -284,7 +251,7 @@ def evaluate_model(model_dir:str|Path='data/models', # trained model: `best-mode
     if unknown: probs = np.hstack([probs, np.zeros((len(rows), len(unknown)))])
     m = classification_metrics(y_true, y_pred, classes, probs)
     sha,dirty = git_commit(root)
-    m.update(git={'commit': sha, 'dirty': dirty}, model=model_id, benchmark=benchmark_identity(benchmark_dir, split, root))
+    m.update(git={'commit': sha, 'dirty': dirty}, model=model_id, benchmark=benchmark_identity(bench, split, root))
     # build everything in memory, then write
     cm_png = figure_png(confusion_figure(m['confusion_matrix']['rows_true_cols_pred'], classes,
                                          f'accuracy {m["accuracy"]:.3f}, n={m["n"]}'))

@@ -197,12 +197,12 @@ class EvaluateParams(StageParams):
     "Parameters of the `evaluate` stage (the model on the fixed benchmark)."
     stage:typing.ClassVar[str] = 'evaluate'
     model_dir:str = param('data/smoke/model') # trained model folder (best-model.pth + model.json)
-    benchmark_dir:str = param('data/smoke/benchmark') # benchmark dataset folder (labels.csv, dataset.json)
+    benchmark_dir:str = param('data/smoke/benchmark') # benchmark dataset folder (from the dataset stage)
     metrics_fp:str = param('data/smoke/metrics/benchmark.json', kind='out') # metrics file (DVC metrics)
     plots_dir:str = param('data/smoke/plots', kind='out') # confusion.json, confusion.png, mistakes.png
     overlay_dir:str = param('data/smoke/plots/mistakes', kind='out', markers=('mistakes.json',)) # mistake overlays
     max_overlays:int = param(16, lo=0) # most confident mistakes to draw
-    split:str = param('benchmark') # split of labels.csv to evaluate on
+    split:str = param('benchmark') # split of the benchmark folder to evaluate on
     bs:int = param(64, lo=1) # images per prediction batch
     dataset_dir:str = param('data/smoke/train') # training dataset folder, stored with the results (empty: none)
     store:str = param('', kind='store') # results store: a folder or s3://bucket/prefix; empty: do not publish

@@ -8,6 +8,7 @@ import json, os, shutil
 from contextlib import contextmanager
 from pathlib import Path
 from .core import *
+from .folder import FOLDER_FILES
 
 # %% auto #0
 __all__ = ['S3_ERROR_FIX', 'ENTRY', 'CHAMPION', 'LocalBackend', 'S3Backend', 'ResultsStore', 'results_files', 'publish_results']
@@ -188,7 +189,7 @@ def results_files(metrics_fp:str|Path='metrics/benchmark.json', # the evaluate s
                   model_dir:str|Path='data/models', # folder with `model.json`
                   plots_dir:str|Path='plots', # folder with `confusion.png`, `confusion.json`, `mistakes.png`
                   overlay_dir:str|Path='plots/mistakes', # folder of mistake overlays
-                  dataset_dir:str|Path|None=None, # training dataset folder (`dataset.json`, `labels.csv`), if known
+                  dataset_dir:str|Path|None=None, # training dataset folder (its small `FOLDER_FILES` are kept), if known
                   root:Path|None=None # project root for relative paths
                  )->dict[str, Path]: # name in the entry -> local file
     "The local files that make up one entry of the results store."
@@ -203,7 +204,7 @@ def results_files(metrics_fp:str|Path='metrics/benchmark.json', # the evaluate s
         for p in sorted(od.iterdir()):
             if p.is_file() and not p.name.startswith('.'): cands[f'overlays/{p.name}'] = p
     if dataset_dir:
-        for n in ('dataset.json', 'labels.csv'): cands[f'dataset/{n}'] = resolve_path(dataset_dir, root)/n
+        for n in FOLDER_FILES: cands[f'dataset/{n}'] = resolve_path(dataset_dir, root)/n
     files.update({n: p for n,p in cands.items() if p.is_file()})
     return files
 

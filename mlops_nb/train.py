@@ -4,88 +4,20 @@
 
 # %% ../nbs/30_train.ipynb #d74c306c
 from __future__ import annotations
-import csv, io, json, os, shutil, tempfile, time, warnings
+import io, json, os, shutil, tempfile, time, warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from .core import (MlopsError, atomic_write, check_replaceable, dumps_json, full_disk_names, git_commit, log,
-                          plain_output, read_csv_rows, read_json, remove_stale_temps, sha256_bytes, sha256_file, write_json)
+                          plain_output, read_json, remove_stale_temps, sha256_bytes, write_json)
+from .folder import DatasetFolder, dataloaders, read_image, resize_image
 
 # %% auto #0
-__all__ = ['LABEL_COLUMNS', 'METRICS', 'SMALL_ARCHS', 'CACHE_LIMIT_BYTES', 'ADAMW_DEFAULTS', 'digits_dataset', 'DatasetInfo',
-           'read_dataset', 'torchvision_archs', 'check_params', 'small_cnn', 'create_model', 'head_keys',
-           'pretrained_weights_file', 'load_state_dict', 'state_dict_bytes', 'preprocessing', 'decode',
-           'auto_batch_size', 'read_model_card', 'Predictions', 'load_model', 'preprocess', 'predict', 'cuda_optimizer',
-           'amp_dtype', 'opt_func', 'fast_loop', 'TrainResult', 'cpu_threads', 'world_size', 'distributed_callbacks',
-           'train_model', 'distributed_worker', 'launch_distributed']
-
-# %% ../nbs/30_train.ipynb #518c2d1c
-LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
-
-def digits_dataset(out:str|Path, # dataset folder to create (replaced if it exists)
-                   n:int=200, # number of digits (rows 0..n-1 of scikit-learn's digits; at most 1797)
-                   size:int=28, # side of the PNGs in pixels
-                   valid_every:int=5, # every `valid_every`-th image goes to the `valid` split
-                   classes:list[str]|None=None # keep only these labels (default: all ten digits)
-                  )->Path: # the dataset folder
-    "Write a digits dataset folder in the dataset stage's format (`labels.csv`, `dataset.json`, `images/`)."
-    from mlops_nb.core import atomic_dir, digit_png
-    out,rows,seen = Path(out),[],set()
-    with atomic_dir(out) as tmp:
-        (tmp/'images').mkdir()
-        for i in range(n):
-            png,label = digit_png(i, size)
-            if classes is not None and label not in classes: continue
-            sha = sha256_bytes(png)
-            if sha in seen: continue
-            seen.add(sha); (tmp/'images'/f'{sha}.png').write_bytes(png)
-            rows.append({'file': f'images/{sha}.png', 'label': label, 'split': 'valid' if i % valid_every == valid_every-1 else 'train',
-                         'task_id': i+1, 'annotation_id': i+1, 'sha256': sha})
-        buf = io.StringIO(); w = csv.DictWriter(buf, LABEL_COLUMNS, lineterminator='\n'); w.writeheader(); w.writerows(rows)
-        (tmp/'labels.csv').write_text(buf.getvalue())
-        cls = sorted({r['label'] for r in rows})
-        counts = {s: {c: sum(r['label'] == c and r['split'] == s for r in rows) for c in cls} for s in ('train', 'valid')}
-        (tmp/'dataset.json').write_text(dumps_json({'name': out.name, 'mode': 'train', 'export_sha256': sha256_bytes(f'digits:{n}:{size}'.encode()),
-                                                    'classes': cls, 'counts': counts, 'dropped': [], 'n_images': len(rows)}))
-    return out
-
-# %% ../nbs/30_train.ipynb #4ba47eef
-@dataclass
-class DatasetInfo:
-    "A dataset folder, read and checked."
-    path:Path # the dataset folder
-    rows:list # `labels.csv` rows of the train and valid splits
-    classes:list # class names in model-output order (`dataset.json`'s sorted `classes`)
-    n_train:int # training images
-    n_valid:int # validation images
-    sha256:str # sha256 of `labels.csv`: pins every image (by hash), label and split
-    export_sha256:str|None=None # the Label Studio export the dataset came from
-
-def read_dataset(dataset_dir:str|Path # a folder written by the dataset stage
-                )->DatasetInfo:
-    "Read `labels.csv` and `dataset.json`, refusing datasets a model cannot be trained on."
-    d = Path(dataset_dir)
-    fix = 'run the dataset stage first (mlops-nb run dataset --section dataset.<name>)'
-    if not (d/'labels.csv').is_file(): raise MlopsError(f'dataset {d}: labels.csv not found', fix)
-    meta = read_json(d/'dataset.json', fix)
-    rows = read_csv_rows(d/'labels.csv', ('file', 'label', 'split'), fix)
-    rows = [r for r in rows if r['split'] in ('train', 'valid')]
-    train = [r for r in rows if r['split'] == 'train']
-    n_valid = len(rows) - len(train)
-    if not train: raise MlopsError(f'dataset {d} has no training images (labels.csv has no rows with split=train)',
-                                   'label more tasks in Label Studio, or check the dataset stage\'s split settings')
-    if not n_valid: raise MlopsError(f'dataset {d} has no validation images (no rows with split=valid)',
-                                     'raise the dataset stage\'s valid fraction so the best epoch can be chosen')
-    classes = [str(c) for c in meta.get('classes') or sorted({r['label'] for r in rows})]
-    unknown = sorted({r['label'] for r in rows} - set(classes))
-    if unknown: raise MlopsError(f'dataset {d}: labels {", ".join(unknown)} are not in dataset.json classes', 'rebuild the dataset')
-    gone = next((r['file'] for r in rows if not (d/r['file']).is_file()), None)
-    if gone: raise MlopsError(f'dataset {d}: image {gone} listed in labels.csv is missing', 'rebuild the dataset (mlops-nb run dataset) or dvc pull it')
-    have = {r['label'] for r in train}
-    empty = [c for c in classes if c not in have]
-    if empty: raise MlopsError(f'dataset {d}: class{"es" if len(empty) > 1 else ""} {", ".join(map(repr, empty))} {"have" if len(empty) > 1 else "has"} no training images',
-                               'label some images of that class, or drop the class from the labeling config')
-    return DatasetInfo(d, rows, classes, len(train), n_valid, sha256_file(d/'labels.csv'), meta.get('export_sha256'))
+__all__ = ['METRICS', 'SMALL_ARCHS', 'CACHE_LIMIT_BYTES', 'ADAMW_DEFAULTS', 'torchvision_archs', 'check_params', 'small_cnn',
+           'create_model', 'head_keys', 'pretrained_weights_file', 'load_state_dict', 'state_dict_bytes',
+           'preprocessing', 'decode', 'auto_batch_size', 'read_model_card', 'Predictions', 'load_model', 'preprocess',
+           'predict', 'cuda_optimizer', 'amp_dtype', 'opt_func', 'fast_loop', 'TrainResult', 'cpu_threads',
+           'world_size', 'distributed_callbacks', 'train_model', 'distributed_worker', 'launch_distributed']
 
 # %% ../nbs/30_train.ipynb #b1c3e6ab
 METRICS = ('accuracy', 'error_rate', 'f1_macro', 'balanced_accuracy', 'precision_macro', 'recall_macro')
@@ -204,13 +136,13 @@ def _batch_tfms(augment:bool)->list:
     aug = aug_transforms(do_flip=False, max_rotate=10., max_zoom=1.1, max_warp=0.1, p_lighting=0.5) if augment else []
     return [*aug, Normalize.from_stats(*imagenet_stats)]
 
-def preprocessing(dls # `mlops_nb.dataset.dataloaders`
+def preprocessing(dls # `mlops_nb.folder.dataloaders`
                  )->dict: # the card's `preprocess` section
     "What `predict` must do to an image to match the `DataLoaders`' validation pipeline (mode, resize, normalization)."
     from fastai.vision.all import Normalize
     pre = getattr(dls, 'preprocess', None)
     if pre is None:
-        fix = 'build them with mlops_nb.dataset.dataloaders'
+        fix = 'build them with mlops_nb.folder.dataloaders'
         raise MlopsError('the dataloaders do not say how they preprocess', fix)
     ns = [t for t in dls.valid.after_batch.fs if isinstance(t, Normalize)]
     n_in = pre['n_in']
@@ -224,13 +156,12 @@ def decode(images:list, # image paths, bytes or PIL images
            pre:dict # the card's `preprocess` section
           ): # uint8 tensor (n, c, h, w)
     "Decode and resize images exactly as the training and validation loaders do (no normalization yet)."
-    from mlops_nb.dataset import read_image, resize_image
     torch = _torch()
     w,h = pre['size']   # (width, height), as fastai's Resize stores it
     out = [resize_image(read_image(img, pre['mode']), (w, h), pre['resize']) for img in images]
     return torch.stack(out) if out else torch.zeros((0, pre['n_in'], h, w), dtype=torch.uint8)
 
-def _cache_bytes(info:DatasetInfo, size:int, n_in:int=3)->int: return (info.n_train+info.n_valid)*n_in*size*size
+def _cache_bytes(info:DatasetFolder, size:int, n_in:int=3)->int: return (info.n_train+info.n_valid)*n_in*size*size
 
 # %% ../nbs/30_train.ipynb #4c89c217
 def auto_batch_size(arch:str, # `cnn` or a torchvision backbone name
@@ -506,7 +437,7 @@ def _work_dir(model_dir:Path, # the model folder the run will publish to
     return Path(tempfile.mkdtemp(dir=model_dir.parent, prefix=prefix, suffix='.tmp'))
 
 # %% ../nbs/30_train.ipynb #719bbbc8
-def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (labels.csv + dataset.json)
+def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (`mlops_nb.folder`)
                 model_dir:str|Path, # where best-model.pth and model.json are written
                 arch:str='cnn', # `cnn` (small, for CPU) or a torchvision backbone name: resnet18, resnet34, resnet50, ...
                 pretrained:bool=False, # start from ImageNet weights found in the torch hub cache (never downloaded)
@@ -535,7 +466,7 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
     t0 = time.time()
     metric_names = check_params(arch, bs, size, epochs, lr, metrics, monitor, on_class_mismatch)
     if cache not in ('auto', 'memory', 'none'): raise MlopsError(f"train.cache must be 'auto', 'memory' or 'none', not {cache!r}")
-    info = read_dataset(dataset_dir)
+    info = DatasetFolder.read(dataset_dir, mode='train')
     _check_pretrained(arch, pretrained)
     torch = _torch()
     if device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -557,9 +488,8 @@ def train_model(dataset_dir:str|Path, # dataset folder from the dataset stage (l
         log(f'[train] bs auto: {bs} on {device}')
     train_bs = min(_per_process_bs(bs), info.n_train)
     if train_bs < _per_process_bs(bs): log(f'[train] bs {bs} > {info.n_train} training images: using bs {train_bs}')
-    from mlops_nb.dataset import dataloaders
     in_memory = cache == 'memory' or (cache == 'auto' and _cache_bytes(info, size) <= CACHE_LIMIT_BYTES)
-    dls = dataloaders(Path(info.path).absolute(), bs=train_bs, size=size, batch_tfms=_batch_tfms(augment),
+    dls = dataloaders(info, bs=train_bs, size=size, batch_tfms=_batch_tfms(augment),
                       num_workers=num_workers, device=torch.device(device), in_memory=in_memory)
     pre = preprocessing(dls)
     mets = _metric_objects(metric_names)
@@ -626,11 +556,11 @@ def _git()->tuple:
     try: return git_commit(project_root())
     except MlopsError: return None, False
 
-def _check_predict(learn, dls, pre:dict, info:DatasetInfo, cuda:bool, n:int=16):
+def _check_predict(learn, dls, pre:dict, info:DatasetFolder, cuda:bool, n:int=16):
     "Guard the model card: `predict`'s plain-PyTorch preprocessing must reproduce the dataloaders' validation outputs."
     torch = _torch()
-    xb = dls.valid.one_batch()[0][:n]   # the valid split in labels.csv order
-    files = [info.path/r['file'] for r in info.rows if r['split'] == 'valid'][:len(xb)]
+    xb = dls.valid.one_batch()[0][:n]   # the valid split in file order
+    files = [info.path/r['file'] for r in info.split('valid')][:len(xb)]
     learn.model.eval()
     x = preprocess(files, pre).to(next(learn.model.parameters()).device)
     with torch.inference_mode():
@@ -719,7 +649,7 @@ def launch_distributed(n:int, # worker processes (one per device)
     if kwargs.pop('cbs', None): raise MlopsError('train_model(cbs=...) cannot be combined with distributed > 1')
     checked = ('arch', 'bs', 'size', 'epochs', 'lr', 'metrics', 'monitor', 'on_class_mismatch')
     check_params(*(kwargs.get(k) for k in checked))
-    read_dataset(kwargs['dataset_dir'])
+    DatasetFolder.read(kwargs['dataset_dir'], mode='train')
     _check_pretrained(kwargs['arch'], kwargs['pretrained'])
     threads = kwargs.pop('threads', None) or max(1, cpu_threads() // n)
     plain = {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v for k,v in kwargs.items()}

@@ -9,7 +9,8 @@ import pytest
 from conftest import cli, git
 from mlops_nb.core import MlopsError, write_json
 from mlops_nb.compare import compare_models, promote
-from mlops_nb.evaluate import evaluate_model, make_smoke_dataset, benchmark_rows
+from mlops_nb.evaluate import evaluate_model
+from mlops_nb.folder import DatasetFolder, sample_dataset
 from mlops_nb.store import ResultsStore, publish_results
 from test_evaluate import stub_predictor, fake_model
 
@@ -73,8 +74,8 @@ def test_git_ref_champion(pair):
     with pytest.raises(MlopsError, match="git ref 'nope' not found"): compare_models('metrics/benchmark.json', 'git:nope', {})
 
 def _evaluate(project, wrong):
-    make_smoke_dataset(project/'data/bench', n=20)
-    tasks = [int(r['task_id']) for r in benchmark_rows(project/'data/bench')]
+    sample_dataset(project/'data/bench', n=20, size=32, mode='benchmark')
+    tasks = [int(r['task_id']) for r in DatasetFolder.read(project/'data/bench').split('benchmark')]
     return evaluate_model('data/models', 'data/bench', predict_fn=stub_predictor({tasks[i] for i in wrong}))
 
 def test_promote_then_compare_stage_picks_champion_on_s3(project, s3_env):
@@ -87,7 +88,7 @@ def test_promote_then_compare_stage_picks_champion_on_s3(project, s3_env):
     git(project, 'add', 'params.yaml'); git(project, 'commit', '-qm', 'params')
     commit_a = git(project, 'rev-parse', 'HEAD').strip()
     # commit A: a good model (1 mistake in 20), trained on 16 images; promoted over HTTP S3 via the CLI
-    make_smoke_dataset(project/'data/train', n=16, start=0, mode='train')
+    sample_dataset(project/'data/train', n=16, size=32, valid_every=4)
     fake_model(project/'data/models', b'weights-A')
     _evaluate(project, [0])
     r = cli('promote')
@@ -97,7 +98,7 @@ def test_promote_then_compare_stage_picks_champion_on_s3(project, s3_env):
     assert champ['commit'] == commit_a and champ['summary']['accuracy'] == 0.95
     # commit B: a worse model (4 mistakes) trained on more data; the compare stage exits 3 naming the metric and the drop
     (project/'README').write_text('b\n'); git(project, 'add', 'README'); git(project, 'commit', '-qm', 'b')
-    make_smoke_dataset(project/'data/train', n=20, start=0, mode='train')
+    sample_dataset(project/'data/train', n=20, size=32, valid_every=4)
     fake_model(project/'data/models', b'weights-B')
     _evaluate(project, [0, 1, 2, 3])
     r = cli('run', 'compare', env={'DVC_EXP_NAME': 'more-data'})

@@ -6,7 +6,8 @@ from collections import Counter
 from pathlib import Path
 import pytest
 from mlops_nb.core import MlopsError, digit_png, sha256_bytes, dumps_json
-from mlops_nb.dataset import build_dataset, read_labels, sample_export, dataloaders
+from mlops_nb.dataset import build_dataset, sample_export
+from mlops_nb.folder import DatasetFolder, dataloaders
 
 CORPUS = Path(__file__).parent/'data'/'corpus'
 CASES = json.loads((CORPUS/'cases.json').read_text())
@@ -69,7 +70,7 @@ def test_corpus(case, rawdata, tmp_path, capsys):
         res = build_dataset(CORPUS/case['file'], out, **params)
         reasons = {d['task_id']: d['reason'] for d in json.loads((out/'dataset.json').read_text())['dropped']}
         assert case['contains'] in reasons.get(case['task_id'], ''), reasons
-        assert [r['task_id'] for r in read_labels(out)] == ['1']
+        assert [r['task_id'] for r in DatasetFolder.read(out).rows] == ['1']
         assert res.n_images == 1 and res.requests == 0
         assert f"dropped task {case['task_id']}: " in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != 'cache') == ['ds', 'good.json'], 'temp folders left behind'
@@ -88,13 +89,13 @@ def test_deterministic_and_split_stable(tmp_path):
     # new tasks arrive: every existing image keeps its split; the new ones spread over both splits
     ex2,_ = sample_export(tmp_path/'s', n=200)
     c = build_dataset(ex2, tmp_path/'c', rawdata_dir=raw, cache_dir='')
-    old = {r['sha256']: r['split'] for r in read_labels(tmp_path/'a')}
-    new = {r['sha256']: r['split'] for r in read_labels(tmp_path/'c')}
+    old = {r['sha256']: r['split'] for r in DatasetFolder.read(tmp_path/'a').rows}
+    new = {r['sha256']: r['split'] for r in DatasetFolder.read(tmp_path/'c').rows}
     assert all(new[s] == sp for s,sp in old.items())
     assert c.n_images > a.n_images and 0.1 < Counter(new.values())['valid']/len(new) < 0.3
     # another seed moves images between splits
     d = build_dataset(ex2, tmp_path/'d', rawdata_dir=raw, seed=7, cache_dir='')
-    assert {r['sha256']: r['split'] for r in read_labels(tmp_path/'d')} != new
+    assert {r['sha256']: r['split'] for r in DatasetFolder.read(tmp_path/'d').rows} != new
 
 def test_dataloaders(tmp_path):
     ex,raw = sample_export(tmp_path/'s', n=30)
@@ -103,7 +104,7 @@ def test_dataloaders(tmp_path):
     xb,yb = dls.one_batch()
     assert tuple(xb.shape) == (8, 3, 24, 24)
     assert list(dls.vocab) == json.loads((tmp_path/'ds/dataset.json').read_text())['classes']
-    assert len(dls.train_ds) + len(dls.valid_ds) == len(read_labels(tmp_path/'ds'))
+    assert len(dls.train_ds) + len(dls.valid_ds) == len(DatasetFolder.read(tmp_path/'ds').rows)
 
 # -- S3 images over moto's HTTP server -----------------------------------------------------------
 
@@ -159,7 +160,7 @@ def test_policy_on_real_export(policy, labelstudio, labelstudio_env, pool, tmp_p
     p,ex,expect,urls = pool
     res = build_dataset(ex, tmp_path/'ds', policy=policy, cache_dir=tmp_path/'cache', workers=4)
     by_task = {t['id']: t['data']['image'] for t in json.loads(ex.read_text())}
-    got = {by_task[int(r['task_id'])]: r['label'] for r in read_labels(tmp_path/'ds')}
+    got = {by_task[int(r['task_id'])]: r['label'] for r in DatasetFolder.read(tmp_path/'ds').rows}
     want = {u: l for u,l in _expected(expect, policy).items() if l is not None}
     assert got == want
     meta = json.loads((tmp_path/'ds/dataset.json').read_text())
@@ -221,7 +222,7 @@ def test_leakage_check(labelstudio, labelstudio_env, tmp_path, http_requests):
     ls.import_tasks(tp.id, [{'data': {'image': leak_url}, 'annotations': [label]}])
     ex = export_json(ls, tp.id, tmp_path/'t2.json')
     leak_task = next(t['id'] for t in json.loads(ex.read_text()) if t['data']['image'] == leak_url)
-    bench_task = next(r['task_id'] for r in read_labels(tmp_path/'bench') if r['sha256'] == sha256_bytes(png))
+    bench_task = next(r['task_id'] for r in DatasetFolder.read(tmp_path/'bench').rows if r['sha256'] == sha256_bytes(png))
     with pytest.raises(MlopsError) as e:
         build_dataset(ex, tmp_path/'train', benchmark=tmp_path/'bench', cache_dir=tmp_path/'cache')
     assert f'1 training image also in the benchmark dataset bench: task {leak_task} (= benchmark task {bench_task})' in str(e.value)
@@ -300,7 +301,7 @@ def test_local_files_refs_refused_before_any_request(labelstudio, labelstudio_en
     assert reasons[ids['refused']].startswith('Label Studio refused the image (HTTP 403) at /data/local-files/')
     assert not [u for u in http_requests if 'etc' in u or '..' in u or '%2E%2E' in u.upper()], http_requests
     assert [u for u in http_requests if 'local-files' in u] == [labelstudio.url + '/data/local-files/?d=images/h1.png']
-    assert {r['task_id'] for r in read_labels(tmp_path/'ds')} == {str(ids['evil_class']), str(ids['good2'])}
+    assert {r['task_id'] for r in DatasetFolder.read(tmp_path/'ds').rows} == {str(ids['evil_class']), str(ids['good2'])}
 
 def test_stage_report_full_reasons_escaped(project, run_cli, labelstudio, hostile):
     """Items 7 and 9 through the CLI: exit 0, the drops named in dataset.json, every earlier file byte-identical, and

@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 from conftest import cli, git
 from mlops_nb.core import MlopsError, sha256_bytes, sha256_file
-from mlops_nb.evaluate import classification_metrics, evaluate_model, make_smoke_dataset, benchmark_rows
+from mlops_nb.evaluate import classification_metrics, evaluate_model
+from mlops_nb.folder import DatasetFolder, sample_dataset
 
 def stub_predictor(wrong_tasks, classes=tuple('0123456789')):
     "A stand-in for train.predict: right except on `wrong_tasks` (predicts the next digit there, confidence .9)."
     def predict(model_dir, paths):
         by_file = {}
         for bdir in {Path(p).parent.parent for p in paths}:
-            by_file.update({r['file'].split('/')[-1]: r for r in benchmark_rows(bdir)})
+            by_file.update({r['file'].split('/')[-1]: r for r in DatasetFolder.read(bdir).split('benchmark')})
         labels,confs,probs = [],[],[]
         for p in paths:
             r = by_file[Path(p).name]
@@ -48,8 +49,8 @@ def test_metrics_exact_on_constructed_case():
     assert m['log_loss'] == round(-np.mean(np.log(p_true)), 6)
 
 def test_evaluate_writes_metrics_plots_and_capped_gallery(project):
-    bench = make_smoke_dataset(project/'data/bench', n=20)
-    tasks = [int(r['task_id']) for r in benchmark_rows(bench)]
+    bench = sample_dataset(project/'data/bench', n=20, size=32, mode='benchmark')
+    tasks = [int(r['task_id']) for r in DatasetFolder.read(bench).split('benchmark')]
     wrong = set(tasks[::4])   # 5 mistakes
     model = fake_model(project/'data/models')
     r = evaluate_model('data/models', 'data/bench', max_overlays=3, predict_fn=stub_predictor(wrong))
@@ -78,7 +79,7 @@ def test_evaluate_writes_metrics_plots_and_capped_gallery(project):
     assert json.loads(fp.read_text())['git'] == {'commit': head, 'dirty': True}
 
 def test_failed_evaluation_leaves_previous_outputs(project):
-    make_smoke_dataset(project/'data/bench', n=8); fake_model(project/'data/models')
+    sample_dataset(project/'data/bench', n=8, size=32, mode='benchmark'); fake_model(project/'data/models')
     evaluate_model('data/models', 'data/bench', predict_fn=stub_predictor(set()))
     snap = {p: p.read_bytes() for p in (project/'metrics').rglob('*') if p.is_file()} | {p: p.read_bytes() for p in (project/'plots').rglob('*') if p.is_file()}
     def boom(model_dir, paths): raise RuntimeError('predictor crashed')
@@ -101,7 +102,7 @@ def test_stage_notebook_smoke_run_and_dvc_reads_metrics(project):
     assert s['model_sha256'] == sha256_file(project/'data/smoke/model/best-model.pth')
     # the metrics agree with the train stage's own predict on the same benchmark
     bench = project/'data/smoke/benchmark'
-    rows = benchmark_rows(bench)
+    rows = DatasetFolder.read(bench).split('benchmark')
     pred = train.predict(project/'data/smoke/model', [bench/x['file'] for x in rows])
     assert m['accuracy'] == round(float(np.mean([p == x['label'] for p,x in zip(pred.labels, rows)])), 6)
     assert m['model']['train_dataset_sha256'] == sha256_file(project/'data/smoke/train/labels.csv')
@@ -123,8 +124,8 @@ HOSTILE_LABELS = ['a/b', '../../outside', 'x\x00y', '\u202egnp.exe', 'é' * 300,
 def test_hostile_labels_give_safe_overlay_names(project):
     """Issue 12 item 4: labels and task ids from Label Studio with `/`, `..`, NUL, a bidi control or 300 characters
     become safe overlay file names inside the overlay folder; the run exits 0 and leaves every earlier file as is."""
-    bench = make_smoke_dataset(project/'data/bench', n=len(HOSTILE_LABELS))
-    rows = benchmark_rows(bench)
+    bench = sample_dataset(project/'data/bench', n=len(HOSTILE_LABELS), size=32, mode='benchmark')
+    rows = DatasetFolder.read(bench).split('benchmark')
     for r,label in zip(rows, HOSTILE_LABELS): r['label'] = label
     rows[0]['task_id'] = '../t/1'
     with open(bench/'labels.csv', 'w', newline='') as f:

@@ -30,8 +30,8 @@ def trained_template(tmp_path_factory, source_tree)->Path:
     root = tmp_path_factory.mktemp('template')/'proj'; root.mkdir()
     (root/'params.yaml').write_text((source_tree/'params.yaml').read_text())
     git(root, 'init', '-q'); git(root, 'add', '.'); git(root, 'commit', '-qm', 'init')
-    from mlops_nb.train import digits_dataset
-    digits_dataset(root/'data/datasets/digits', n=120, size=16)
+    from mlops_nb.folder import sample_dataset
+    sample_dataset(root/'data/datasets/digits', n=120, size=16)
     r = cli('run', 'train', *_train_params(['-p', 'epochs=2']), cwd=root,
             env={'CUDA_VISIBLE_DEVICES': '', 'MLOPS_PROGRESS': 'plain'})
     assert r.returncode == 0, r.stderr[-3000:]

@@ -260,8 +260,8 @@ def hostile_class_names(metrics_fp:Path):
     metrics_fp.write_text(json.dumps(m))
 
 def _run_stages(project:Path)->dict:
-    from mlops_nb.train import digits_dataset
-    digits_dataset(project/'data/datasets/digits', n=300, size=16)
+    from mlops_nb.folder import sample_dataset
+    sample_dataset(project/'data/datasets/digits', n=300, size=16)
     train = run_stage('train', {'dataset': 'data/datasets/digits', 'size': 16, 'epochs': 4}, root=project)
     with pytest.raises(MlopsError, match='labels.csv not found'):
         run_stage('train', {'dataset': 'data/datasets/nosuch'}, root=project)

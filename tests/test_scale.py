@@ -14,8 +14,8 @@ def _env(monkeypatch): monkeypatch.setenv('MLOPS_PROGRESS', 'plain')
 
 @pytest.fixture(scope='module')
 def digits(tmp_path_factory)->Path:
-    from mlops_nb.train import digits_dataset
-    return digits_dataset(tmp_path_factory.mktemp('ds')/'digits', n=400, size=16)  # 80 valid images: 2 epochs are stable
+    from mlops_nb.folder import sample_dataset
+    return sample_dataset(tmp_path_factory.mktemp('ds')/'digits', n=400, size=16)  # 80 valid images: 2 epochs are stable
 
 def files(d:Path)->list[str]: return sorted(str(p.relative_to(d)) for p in d.rglob('*') if p.is_file())
 
@@ -78,11 +78,11 @@ def dvc(root:Path, *args, timeout:int=600)->str:
 def train_project(tmp_path)->Path:
     "The smallest DVC project around the train stage notebook: a 100-digit dataset in git, one stage, tiny params."
     from mlops_nb.runner import packaged_notebooks
-    from mlops_nb.train import digits_dataset
+    from mlops_nb.folder import sample_dataset
     root = tmp_path/'proj'
     (root/'nbs').mkdir(parents=True)
     shutil.copy(packaged_notebooks()/'30_train.ipynb', root/'nbs')
-    digits_dataset(root/'data/datasets/digits', n=100, size=16)
+    sample_dataset(root/'data/datasets/digits', n=100, size=16)
     params = {'train': {'dataset': 'data/datasets/digits', 'out': 'data/models', 'size': 16, 'bs': 16, 'epochs': 1,
                         'lr': 0.01, 'live_dir': '', 'metrics_fp': 'metrics/train.json', 'distributed': 0}}
     (root/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))

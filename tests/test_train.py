@@ -17,8 +17,8 @@ def _env(monkeypatch):
 
 @pytest.fixture(scope='module')
 def digits(tmp_path_factory)->Path:
-    from mlops_nb.train import digits_dataset
-    return digits_dataset(tmp_path_factory.mktemp('ds')/'digits', n=240, size=16)
+    from mlops_nb.folder import sample_dataset
+    return sample_dataset(tmp_path_factory.mktemp('ds')/'digits', n=240, size=16)
 
 def snapshot(d:Path)->dict:
     return {str(p.relative_to(d)): sha256_bytes(p.read_bytes()) for p in sorted(d.rglob('*')) if p.is_file()} if d.exists() else {}
@@ -145,15 +145,16 @@ def _not_sd(p): import torch; torch.save({'epoch': 3, 'weights': [1, 2]}, p)
     ('pretrained not cached', {'arch': 'resnet18', 'pretrained': True}, 'nothing is downloaded at run time'),
 ], ids=lambda v: v if isinstance(v, str) and ' ' in v else None)
 def test_bad_input_one_line_nothing_written(case, kw, expect, digits, tmp_path, monkeypatch):
-    from mlops_nb.train import train_model, digits_dataset, LABEL_COLUMNS
+    from mlops_nb.train import train_model
+    from mlops_nb.folder import sample_dataset, LABEL_COLUMNS
     monkeypatch.setenv('TORCH_HOME', str(tmp_path/'torch-home'))
     ds = digits
     if kw.get('dataset') == 'empty':
         ds = tmp_path/'empty'; ds.mkdir(); (ds/'labels.csv').write_text(','.join(LABEL_COLUMNS)+'\n'); (ds/'dataset.json').write_text('{"classes": []}')
-    elif kw.get('dataset') == 'lonely': ds = digits_dataset(tmp_path/'lonely', n=10, size=16)
+    elif kw.get('dataset') == 'lonely': ds = sample_dataset(tmp_path/'lonely', n=10, size=16)
     elif kw.get('dataset') == 'missing': ds = tmp_path/'nope'
     elif kw.get('dataset') == 'gone':
-        ds = digits_dataset(tmp_path/'gone', n=40, size=16); next((ds/'images').iterdir()).unlink()
+        ds = sample_dataset(tmp_path/'gone', n=40, size=16); next((ds/'images').iterdir()).unlink()
     args = {k: v for k,v in kw.items() if k not in ('dataset', 'ckpt')}
     if 'ckpt' in kw: kw['ckpt'](tmp_path/'ck.pth'); args['in_checkpoint'] = tmp_path/'ck.pth'
     with pytest.raises(MlopsError) as e: train_model(ds, tmp_path/'out', live_dir=tmp_path/'live', **{'size': 16, **args})
@@ -162,12 +163,12 @@ def test_bad_input_one_line_nothing_written(case, kw, expect, digits, tmp_path, 
 
 def test_checkpoint_classes(digits, tmp_path):
     "Fine-tuning from a checkpoint: same classes load as is; other classes are an error, or a reported head re-init."
-    from mlops_nb.train import digits_dataset
+    from mlops_nb.folder import sample_dataset
     tiny(digits, tmp_path/'base', epochs=1)
     ck = tmp_path/'base/best-model.pth'
     r = tiny(digits, tmp_path/'ft', epochs=1, in_checkpoint=ck)
     assert r.reinit == [] and r.metrics['accuracy'] > 0.3   # starts from trained weights
-    six = digits_dataset(tmp_path/'six', n=240, size=16, classes=list('012345'))
+    six = sample_dataset(tmp_path/'six', n=240, size=16, classes=list('012345'))
     with pytest.raises(MlopsError, match='was trained on other classes'): tiny(six, tmp_path/'x', in_checkpoint=ck)
     assert not (tmp_path/'x').exists()
     r = tiny(six, tmp_path/'x', epochs=1, in_checkpoint=ck, on_class_mismatch='reinit')
@@ -185,10 +186,10 @@ def test_stage_through_papermill_on_demo_sized_digits(project, source_tree, arti
     (300 digits, 32 px): >= 0.9 validation accuracy on CPU in under 2 minutes, plain per-epoch lines in the report,
     metrics for DVC, and no secret anywhere in what the stage wrote."""
     import yaml
-    from mlops_nb.train import digits_dataset
+    from mlops_nb.folder import sample_dataset
     (project/'params.yaml').write_text((source_tree/'params.yaml').read_text())
     train = yaml.safe_load((project/'params.yaml').read_text())['train']
-    ds = digits_dataset(project/train['dataset'], n=300, size=32)
+    ds = sample_dataset(project/train['dataset'], n=300, size=32)
     t0 = time.time()
     r = cli('run', 'train', env={'CUDA_VISIBLE_DEVICES': ''})
     stage_seconds = time.time()-t0
