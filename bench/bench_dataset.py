@@ -53,6 +53,7 @@ def plain_server_rows(tmp:Path, n:int, workers:int, calls:list)->list[dict]:
     "Concurrent vs sequential cold builds against a plain server with a fixed per-request latency: the client's own concurrency."
     from mlops_nb.core import digit_png, dumps_json
     from mlops_nb.dataset import build_dataset
+    from mlops_nb.params import DatasetParams
     pngs = [digit_png(i % 1797, size=64) for i in range(n)]
     srv = plain_server([p for p,_ in pngs])
     host = f'127.0.0.1:{srv.server_address[1]}'
@@ -65,7 +66,7 @@ def plain_server_rows(tmp:Path, n:int, workers:int, calls:list)->list[dict]:
         def build(w, cache):
             shutil.rmtree(cache, ignore_errors=True); calls.clear()
             t = time.perf_counter()
-            res = build_dataset(export, tmp/'plain-ds', workers=w, cache_dir=cache, allowed_hosts=[host])
+            res = build_dataset(DatasetParams(export=str(export), out=str(tmp/'plain-ds'), workers=w, cache_dir=str(cache), allowed_hosts=[host]))
             dt = time.perf_counter() - t
             assert res.n_images == n and len(calls) == n, (res.n_images, len(calls))
             return dt
@@ -84,6 +85,7 @@ def main(n:int=120, workers:int=8):
     import fixtures_labelstudio as F
     from mlops_nb.core import digit_png, dumps_json
     from mlops_nb.dataset import build_dataset
+    from mlops_nb.params import DatasetParams
     os.environ['MLOPS_PROGRESS'] = 'plain'
     tmp = Path(tempfile.mkdtemp(prefix='bench-dataset-'))
     proc = None
@@ -110,7 +112,7 @@ def main(n:int=120, workers:int=8):
         def build(w, cache):
             shutil.rmtree(cache, ignore_errors=True); calls.clear()
             c0,t = server_cpu(),time.perf_counter()
-            res = build_dataset(export, tmp/'ds', workers=w, cache_dir=cache)
+            res = build_dataset(DatasetParams(export=str(export), out=str(tmp/'ds'), workers=w, cache_dir=str(cache)))
             dt = time.perf_counter() - t
             if c0 is not None: cpu_per_image.append((server_cpu() - c0)/n)
             assert res.n_images == n and len(calls) == n, (res.n_images, len(calls))
@@ -122,7 +124,7 @@ def main(n:int=120, workers:int=8):
         seq,conc = min(seq),min(conc)
         plain = plain_server_rows(tmp, n, workers, calls)
         calls.clear(); t = time.perf_counter()
-        warm = build_dataset(export, tmp/'ds', workers=workers, cache_dir=tmp/'c-conc'); warm_s = time.perf_counter() - t
+        warm = build_dataset(DatasetParams(export=str(export), out=str(tmp/'ds'), workers=workers, cache_dir=str(tmp/'c-conc'))); warm_s = time.perf_counter() - t
         speedup = seq/conc
         cpu = min(cpu_per_image) if cpu_per_image else None
         extra = [] if cpu is None else [

@@ -21,9 +21,11 @@ STAGES = [  # (label, `mlops-nb run` arguments, entry-function code)
      P + "p = P['labelstudio']['digits']; from mlops_nb.labelstudio import export_project; "
          "export_project(p['project'], resolve_path(p['out']), url=p['url'] or None, timeout=p['timeout'], force=True)"),
     ('dataset (digits-benchmark)', ['dataset', '--section', 'dataset.digits-benchmark', '-p', "cache_dir=''"],
-     P + "from mlops_nb.dataset import build_dataset; build_dataset(**P['dataset']['digits-benchmark'], cache_dir='')"),
+     P + "from mlops_nb.dataset import build_dataset; from mlops_nb.params import DatasetParams; "
+         "build_dataset(DatasetParams(**{**P['dataset']['digits-benchmark'], 'cache_dir': ''}))"),
     ('dataset (digits)', ['dataset', '--section', 'dataset.digits', '-p', "cache_dir=''"],
-     P + "from mlops_nb.dataset import build_dataset; build_dataset(**P['dataset']['digits'], cache_dir='')"),
+     P + "from mlops_nb.dataset import build_dataset; from mlops_nb.params import DatasetParams; "
+         "build_dataset(DatasetParams(**{**P['dataset']['digits'], 'cache_dir': ''}))"),
     ('train', ['train'],
      P + "p = P['train']; from mlops_nb.train import train_model; "
          "train_model(resolve_path(p['dataset']), resolve_path(p['out']), arch=p['arch'], pretrained=p['pretrained'], bs=p['bs'], "

@@ -95,8 +95,9 @@ def main():
         root = make_project(tmp)
         env = {'MLOPS_PROGRESS': 'plain'}
         def build_py(out):
-            code = (f"from mlops_nb.dataset import build_dataset; build_dataset('data/sample/export.json', '{out}', "
-                    "rawdata_dir='data/sample/images', cache_dir='')")
+            code = ("from mlops_nb.dataset import build_dataset; from mlops_nb.params import DatasetParams; "
+                    f"build_dataset(DatasetParams(export='data/sample/export.json', out='{out}', "
+                    "rawdata_dir='data/sample/images', cache_dir=''))")
             return [PY, '-c', code]
         variants = {
             'py_trivial': [PY, '-c', 'x = 2; y = x + 1'],

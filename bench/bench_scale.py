@@ -117,6 +117,7 @@ def growth_rows(sizes:tuple=(1000, 4000))->list:
     "Export, dataset build and one training epoch at each size, on a local Label Studio; the growth per step."
     import _demo
     from mlops_nb.dataset import build_dataset
+    from mlops_nb.params import DatasetParams
     from mlops_nb.labelstudio import connect, export_project
     figs = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,7 +133,8 @@ def growth_rows(sizes:tuple=(1000, 4000))->list:
                 export = root/f'data/raw_labels/g{n}.json'
                 t = time.perf_counter(); export_project(pid, export, force=True); t_export = time.perf_counter() - t
                 t = time.perf_counter()
-                build_dataset(export, root/f'data/datasets/g{n}', rawdata_dir=raw, cache_dir='', workers=8)
+                build_dataset(DatasetParams(export=str(export), out=str(root/f'data/datasets/g{n}'), rawdata_dir=str(raw),
+                                            cache_dir='', workers=8))
                 t_dataset = time.perf_counter() - t
                 epoch = train_once(root/f'data/datasets/g{n}', root/f'data/models/g{n}', 'auto')['epoch_s']
                 figs[n] = {'export': t_export, 'dataset': t_dataset, 'epoch': epoch}

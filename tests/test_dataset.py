@@ -8,11 +8,17 @@ import pytest
 from mlops_nb.core import MlopsError, digit_png, sha256_bytes, dumps_json
 from mlops_nb.dataset import build_dataset, sample_export
 from mlops_nb.folder import DatasetFolder, dataloaders
+from mlops_nb.params import DatasetParams
 
 CORPUS = Path(__file__).parent/'data'/'corpus'
 CASES = json.loads((CORPUS/'cases.json').read_text())
 
 # -- helpers ---------------------------------------------------------------------------------
+
+def build(export, out, **params):
+    "`build_dataset` with the stage's typed parameters, paths given as strings (as params.yaml gives them)."
+    params = {k: str(v) if isinstance(v, Path) else v for k,v in params.items()}
+    return build_dataset(DatasetParams(export=str(export), out=str(out), **params))
 
 @pytest.fixture(autouse=True)
 def _plain(monkeypatch):
@@ -58,16 +64,16 @@ def test_corpus_is_big_enough():
 def test_corpus(case, rawdata, tmp_path, capsys):
     out = tmp_path/'ds'
     good = tmp_path/'good.json'; good.write_text(json.dumps([json.loads((CORPUS/'duplicate_image.json').read_text())[0]]))
-    build_dataset(good, out, rawdata_dir=rawdata, cache_dir=tmp_path/'cache')
+    build(good, out, rawdata_dir=rawdata, cache_dir=tmp_path/'cache')
     before = snapshot(out)
     params = dict(rawdata_dir=rawdata, cache_dir=tmp_path/'cache', **case['params'])
     if case['expect'] == 'error':
-        with pytest.raises(MlopsError) as e: build_dataset(CORPUS/case['file'], out, **params)
+        with pytest.raises(MlopsError) as e: build(CORPUS/case['file'], out, **params)
         msg = str(e.value)
         assert case['contains'] in msg and '\n' not in msg and 'Traceback' not in msg, msg
         assert snapshot(out) == before, 'a failed build changed the previous dataset'
     else:
-        res = build_dataset(CORPUS/case['file'], out, **params)
+        res = build(CORPUS/case['file'], out, **params)
         reasons = {d['task_id']: d['reason'] for d in json.loads((out/'dataset.json').read_text())['dropped']}
         assert case['contains'] in reasons.get(case['task_id'], ''), reasons
         assert [r['task_id'] for r in DatasetFolder.read(out).rows] == ['1']
@@ -79,27 +85,27 @@ def test_corpus(case, rawdata, tmp_path, capsys):
 
 def test_deterministic_and_split_stable(tmp_path):
     ex,raw = sample_export(tmp_path/'s', n=60)
-    a = build_dataset(ex, tmp_path/'a', rawdata_dir=raw, cache_dir='')
+    a = build(ex, tmp_path/'a', rawdata_dir=raw, cache_dir='')
     tasks = json.loads(ex.read_text())
     # same tasks in another order -> byte-identical labels.csv
     (tmp_path/'rev.json').write_text(json.dumps(tasks[::-1]))
-    b = build_dataset(tmp_path/'rev.json', tmp_path/'b', rawdata_dir=raw, cache_dir='')
+    b = build(tmp_path/'rev.json', tmp_path/'b', rawdata_dir=raw, cache_dir='')
     assert (tmp_path/'a/labels.csv').read_bytes() == (tmp_path/'b/labels.csv').read_bytes()
     assert a.dataset_sha256 == b.dataset_sha256
     # new tasks arrive: every existing image keeps its split; the new ones spread over both splits
     ex2,_ = sample_export(tmp_path/'s', n=200)
-    c = build_dataset(ex2, tmp_path/'c', rawdata_dir=raw, cache_dir='')
+    c = build(ex2, tmp_path/'c', rawdata_dir=raw, cache_dir='')
     old = {r['sha256']: r['split'] for r in DatasetFolder.read(tmp_path/'a').rows}
     new = {r['sha256']: r['split'] for r in DatasetFolder.read(tmp_path/'c').rows}
     assert all(new[s] == sp for s,sp in old.items())
     assert c.n_images > a.n_images and 0.1 < Counter(new.values())['valid']/len(new) < 0.3
     # another seed moves images between splits
-    d = build_dataset(ex2, tmp_path/'d', rawdata_dir=raw, seed=7, cache_dir='')
+    d = build(ex2, tmp_path/'d', rawdata_dir=raw, seed=7, cache_dir='')
     assert {r['sha256']: r['split'] for r in DatasetFolder.read(tmp_path/'d').rows} != new
 
 def test_dataloaders(tmp_path):
     ex,raw = sample_export(tmp_path/'s', n=30)
-    build_dataset(ex, tmp_path/'ds', rawdata_dir=raw, valid_pct=0.3, cache_dir='')
+    build(ex, tmp_path/'ds', rawdata_dir=raw, valid_pct=0.3, cache_dir='')
     dls = dataloaders(tmp_path/'ds', bs=8, size=24, device='cpu')
     xb,yb = dls.one_batch()
     assert tuple(xb.shape) == (8, 3, 24, 24)
@@ -118,10 +124,10 @@ def test_s3_images_and_cache(s3_endpoint, monkeypatch, tmp_path):
                       'annotations': [{'id': i+1, 'result': [{'from_name': 'label', 'type': 'choices', 'value': {'choices': [label]}}]}]})
     tasks.append({'id': 7, 'data': {'image': f's3://{bucket}/d/missing.png'}, 'annotations': tasks[0]['annotations']})
     ex = tmp_path/'e.json'; ex.write_text(json.dumps(tasks))
-    r1 = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache')
+    r1 = build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache')
     assert (r1.n_images, r1.requests) == (6, 7)
     assert r1.dropped == [{'task_id': 7, 'reason': f's3://{bucket}/d/missing.png'.join(['S3 object ', ' not found'])}]
-    r2 = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache')
+    r2 = build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache')
     assert (r2.requests, r2.cache_hits, r2.dataset_sha256) == (1, 6, r1.dataset_sha256) # only the missing object is asked again
 
 # -- the real Label Studio server ---------------------------------------------------------------
@@ -158,7 +164,7 @@ def _expected(expect:dict, policy:str)->dict:
 @pytest.mark.parametrize('policy', ['latest', 'majority'])
 def test_policy_on_real_export(policy, labelstudio, labelstudio_env, pool, tmp_path, http_requests):
     p,ex,expect,urls = pool
-    res = build_dataset(ex, tmp_path/'ds', policy=policy, cache_dir=tmp_path/'cache', workers=4)
+    res = build(ex, tmp_path/'ds', policy=policy, cache_dir=tmp_path/'cache', workers=4)
     by_task = {t['id']: t['data']['image'] for t in json.loads(ex.read_text())}
     got = {by_task[int(r['task_id'])]: r['label'] for r in DatasetFolder.read(tmp_path/'ds').rows}
     want = {u: l for u,l in _expected(expect, policy).items() if l is not None}
@@ -174,31 +180,31 @@ def test_auth_and_zero_request_rebuild(labelstudio, labelstudio_env, pool, tmp_p
     p,ex,expect,urls = pool
     assert requests.get(labelstudio.url + urls[0]).status_code == 401     # the images really are behind auth
     http_requests.clear()
-    r1 = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
+    r1 = build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
     n = len(http_requests)
     assert n == r1.requests == r1.n_images > 0
     assert all(u.startswith(labelstudio.url + '/data/upload/') for u in http_requests)
     first = snapshot(tmp_path/'ds')
     http_requests.clear()
-    r2 = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
+    r2 = build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
     assert (len(http_requests), r2.requests, r2.cache_hits) == (0, 0, r1.n_images)
     assert snapshot(tmp_path/'ds') == first
     # the counter does see requests: without the cache every image is fetched again
     shutil.rmtree(tmp_path/'cache')
-    build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
+    build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
     assert len(http_requests) == n
     # a wrong token is a one-line error and the dataset stays
     monkeypatch.setenv('LABEL_STUDIO_API_KEY', 'not-the-token')
     with pytest.raises(MlopsError, match='Label Studio refused the token .HTTP 401.'):
-        build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'other-cache')
+        build(ex, tmp_path/'ds', cache_dir=tmp_path/'other-cache')
     assert snapshot(tmp_path/'ds') == first
     monkeypatch.delenv('LABEL_STUDIO_API_KEY')
     with pytest.raises(MlopsError, match='LABEL_STUDIO_API_KEY is not set'):
-        build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'other-cache')
+        build(ex, tmp_path/'ds', cache_dir=tmp_path/'other-cache')
 
 def test_404_image_on_labelstudio(labelstudio, labelstudio_env, rawdata, tmp_path):
     case = next(c for c in CASES if c.get('needs') == 'labelstudio')
-    res = build_dataset(CORPUS/case['file'], tmp_path/'ds', rawdata_dir=rawdata, cache_dir=tmp_path/'cache', **case['params'])
+    res = build(CORPUS/case['file'], tmp_path/'ds', rawdata_dir=rawdata, cache_dir=tmp_path/'cache', **case['params'])
     assert case['contains'] in {d['task_id']: d['reason'] for d in res.dropped}[case['task_id']]
     assert res.n_images == 1
 
@@ -211,9 +217,9 @@ def test_leakage_check(labelstudio, labelstudio_env, tmp_path, http_requests):
     train = {f't{i}.png': digit_png(300+i) for i in range(8)}
     turls = ls.upload(tp.id, {n: png for n,(png,_) in train.items()})
     ls.import_tasks(tp.id, [{'data': {'image': u}, 'annotations': [l]} for u,(_,l) in zip(turls, train.values())])
-    b = build_dataset(export_json(ls, bp.id, tmp_path/'b.json'), tmp_path/'bench', mode='benchmark', cache_dir=tmp_path/'cache')
+    b = build(export_json(ls, bp.id, tmp_path/'b.json'), tmp_path/'bench', mode='benchmark', cache_dir=tmp_path/'cache')
     assert b.counts == {'benchmark': dict(sorted(Counter(l for _,l in bench.values()).items()))}
-    ok = build_dataset(export_json(ls, tp.id, tmp_path/'t.json'), tmp_path/'train', benchmark=tmp_path/'bench', cache_dir=tmp_path/'cache')
+    ok = build(export_json(ls, tp.id, tmp_path/'t.json'), tmp_path/'train', benchmark=tmp_path/'bench', cache_dir=tmp_path/'cache')
     assert ok.n_images == 8
     before = snapshot(tmp_path/'train')
     # someone adds a benchmark image to the training project (a new upload of the same file)
@@ -224,10 +230,10 @@ def test_leakage_check(labelstudio, labelstudio_env, tmp_path, http_requests):
     leak_task = next(t['id'] for t in json.loads(ex.read_text()) if t['data']['image'] == leak_url)
     bench_task = next(r['task_id'] for r in DatasetFolder.read(tmp_path/'bench').rows if r['sha256'] == sha256_bytes(png))
     with pytest.raises(MlopsError) as e:
-        build_dataset(ex, tmp_path/'train', benchmark=tmp_path/'bench', cache_dir=tmp_path/'cache')
+        build(ex, tmp_path/'train', benchmark=tmp_path/'bench', cache_dir=tmp_path/'cache')
     assert f'1 training image also in the benchmark dataset bench: task {leak_task} (= benchmark task {bench_task})' in str(e.value)
     assert snapshot(tmp_path/'train') == before
-    res = build_dataset(ex, tmp_path/'train', benchmark=tmp_path/'bench', leakage='drop', cache_dir=tmp_path/'cache')
+    res = build(ex, tmp_path/'train', benchmark=tmp_path/'bench', leakage='drop', cache_dir=tmp_path/'cache')
     assert res.n_images == 8 and res.dropped == [{'task_id': leak_task, 'reason': f'leakage: same image as benchmark task {bench_task}'}]
 
 def test_stage_through_papermill(project, labelstudio, labelstudio_env, pool, source_tree):
@@ -253,7 +259,7 @@ def test_personal_access_token(labelstudio, labelstudio_env, pool, tmp_path, mon
     assert pat.count('.') == 2
     monkeypatch.setenv('LABEL_STUDIO_API_KEY', pat)
     http_requests.clear()
-    res = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
+    res = build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
     assert res.n_images == len([l for l in _expected(expect, 'latest').values() if l is not None])
     assert http_requests[0] == labelstudio.url + '/api/token/refresh/' and len(http_requests) == res.n_images + 1
 
@@ -295,7 +301,7 @@ def hostile(labelstudio, tmp_path_factory):
 def test_local_files_refs_refused_before_any_request(labelstudio, labelstudio_env, hostile, tmp_path, http_requests):
     "Item 7: `..` and absolute `d=` paths are dropped without a request; one image the server refuses (403) is a drop."
     ex,ids = hostile
-    res = build_dataset(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=2)
+    res = build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=2)
     reasons = {d['task_id']: d['reason'] for d in res.dropped}
     assert 'contains ".."' in reasons[ids['traversal']] and 'is absolute' in reasons[ids['absolute']], reasons
     assert reasons[ids['refused']].startswith('Label Studio refused the image (HTTP 403) at /data/local-files/')
@@ -342,3 +348,15 @@ def test_every_image_refused_is_the_token_error(project, run_cli, labelstudio, h
     assert len(lines) == 1 and want in lines[0], r.stderr
     assert 'LOCAL_FILES_SERVING_ENABLED' in lines[0] and 'Traceback' not in r.stderr + r.stdout
     assert tree_hashes(project/'data') == before
+
+# -- issue 17: the refactor into phases keeps the bundled sample's dataset byte for byte ------------
+
+def test_bundled_sample_is_byte_identical(tmp_path):
+    "The 60-task sample builds the same bytes as before `build_dataset` became phases (hashes recorded then)."
+    ex,raw = sample_export(tmp_path/'sample')
+    res = build(ex, tmp_path/'ds', rawdata_dir=raw, cache_dir='')
+    assert res.dataset_sha256 == '0f2da358cb9408e3143382708a31d6f74cf266fe606f6137d2ecc4f1d57c1d10'
+    assert sha256_bytes((tmp_path/'ds/labels.csv').read_bytes()) == res.dataset_sha256
+    assert sha256_bytes((tmp_path/'ds/dataset.json').read_bytes()) == 'c121c390b2872021021e0aec5b1129e072bfc8e2d7c517973a147c3b95e98fbb'
+    images = sorted((tmp_path/'ds/images').iterdir())
+    assert len(images) == res.n_images == 56 and all(sha256_bytes(p.read_bytes()) == p.stem for p in images)
