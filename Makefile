@@ -77,7 +77,7 @@ chromium:
 	tests/install_chromium.sh
 
 lint:  ## ruff at 120 columns on the package (config in pyproject.toml)
-	"$(AUDIT_VENV)/bin/ruff" check mlops_nb
+	.ci/lint.sh
 
 check-sync:
 	.ci/check_sync.sh
