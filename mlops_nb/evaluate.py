@@ -228,10 +228,12 @@ def smoke_inputs(model_dir:str|Path, # where the smoke model goes (only if under
     smoke,mdir,bdir = root/'data'/'smoke',resolve_path(model_dir, root),resolve_path(benchmark_dir, root)
     if is_smoke_path(bdir, root) and not (bdir/'labels.csv').exists(): made.append(make_smoke_dataset(bdir, n=20))
     if is_smoke_path(mdir, root) and not (mdir/'best-model.pth').exists():
+        from mlops_nb.params import TrainParams
         from mlops_nb.train import train_model
         train = smoke/'train'
         if not (train/'labels.csv').exists(): make_smoke_dataset(train, n=40, start=0, mode='train')
-        train_model(train, mdir, epochs=1, size=32); made.append(mdir)
+        p = TrainParams(dataset=str(train), out=str(mdir), bs=64, size=32, epochs=1, lr=3e-3, live_dir='')
+        train_model(p); made.append(mdir)
     return made
 
 # %% ../nbs/40_evaluate.ipynb #c44679eb
@@ -247,7 +249,7 @@ class EvalResult:
 
 def _predict(model_dir, paths, bs, predict_fn=None):
     if predict_fn is None:
-        from mlops_nb.train import load_model, predict
+        from mlops_nb.predict import load_model, predict
         model = load_model(model_dir)
         predict_fn = lambda _, ims: predict(model, ims)
     classes,labels,confs,probs = None,[],[],[]
@@ -265,7 +267,7 @@ def evaluate_model(model_dir:str|Path='data/models', # trained model: `best-mode
                    max_overlays:int=16, # cap on overlays written
                    split:str='benchmark', # split of `labels.csv` to evaluate on
                    bs:int=64, # images per prediction batch
-                   predict_fn=None # stand-in for `mlops_nb.train.predict` (`(model_dir, paths) -> Predictions`)
+                   predict_fn=None # stand-in for `mlops_nb.predict.predict` (`(model_dir, paths) -> Predictions`)
                   )->EvalResult:
     "Measure the model on the benchmark; write the metrics file, the confusion matrix (JSON + PNG) and the mistakes gallery."
     from PIL import Image
