@@ -10,8 +10,8 @@ from .core import MlopsError
 from .models import create_model, import_torch
 
 # %% auto #0
-__all__ = ['ADAMW_DEFAULTS', 'cores', 'cpu_threads', 'pick_device', 'prepare_device', 'auto_batch_size', 'cuda_optimizer',
-           'amp_dtype', 'opt_func', 'device_smooth_loss', 'fast_loop']
+__all__ = ['ADAMW_DEFAULTS', 'cores', 'cpu_threads', 'auto_batch_size', 'cuda_optimizer', 'amp_dtype', 'opt_func',
+           'device_smooth_loss', 'fast_loop', 'pick_device', 'prepare_device']
 
 # %% ../nbs/27_device.ipynb #69d7a12d
 def cores()->int: # the cores this process may run on
@@ -22,29 +22,6 @@ def cores()->int: # the cores this process may run on
 def cpu_threads()->int: # torch threads for a CPU run
     "Default torch threads on CPU: half the usable cores (at least 1)."
     return max(1, cores()//2)
-
-# %% ../nbs/27_device.ipynb #c27cab52
-def pick_device(device:str='auto' # 'auto' (CUDA when available), 'cpu' or 'cuda'
-               )->str: # 'cpu' or 'cuda'
-    "The device a run trains on, refusing one this machine does not have."
-    torch = import_torch()
-    if device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if device not in ('cpu', 'cuda') or (device == 'cuda' and not torch.cuda.is_available()):
-        raise MlopsError(f'train device {device!r} is not available', "use device='auto' or 'cpu'")
-    return device
-
-# %% ../nbs/27_device.ipynb #571b9ec7
-def prepare_device(device:str, # 'cpu' or 'cuda'
-                   seed:int, # seed for data order, augmentation and weight init
-                   autotune:bool=True, # CUDA: let cuDNN time kernels per input shape
-                   threads:int|None=None # CPU: torch threads (default: `cpu_threads()`)
-                  ):
-    "Set the CPU threads (or cuDNN autotuning on CUDA) and seed every random generator."
-    from fastai.torch_core import set_seed
-    torch = import_torch()
-    if device != 'cuda': torch.set_num_threads(threads or cpu_threads())
-    else: torch.backends.cudnn.benchmark = autotune
-    set_seed(seed, reproducible=device != 'cuda')
 
 # %% ../nbs/27_device.ipynb #edbf823e
 def _probe_step(model, opt, bs:int, size:int):
@@ -126,3 +103,26 @@ def fast_loop(learn, # a fastai Learner
     learn.recorder.smooth_loss = device_smooth_loss()
     if cuda: learn.to_channelslast(amp_mode='bf16' if amp_dtype() == import_torch().bfloat16 else 'fp16')
     return learn
+
+# %% ../nbs/27_device.ipynb #c27cab52
+def pick_device(device:str='auto' # 'auto' (CUDA when available), 'cpu' or 'cuda'
+               )->str: # 'cpu' or 'cuda'
+    "The device a run trains on, refusing one this machine does not have."
+    torch = import_torch()
+    if device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device not in ('cpu', 'cuda') or (device == 'cuda' and not torch.cuda.is_available()):
+        raise MlopsError(f'train device {device!r} is not available', "use device='auto' or 'cpu'")
+    return device
+
+# %% ../nbs/27_device.ipynb #571b9ec7
+def prepare_device(device:str, # 'cpu' or 'cuda'
+                   seed:int, # seed for data order, augmentation and weight init
+                   autotune:bool=True, # CUDA: let cuDNN time kernels per input shape
+                   threads:int|None=None # CPU: torch threads (default: `cpu_threads()`)
+                  ):
+    "Set the CPU threads (or cuDNN autotuning on CUDA) and seed every random generator."
+    from fastai.torch_core import set_seed
+    torch = import_torch()
+    if device != 'cuda': torch.set_num_threads(threads or cpu_threads())
+    else: torch.backends.cudnn.benchmark = autotune
+    set_seed(seed, reproducible=device != 'cuda')
