@@ -10,7 +10,7 @@ from pathlib import Path
 from .core import (MlopsError, check_replaceable, dumps_json, full_disk_names, git_commit, log,
                            plain_output, project_root, read_csv_rows, read_json, remove_stale_temps, resolve_path,
                            sha256_bytes, sha256_file)
-from .params import TrainParams
+from .params import TRAIN_METRICS, TrainParams
 from .models import check_arch, check_pretrained, checkpoint_weights, import_torch, state_dict_bytes
 from .predict import preprocess, preprocessing
 from .device import auto_batch_size, cores, cpu_threads, fast_loop, pick_device, prepare_device
@@ -92,7 +92,7 @@ def read_dataset(dataset_dir:str|Path # a folder written by the dataset stage
     return DatasetInfo(d, rows, classes, len(train), n_valid, sha256_file(d/'labels.csv'), meta.get('export_sha256'))
 
 # %% ../nbs/30_train.ipynb #b1c3e6ab
-METRICS = ('accuracy', 'error_rate', 'f1_macro', 'balanced_accuracy', 'precision_macro', 'recall_macro')
+METRICS = TRAIN_METRICS   # the metric names, stated once (mlops_nb.params)
 
 def _check_sizes(p:TrainParams):
     "`bs`, `size` and `epochs` are integers above their minimum (`bs` may be `auto`)."
