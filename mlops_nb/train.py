@@ -21,7 +21,7 @@ from .learner import live_callback, make_learner, plain_progress, start_from
 __all__ = ['LABEL_COLUMNS', 'METRICS', 'CACHE_LIMIT_BYTES', 'digits_dataset', 'DatasetInfo', 'read_dataset', 'check_params',
            'resolve_paths', 'decode_once', 'train_dataloaders', 'train_batch_size', 'TrainResult', 'lower_is_better',
            'fit_learner', 'BestEpoch', 'best_epoch', 'final_weights', 'card_params', 'model_card', 'publish_files',
-           'train_model', 'publish_model', 'train_distributed', 'distributed_worker']
+           'publish_model', 'train_model', 'train_distributed', 'distributed_worker']
 
 # %% ../nbs/30_train.ipynb #518c2d1c
 LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
@@ -215,6 +215,7 @@ def lower_is_better(monitor:str # `valid_loss` or a metric name
     "Whether a smaller `monitor` value is a better epoch."
     return monitor in ('valid_loss', 'error_rate')
 
+# %% ../nbs/30_train.ipynb #3367a922
 def fit_learner(learn, # the Learner
                 p:TrainParams, # the stage's parameters
                 params:dict, # the card's `params`, logged to dvclive
@@ -357,6 +358,19 @@ def publish_files(model_dir:Path, # the model folder
         for tmp,_ in tmps: Path(tmp).unlink(missing_ok=True)
         if staged and staged.exists(): shutil.rmtree(staged, ignore_errors=True)
 
+# %% ../nbs/30_train.ipynb #be31d98e
+def publish_model(p:TrainParams, # the stage's parameters (`out`, `live_dir`)
+                  work:Path, # the run's temp folder, removed in any case
+                  weights:bytes, # `best-model.pth`
+                  card:dict # `model.json`
+                 ):
+    "Publish the model folder and the dvclive curves together (rank 0 only), then remove the temp folder."
+    live = (work/'live', Path(p.live_dir)) if p.live_dir else None
+    files = {'best-model.pth': weights, 'model.json': dumps_json(card).encode()}
+    try:
+        if rank() == 0: publish_files(Path(p.out), files, live)
+    finally: shutil.rmtree(work, ignore_errors=True)
+
 # %% ../nbs/30_train.ipynb #719bbbc8
 def train_model(p:TrainParams, # the stage's parameters (`mlops_nb.params`); relative paths: from the project root
                 cbs:list|None=None, # extra fastai callbacks (tests use one to fail mid-training)
@@ -398,19 +412,6 @@ def train_model(p:TrainParams, # the stage's parameters (`mlops_nb.params`); rel
     log(f'[train] best epoch {best.epoch+1}/{p.epochs}: {summary} ({res.seconds:.1f}s on {device})')
     return res
 
-# %% ../nbs/30_train.ipynb #be31d98e
-def publish_model(p:TrainParams, # the stage's parameters (`out`, `live_dir`)
-                  work:Path, # the run's temp folder, removed in any case
-                  weights:bytes, # `best-model.pth`
-                  card:dict # `model.json`
-                 ):
-    "Publish the model folder and the dvclive curves together (rank 0 only), then remove the temp folder."
-    live = (work/'live', Path(p.live_dir)) if p.live_dir else None
-    files = {'best-model.pth': weights, 'model.json': dumps_json(card).encode()}
-    try:
-        if rank() == 0: publish_files(Path(p.out), files, live)
-    finally: shutil.rmtree(work, ignore_errors=True)
-
 # %% ../nbs/30_train.ipynb #025ece61
 def train_distributed(p:TrainParams, # the stage's parameters, paths resolved (`p.distributed` workers)
                       cbs:list|None=None, # must be empty: callbacks cannot cross processes
@@ -423,6 +424,7 @@ def train_distributed(p:TrainParams, # the stage's parameters, paths resolved (`
     res = launch_distributed(p.distributed, job, 'mlops_nb.train:distributed_worker')
     return TrainResult(**{**res, 'model_dir': Path(res['model_dir'])})
 
+# %% ../nbs/30_train.ipynb #0e1663e1
 def _train_job(job:dict # the job `train_distributed` wrote
               )->dict: # the result, as JSON values
     "What one worker runs: `train_model` with the job's parameters."
