@@ -7,7 +7,7 @@ AdamW and channels_last, as `train_model` trains on CUDA:
 - `train_model(cache='none')` (PNG decoded every epoch by N DataLoader workers) vs a hand-written loop with the same
   N workers (torchvision decode to uint8, pinned memory, non-blocking copy, normalised on the GPU);
 - first epoch vs a steady one, with cuDNN autotuning on (`autotune=True`, the default) and off;
-- `bs='auto'` (`mlops_nb.train.auto_batch_size`): the batch size chosen, and its steady throughput.
+- `bs='auto'` (`mlops_nb.device.auto_batch_size`): the batch size chosen, and its steady throughput.
 Images/s count the training phase of an epoch only (before_train..after_train, synchronised), so the validation pass
 is left out on both sides; "steady" is the median of the epochs after the first. GPU utilisation (mean of
 nvidia-smi samples every 100 ms, or torch.cuda.utilization) is reported next to each figure over the same windows.
@@ -118,7 +118,7 @@ def _sync(device:str):
 def amp_step(model, opt, scaler, x, y, device:str, cuda:bool):
     "One training step as `train_model` takes it on CUDA: autocast in `amp_dtype()`, a scaler only for float16."
     import torch
-    from mlops_nb.train import amp_dtype
+    from mlops_nb.device import amp_dtype
     with torch.autocast(device, dtype=amp_dtype() if cuda else torch.float32, enabled=cuda):
         loss = torch.nn.functional.cross_entropy(model(x), y)
     scaler.scale(loss).backward()
@@ -129,14 +129,14 @@ def amp_step(model, opt, scaler, x, y, device:str, cuda:bool):
 def _optimizer(model, cuda:bool):
     "`train_model`'s CUDA optimizer (fused AdamW) and a grad scaler that is on only for float16."
     import torch
-    from mlops_nb.train import amp_dtype, cuda_optimizer
+    from mlops_nb.device import amp_dtype, cuda_optimizer
     opt = cuda_optimizer(model.parameters()) if cuda else torch.optim.AdamW(model.parameters(), lr=1e-3)
     return opt, torch.amp.GradScaler('cuda' if cuda else 'cpu', enabled=cuda and amp_dtype() == torch.float16)
 
 def synthetic_bound(arch:str, bs:int, size:int, steps:int, device:str)->dict:
     "Train steps of `arch` on random batches already on the device (AMP + channels_last on CUDA): the upper bound."
     import torch
-    from mlops_nb.train import create_model
+    from mlops_nb.models import create_model
     cuda = device == 'cuda'
     torch.backends.cudnn.benchmark = True
     model = create_model(arch, 10).to(device, memory_format=torch.channels_last)
@@ -177,11 +177,13 @@ def _epochs(phases:list)->dict:
 def fastai_run(ds:Path, out:Path, arch:str, bs, epochs:int, device:str, cache:str, workers:int,
                autotune:bool=True)->dict:
     "`train_model` with a clock on every epoch's training phase."
+    from mlops_nb.params import TrainParams
     from mlops_nb.train import train_model
     clock = _clock(device)
     t0 = time.perf_counter()
-    r = train_model(ds, out, arch=arch, bs=bs, size=SIZE, epochs=epochs, lr=1e-3, seed=0, device=device, cache=cache,
-                    num_workers=workers, autotune=autotune, cbs=[clock])
+    p = TrainParams(dataset=str(ds), out=str(out), arch=arch, bs=bs, size=SIZE, epochs=epochs, lr=1e-3, seed=0,
+                    cache=cache, live_dir='')
+    r = train_model(p, cbs=[clock], device=device, num_workers=workers, autotune=autotune)
     card = json.loads((out/'model.json').read_text())
     return {**_epochs(clock.phases), 'seconds': time.perf_counter()-t0, 'accuracy': r.metrics['accuracy'],
             'bs_used': card['params']['bs_used']}
@@ -190,7 +192,7 @@ def hand_stream(ds:Path, arch:str, bs:int, epochs:int, device:str, workers:int)-
     "A hand-written loop decoding PNG every epoch in `workers` processes, uint8 pinned batches normalised on the GPU."
     import torch
     from torchvision.io import ImageReadMode, decode_image, read_file
-    from mlops_nb.train import create_model
+    from mlops_nb.models import create_model
     cuda = device == 'cuda'
     rows = list(csv.DictReader(open(ds/'labels.csv')))
     classes = sorted({r['label'] for r in rows})

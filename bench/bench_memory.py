@@ -27,10 +27,8 @@ STAGES = [  # (label, `mlops-nb run` arguments, entry-function code)
      P + "from mlops_nb.dataset import build_dataset; from mlops_nb.params import DatasetParams; "
          "build_dataset(DatasetParams(**{**P['dataset']['digits'], 'cache_dir': ''}))"),
     ('train', ['train'],
-     P + "p = P['train']; from mlops_nb.train import train_model; "
-         "train_model(resolve_path(p['dataset']), resolve_path(p['out']), arch=p['arch'], pretrained=p['pretrained'], bs=p['bs'], "
-         "size=p['size'], epochs=p['epochs'], lr=p['lr'], seed=p['seed'], metrics=p['metrics'], monitor=p['monitor'], "
-         "augment=p['augment'], live_dir=resolve_path(p['live_dir']))"),
+     P + "from mlops_nb.params import TrainParams; from mlops_nb.train import train_model; "
+         "train_model(TrainParams.from_dict(P['train']))"),
     ('evaluate', ['evaluate'],
      P + "p = P['evaluate']; from mlops_nb.evaluate import evaluate_model; "
          "evaluate_model(p['model_dir'], p['benchmark_dir'], p['metrics_fp'], p['plots_dir'], p['overlay_dir'], p['max_overlays'], p['split'], p['bs'])"),

@@ -21,13 +21,14 @@ from _common import row, record
 def ddp_smoke(n:int=600, epochs:int=2, processes:int=2)->list:
     "Train the same small digits set in 1 and in `processes` processes; print and return the figures."
     os.environ.setdefault('MLOPS_PROGRESS', 'plain')
+    from mlops_nb.params import TrainParams
     from mlops_nb.train import train_model
     from mlops_nb.folder import sample_dataset
     with tempfile.TemporaryDirectory() as tmp:
         ds = sample_dataset(Path(tmp)/'digits', n=n, size=16)
-        kw = dict(size=16, bs=32, epochs=epochs, lr=1e-2, seed=1)
-        one = train_model(ds, Path(tmp)/'one', **kw)
-        many = train_model(ds, Path(tmp)/'many', distributed=processes, **kw)
+        kw = dict(dataset=str(ds), size=16, bs=32, epochs=epochs, lr=1e-2, seed=1, live_dir='')
+        one = train_model(TrainParams(out=str(Path(tmp)/'one'), **kw))
+        many = train_model(TrainParams(out=str(Path(tmp)/'many'), distributed=processes, **kw))
         models = sorted(str(p.relative_to(tmp)) for p in Path(tmp).rglob('best-model.pth'))
     ips,acc = lambda r: r.n_train*epochs/r.seconds,lambda r: r.metrics['accuracy']
     print(f'ddp-smoke: world size {processes}, {ips(many):.0f} images/s, accuracy {many.metrics["accuracy"]:.3f}; '
@@ -65,6 +66,7 @@ def synthetic_digits(out:Path, n:int, size:int=28, seed:int=0)->Path:
 
 _TRAIN_ONE = """import json, sys, time
 from fastai.callback.core import Callback
+from mlops_nb.params import TrainParams
 from mlops_nb.train import train_model
 class TrainPhase(Callback):
     "Wall time of each epoch's training phase (no validation, no set-up)."
@@ -72,7 +74,9 @@ class TrainPhase(Callback):
     def before_train(self): self.t0 = time.perf_counter()
     def after_train(self): self.times.append(time.perf_counter() - self.t0)
 timer = TrainPhase()
-r = train_model(sys.argv[1], sys.argv[2], size=28, bs=64, epochs=2, lr=1e-2, seed=0, cache=sys.argv[3], cbs=[timer])
+p = TrainParams(dataset=sys.argv[1], out=sys.argv[2], size=28, bs=64, epochs=2, lr=1e-2, seed=0, cache=sys.argv[3],
+                live_dir='')
+r = train_model(p, cbs=[timer])
 hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))
 print(json.dumps({'images_per_s': r.n_train/timer.times[-1], 'epoch_s': timer.times[-1], 'peak_rss_mb': hwm/1024}))"""
 

@@ -27,7 +27,7 @@ def hand_loop(ds:Path, epochs:int, preload:bool=True, decoder:str='pil')->dict:
     from PIL import Image
     from torchvision.io import ImageReadMode, decode_image, read_file
     from torchvision.transforms.v2.functional import resize
-    from mlops_nb.train import small_cnn, state_dict_bytes
+    from mlops_nb.models import small_cnn, state_dict_bytes
     t0,c0 = time.perf_counter(),time.process_time()
     torch.manual_seed(SEED)
     rows = list(csv.DictReader(open(ds/'labels.csv')))
@@ -71,9 +71,12 @@ def hand_loop(ds:Path, epochs:int, preload:bool=True, decoder:str='pil')->dict:
     return {'seconds': time.perf_counter()-t0, 'cpu': time.process_time()-c0, 'accuracy': best, 'n_train': len(train)}
 
 def fastai_run(ds:Path, out:Path, epochs:int, cache:str='auto')->dict:
+    from mlops_nb.params import TrainParams
     from mlops_nb.train import train_model
     t0,c0 = time.perf_counter(),time.process_time()
-    r = train_model(ds, out, arch='cnn', bs=BS, size=SIZE, epochs=epochs, lr=LR, seed=SEED, device='cpu', cache=cache)
+    p = TrainParams(dataset=str(ds), out=str(out), arch='cnn', bs=BS, size=SIZE, epochs=epochs, lr=LR, seed=SEED,
+                    cache=cache, live_dir='')
+    r = train_model(p, device='cpu')
     return {'seconds': time.perf_counter()-t0, 'cpu': time.process_time()-c0, 'accuracy': r.metrics['accuracy'],
             'n_train': r.n_train}
 
@@ -81,8 +84,8 @@ def main():
     import os
     os.environ.setdefault('MLOPS_PROGRESS', 'plain')
     import torch
-    from mlops_nb.train import cpu_threads, _torch
     from mlops_nb.folder import sample_dataset
+    from mlops_nb.device import cpu_threads
     import fastai.vision.all  # noqa: F401  (import cost is not training throughput)
     torch.set_num_threads(cpu_threads())
     tmp = Path(tempfile.mkdtemp(prefix='bench-train-'))

@@ -194,10 +194,12 @@ def smoke_inputs(model_dir:str|Path, # where the smoke model goes (only if under
     if is_smoke_path(bdir, root) and not DatasetFolder.exists(bdir):
         made.append(sample_dataset(bdir, n=20, size=32, mode='benchmark'))
     if is_smoke_path(mdir, root) and not (mdir/'best-model.pth').exists():
+        from mlops_nb.params import TrainParams
         from mlops_nb.train import train_model
         train = smoke/'train'
         if not DatasetFolder.exists(train): sample_dataset(train, n=40, size=32, valid_every=4)
-        train_model(train, mdir, epochs=1, size=32); made.append(mdir)
+        train_model(TrainParams(dataset=str(train), out=str(mdir), bs=64, size=32, epochs=1, lr=3e-3, live_dir=''))
+        made.append(mdir)
     return made
 
 # %% ../nbs/40_evaluate.ipynb #c44679eb
@@ -213,7 +215,7 @@ class EvalResult:
 
 def _predict(model_dir, paths, bs, predict_fn=None):
     if predict_fn is None:
-        from mlops_nb.train import load_model, predict
+        from mlops_nb.predict import load_model, predict
         model = load_model(model_dir)
         predict_fn = lambda _, ims: predict(model, ims)
     classes,labels,confs,probs = None,[],[],[]
@@ -231,7 +233,7 @@ def evaluate_model(model_dir:str|Path='data/models', # trained model: `best-mode
                    max_overlays:int=16, # cap on overlays written
                    split:str='benchmark', # split of the benchmark folder to evaluate on
                    bs:int=64, # images per prediction batch
-                   predict_fn=None # stand-in for `mlops_nb.train.predict` (`(model_dir, paths) -> Predictions`)
+                   predict_fn=None # stand-in for `mlops_nb.predict.predict` (`(model_dir, paths) -> Predictions`)
                   )->EvalResult:
     "Measure the model on the benchmark; write the metrics file, the confusion matrix (JSON + PNG) and the mistakes gallery."
     from PIL import Image

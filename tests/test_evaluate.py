@@ -11,7 +11,7 @@ from mlops_nb.evaluate import classification_metrics, evaluate_model
 from mlops_nb.folder import DatasetFolder, sample_dataset
 
 def stub_predictor(wrong_tasks, classes=tuple('0123456789')):
-    "A stand-in for train.predict: right except on `wrong_tasks` (predicts the next digit there, confidence .9)."
+    "A stand-in for predict.predict: right except on `wrong_tasks` (predicts the next digit there, confidence .9)."
     def predict(model_dir, paths):
         by_file = {}
         for bdir in {Path(p).parent.parent for p in paths}:
@@ -90,8 +90,8 @@ def test_failed_evaluation_leaves_previous_outputs(project):
 
 def test_stage_notebook_smoke_run_and_dvc_reads_metrics(project):
     """The evaluate notebook top to bottom with its smoke defaults, as papermill runs it: a synthetic benchmark and a
-    tiny model trained by the train stage's own `train_model`, measured through `train.predict` (a real end to end)."""
-    train = pytest.importorskip('mlops_nb.train')
+    tiny model trained by the train stage's own `train_model`, measured through `predict.predict` (a real end to end)."""
+    predict = pytest.importorskip('mlops_nb.predict')
     r = cli('run', 'evaluate', '--sample', '-p', 'store=results/')
     assert r.returncode == 0, r.stderr[-2000:]
     from mlops_nb.runner import read_scraps
@@ -103,7 +103,7 @@ def test_stage_notebook_smoke_run_and_dvc_reads_metrics(project):
     # the metrics agree with the train stage's own predict on the same benchmark
     bench = project/'data/smoke/benchmark'
     rows = DatasetFolder.read(bench).split('benchmark')
-    pred = train.predict(project/'data/smoke/model', [bench/x['file'] for x in rows])
+    pred = predict.predict(project/'data/smoke/model', [bench/x['file'] for x in rows])
     assert m['accuracy'] == round(float(np.mean([p == x['label'] for p,x in zip(pred.labels, rows)])), 6)
     assert m['model']['train_dataset_sha256'] == sha256_file(project/'data/smoke/train/labels.csv')
     assert len(list((project/'data/smoke/plots/mistakes').glob('*.png'))) == min(16, m['n_errors'])

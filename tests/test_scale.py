@@ -21,11 +21,13 @@ def files(d:Path)->list[str]: return sorted(str(p.relative_to(d)) for p in d.rgl
 
 def test_two_processes_match_one(digits, tmp_path):
     "train_model(distributed=2) = torchrun, 2 gloo workers: the same files as one process, one model, close accuracy."
+    from dataclasses import replace
+    from mlops_nb.params import TrainParams
     from mlops_nb.train import train_model
-    kw = dict(size=16, bs=32, epochs=2, lr=1e-2, seed=1, metrics=['accuracy', 'f1_macro'])
-    one = train_model(digits, tmp_path/'one/model', live_dir=tmp_path/'one/dvclive', **kw)
+    p = TrainParams(dataset=str(digits), size=16, bs=32, epochs=2, lr=1e-2, seed=1, metrics=['accuracy', 'f1_macro'])
+    one = train_model(replace(p, out=str(tmp_path/'one/model'), live_dir=str(tmp_path/'one/dvclive')))
     t0 = time.time()
-    two = train_model(digits, tmp_path/'two/model', live_dir=tmp_path/'two/dvclive', distributed=2, **kw)
+    two = train_model(replace(p, out=str(tmp_path/'two/model'), live_dir=str(tmp_path/'two/dvclive'), distributed=2))
     seconds = time.time() - t0
     assert files(tmp_path/'two') == files(tmp_path/'one') and 'model/best-model.pth' in files(tmp_path/'one')
     assert [p for p in tmp_path.rglob('*') if p.name.endswith('.tmp') or p.name == 'best.pth'] == []
@@ -36,7 +38,7 @@ def test_two_processes_match_one(digits, tmp_path):
     assert abs(two.metrics['accuracy'] - one.metrics['accuracy']) <= TOLERANCE, (one.metrics, two.metrics)
     assert two.metrics['accuracy'] > 0.5 and len(two.history) == 2 and two.n_train == one.n_train
     assert card2['best']['accuracy'] == two.metrics['accuracy']
-    from mlops_nb.train import predict
+    from mlops_nb.predict import predict
     rows = [r for r in (digits/'labels.csv').read_text().splitlines()[1:] if ',valid,' in r]
     assert len(predict(tmp_path/'two/model', [digits/r.split(',')[0] for r in rows]).labels) == len(rows)
     print(f'[ddp] 1 process {one.seconds:.1f}s, 2 processes {seconds:.1f}s; accuracy {one.metrics["accuracy"]:.3f} vs '
@@ -45,9 +47,10 @@ def test_two_processes_match_one(digits, tmp_path):
 def test_distributed_error_is_one_line(digits, tmp_path):
     "A bad input is refused before any worker starts, with the usual one-line error and nothing written."
     from mlops_nb.core import MlopsError
+    from mlops_nb.params import TrainParams
     from mlops_nb.train import train_model
     with pytest.raises(MlopsError, match='unknown backbone'):
-        train_model(digits, tmp_path/'m', arch='resnet19', distributed=2)
+        train_model(TrainParams(dataset=str(digits), out=str(tmp_path/'m'), arch='resnet19', distributed=2, live_dir=''))
     assert not (tmp_path/'m').exists()
 
 TRAIN_STAGE = '''\

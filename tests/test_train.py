@@ -23,9 +23,19 @@ def digits(tmp_path_factory)->Path:
 def snapshot(d:Path)->dict:
     return {str(p.relative_to(d)): sha256_bytes(p.read_bytes()) for p in sorted(d.rglob('*')) if p.is_file()} if d.exists() else {}
 
+RUNTIME = ('cbs', 'device', 'autotune', 'num_workers', 'threads')   # train_model's keywords outside TrainParams
+
+def params(ds, out, **kw):
+    "TrainParams for `ds` -> `out` (paths as strings, no dvclive unless `live_dir`)."
+    from mlops_nb.params import TrainParams
+    kw = {k: str(v) if isinstance(v, Path) else v for k,v in kw.items()}
+    return TrainParams(dataset=str(ds), out=str(out), **{'live_dir': '', **kw})
+
 def tiny(ds, out, **kw):
     from mlops_nb.train import train_model
-    return train_model(ds, out, **{'size': 16, 'bs': 32, 'epochs': 2, 'lr': 1e-2, 'seed': 1, **kw})
+    kw = {'size': 16, 'bs': 32, 'epochs': 2, 'lr': 1e-2, 'seed': 1, **kw}
+    extra = {k: kw.pop(k) for k in RUNTIME if k in kw}
+    return train_model(params(ds, out, **kw), **extra)
 
 def test_import_is_cheap():
     "The CLI imports stage modules lazily; importing the train module itself must not pull in torch or fastai."
@@ -61,7 +71,7 @@ def test_artifacts_predict_and_dvclive(project, digits, tmp_path):
     for f in ('best-model.pth', 'model.json'): (other/f).write_bytes((m/f).read_bytes())
     rows = [l.split(',') for l in (digits/'labels.csv').read_text().splitlines()[1:]]
     valid = [(digits/f, lab) for f,lab,split,*_ in rows if split == 'valid']
-    code = ('import json, sys; from mlops_nb.train import predict\n'
+    code = ('import json, sys; from mlops_nb.predict import predict\n'
             f'p = predict({str(other)!r}, json.load(sys.stdin))\n'
             'print(json.dumps({"labels": p.labels, "conf": p.confidences, "shape": list(p.probs.shape), "fastai": "fastai" in sys.modules}))')
     out = subprocess.run([sys.executable, '-c', code], input=json.dumps([str(f) for f,_ in valid]), capture_output=True, text=True, check=True)
@@ -107,7 +117,8 @@ def test_killed_run_leaves_previous_model(digits, tmp_path):
     out = tmp_path/'models'
     tiny(digits, out, epochs=1)
     before = snapshot(out)
-    code = f'from mlops_nb.train import train_model; train_model({str(digits)!r}, {str(out)!r}, size=16, bs=8, epochs=200, lr=1e-2)'
+    code = ('from mlops_nb.params import TrainParams; from mlops_nb.train import train_model; '
+            f'train_model(TrainParams(dataset={str(digits)!r}, out={str(out)!r}, size=16, bs=8, epochs=200, lr=1e-2, live_dir=""))')
     p = subprocess.Popen([sys.executable, '-c', code], stderr=subprocess.PIPE, text=True, env={**os.environ, 'MLOPS_PROGRESS': 'plain'})
     t0,seen = time.time(),''
     try:
@@ -157,7 +168,7 @@ def test_bad_input_one_line_nothing_written(case, kw, expect, digits, tmp_path, 
         ds = sample_dataset(tmp_path/'gone', n=40, size=16); next((ds/'images').iterdir()).unlink()
     args = {k: v for k,v in kw.items() if k not in ('dataset', 'ckpt')}
     if 'ckpt' in kw: kw['ckpt'](tmp_path/'ck.pth'); args['in_checkpoint'] = tmp_path/'ck.pth'
-    with pytest.raises(MlopsError) as e: train_model(ds, tmp_path/'out', live_dir=tmp_path/'live', **{'size': 16, **args})
+    with pytest.raises(MlopsError) as e: train_model(params(ds, tmp_path/'out', live_dir=tmp_path/'live', **{'size': 16, **args}))
     assert expect in str(e.value) and '\n' not in str(e.value)
     assert not (tmp_path/'out').exists() and not (tmp_path/'live').exists()
 
@@ -213,7 +224,7 @@ def test_stage_through_papermill_on_demo_sized_digits(project, source_tree, arti
 
 def test_torchvision_backbone_trains_and_predicts(digits, tmp_path):
     "A torchvision backbone by name (not only the small CNN): trains from scratch, and predict() loads it from the two files."
-    from mlops_nb.train import predict
+    from mlops_nb.predict import predict
     res = tiny(digits, tmp_path/'r18', arch='resnet18', epochs=1, size=16)
     card = json.loads((tmp_path/'r18/model.json').read_text())
     assert card['arch'] == 'resnet18' and len(card['classes']) == 10
