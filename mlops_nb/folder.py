@@ -311,9 +311,10 @@ def _loader_classes()->tuple:
     class TensorDL(DataLoader):
         "Batches cut by index from uint8 images decoded once (`x`, `y` set after construction)."
         def create_batches(self, samps):
-            idx = list(samps)
+            # the epoch's order goes to the device once: a host-to-device copy per batch would wait for the GPU
+            idx = torch.as_tensor(list(samps), device=self.x.device)
             for i in range(0, len(idx) - (len(idx) % self.bs if self.drop_last else 0), self.bs):
-                t = torch.as_tensor(idx[i:i+self.bs], device=self.x.device)
+                t = idx[i:i+self.bs]
                 yield self.x[t], self.y[t]
     return ImageDL, TensorDL
 
