@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_dataset.ipynb #0674da22
 from __future__ import annotations
-import os, time
+import html, os, time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ from .tasks import POLICIES, choice_annotation, choose_label, detect_from_name, 
 # %% auto #0
 __all__ = ['MODES', 'UNMAPPED', 'LEAKAGE', 'ON_CORRUPT', 'sample_export', 'check_params', 'BuildInputs', 'resolve_inputs',
            'label_tasks', 'fetch_images', 'split_for', 'dedupe_and_split', 'benchmark_hashes', 'check_leakage',
-           'DatasetResult', 'dataset_meta', 'build_dataset', 'counts_html', 'dropped_html']
+           'DatasetResult', 'dataset_meta', 'build_dataset', 'html_table', 'counts_html', 'dropped_html']
 
 # %% ../nbs/20_dataset.ipynb #920d2f40
 def sample_export(dest:str|Path, # folder for `export.json` and `images/`
@@ -294,19 +294,26 @@ def build_dataset(p:DatasetParams # the stage's parameters (`mlops_nb.params.Dat
     return res
 
 # %% ../nbs/20_dataset.ipynb #a72e1650
+def html_table(header:list, # column names
+               rows:list # one list of cells per row
+              )->str: # `<table class="dataframe">`, every header and cell escaped
+    "An HTML table of untrusted text, shaped like pandas' `to_html` (without importing pandas into the stage's kernel)."
+    cells = lambda tag, vals: ''.join(f'<{tag}>{html.escape(str(v))}</{tag}>' for v in vals)
+    body = ''.join(f'<tr>{cells("td", r)}</tr>' for r in rows)
+    return f'<table class="dataframe"><thead><tr>{cells("th", header)}</tr></thead><tbody>{body}</tbody></table>'
+
 def counts_html(counts:dict # split -> class -> rows, as in `DatasetResult.counts`
                )->str: # an HTML table: one row per class, one column per split
     "The rows per class and split as an HTML table, class names escaped."
-    import pandas as pd
-    return pd.DataFrame(counts).fillna(0).astype(int).sort_index().to_html(escape=True)
+    classes = sorted({c for per_class in counts.values() for c in per_class})
+    return html_table(['class', *counts], [[c, *(counts[s].get(c, 0) for s in counts)] for c in classes])
 
 def dropped_html(dropped:list[dict], # [{'task_id', 'reason'}], as in `DatasetResult.dropped`
                  limit:int=500 # rows shown; the rest are counted (dataset.json lists them all)
                 )->str: # an HTML table with the full reasons, escaped
     "The dropped tasks and their whole reasons as an HTML table (reasons quote Label Studio text, so they are escaped)."
-    import pandas as pd
     if not dropped: return '<p>No task was dropped.</p>'
-    table = pd.DataFrame(dropped[:limit], columns=['task_id', 'reason']).to_html(escape=True, index=False)
+    table = html_table(['task_id', 'reason'], [[d['task_id'], d['reason']] for d in dropped[:limit]])
     more = (f'<p>... and {len(dropped)-limit} more dropped tasks: dataset.json lists them all.</p>'
             if len(dropped) > limit else '')
     return table + more
