@@ -18,8 +18,8 @@ import _demo
 P = 'from mlops_nb.core import load_params, resolve_path; P = load_params(); '
 STAGES = [  # (label, `mlops-nb run` arguments, entry-function code)
     ('labelstudio (digits)', ['labelstudio', '--section', 'labelstudio.digits', '-p', 'force=true'],
-     P + "p = P['labelstudio']['digits']; from mlops_nb.labelstudio import export_project; "
-         "export_project(p['project'], resolve_path(p['out']), url=p['url'] or None, timeout=p['timeout'], force=True)"),
+     P + "p = P['labelstudio']['digits']; from mlops_nb.labelstudio import export_project; from mlops_nb.params import LabelstudioParams; "
+         "export_project(LabelstudioParams.from_dict({**p, 'force': True}))"),
     ('dataset (digits-benchmark)', ['dataset', '--section', 'dataset.digits-benchmark', '-p', "cache_dir=''"],
      P + "from mlops_nb.dataset import build_dataset; build_dataset(**P['dataset']['digits-benchmark'], cache_dir='')"),
     ('dataset (digits)', ['dataset', '--section', 'dataset.digits', '-p', "cache_dir=''"],

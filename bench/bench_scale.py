@@ -117,6 +117,7 @@ def growth_rows(sizes:tuple=(1000, 4000))->list:
     import _demo
     from mlops_nb.dataset import build_dataset
     from mlops_nb.labelstudio import connect, export_project
+    from mlops_nb.params import LabelstudioParams
     figs = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)/'proj'
@@ -129,7 +130,7 @@ def growth_rows(sizes:tuple=(1000, 4000))->list:
             for n in sizes:
                 pid = _import_tasks(client, f'growth-{n}', raw, n)
                 export = root/f'data/raw_labels/g{n}.json'
-                t = time.perf_counter(); export_project(pid, export, force=True); t_export = time.perf_counter() - t
+                t = time.perf_counter(); export_project(LabelstudioParams(project=pid, out=export, force=True)); t_export = time.perf_counter() - t
                 t = time.perf_counter()
                 build_dataset(export, root/f'data/datasets/g{n}', rawdata_dir=raw, cache_dir='', workers=8)
                 t_dataset = time.perf_counter() - t
