@@ -231,7 +231,7 @@ def test_serve_reuse_and_server_stopped_mid_export(labelstudio, project, run_cli
 def test_report_names_both_annotation_counts_and_escapes_the_title(labelstudio, project, run_cli, source_tree):
     """Issue 12 item 9 and escaping: the stage report says which annotation count leaves cancelled annotations out,
     and a project title that is markup shows as text on the rendered page; exit 0, earlier files byte-identical."""
-    from mlops_nb.report import render_notebook_html
+    from mlops_nb.run_page import render_notebook_html
     from mlops_nb.runner import packaged_notebooks
     import html
     if packaged_notebooks() is None:
