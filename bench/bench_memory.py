@@ -30,11 +30,13 @@ STAGES = [  # (label, `mlops-nb run` arguments, entry-function code)
          "size=p['size'], epochs=p['epochs'], lr=p['lr'], seed=p['seed'], metrics=p['metrics'], monitor=p['monitor'], "
          "augment=p['augment'], live_dir=resolve_path(p['live_dir']))"),
     ('evaluate', ['evaluate'],
-     P + "p = P['evaluate']; from mlops_nb.evaluate import evaluate_model; "
-         "evaluate_model(p['model_dir'], p['benchmark_dir'], p['metrics_fp'], p['plots_dir'], p['overlay_dir'], p['max_overlays'], p['split'], p['bs'])"),
+     P + "p = P['evaluate']; from mlops_nb.evaluate import evaluate_model; from mlops_nb.params import EvaluateParams; "
+         "evaluate_model(EvaluateParams(**{k: p[k] for k in ('model_dir', 'benchmark_dir', 'metrics_fp', 'plots_dir', "
+         "'overlay_dir', 'max_overlays', 'split', 'bs')}))"),
     ('compare', ['compare'],
-     P + "p = P['compare']; from mlops_nb.compare import compare_models; "
-         "compare_models(p['candidate'], p['champion'], p['gates'], p['out'], p['store'], p['model_dir'], p['dataset_dir'], p['plots_dir'], p['overlay_dir'])"),
+     P + "p = P['compare']; from mlops_nb.compare import compare_models; from mlops_nb.params import CompareParams; "
+         "compare_models(CompareParams(**{k: p[k] for k in ('candidate', 'champion', 'gates', 'out', 'store', 'model_dir', "
+         "'dataset_dir', 'plots_dir', 'overlay_dir')}))"),
 ]
 
 def entry_rss(code:str, root:Path)->float:
