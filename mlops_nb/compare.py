@@ -10,79 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (MlopsError, atomic_write, git_commit, load_params, log, md_text, project_root, resolve_path,
                            sha256_bytes, write_json, yaml_load)
+from .gates import Gate, check_gates, metric_value
 from .params import CompareParams
 from .store import ResultsStore, publish_results
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'SUMMARY_METRICS', 'metric_value', 'Gate', 'check_gates', 'flatten', 'params_diff', 'read_labels',
-           'data_diff', 'Side', 'local_side', 'store_side', 'git_side', 'verdict_lines', 'sides_lines', 'metrics_table',
-           'per_class_table', 'params_section', 'data_section', 'images_section', 'render_report', 'CompareResult',
-           'report_images', 'write_verdict', 'compare_models', 'promote', 'make_smoke_results', 'gate']
-
-# %% ../nbs/50_compare.ipynb #d5e2a8b1
-LOWER_IS_BETTER = ('log_loss',)
-
-def metric_value(metrics:dict, # a metrics file's content
-                 name:str # dotted path, e.g. `accuracy` or `per_class.3.recall`
-                ):
-    "The value at a dotted path of the metrics, or None."
-    cur = metrics
-    for k in name.split('.'):
-        if not isinstance(cur, dict) or k not in cur: return None
-        cur = cur[k]
-    return cur
-
-# %% ../nbs/50_compare.ipynb #10c217a1
-@dataclass
-class Gate:
-    "One gate's verdict."
-    metric:str # dotted metric name
-    max_drop:float # largest allowed worsening
-    champion:float|None # champion's value
-    candidate:float|None # candidate's value
-    passed:bool # whether the gate holds
-    message:str='' # one line for a failure (or a note)
-    @property
-    def short(self)->str:
-        "The failure in a few words, e.g. `accuracy dropped 0.0200 > 0.005`."
-        if self.candidate is None or self.champion is None: return self.message
-        lower = self.metric.split('.')[-1] in LOWER_IS_BETTER
-        worse = (self.candidate - self.champion) if lower else (self.champion - self.candidate)
-        return f'{self.metric} {"rose" if lower else "dropped"} {worse:.4f} > {self.max_drop:g}'
-
-# %% ../nbs/50_compare.ipynb #e089f06e
-def _allowance(name:str, allow)->float:
-    "The gate's allowed drop as a number, or a one-line error naming the gate."
-    try: allow = float(allow)
-    except (TypeError, ValueError):
-        raise MlopsError(f'gate {name}: {allow!r} is not a number',
-                         'write gates as metric: max_drop, e.g. accuracy: 0.005') from None
-    if allow < 0:
-        raise MlopsError(f'gate {name}: the allowed drop {allow} is negative', 'use 0 for "must not get worse"')
-    return allow
-
-def check_gates(candidate:dict, # candidate metrics
-                champion:dict, # champion metrics
-                gates:dict # metric -> maximum allowed drop (a rise, for metrics where lower is better)
-               )->list[Gate]: # one verdict per gate, in the order given
-    "Apply the regression gates: a metric may not get worse than the champion's by more than its allowance."
-    out = []
-    for name,allow in (gates or {}).items():
-        allow = _allowance(name, allow)
-        cand,champ = metric_value(candidate, name),metric_value(champion, name)
-        if not isinstance(cand, (int, float)):
-            out.append(Gate(name, allow, champ, None, False, f'{name} is missing from the candidate metrics'))
-            continue
-        if not isinstance(champ, (int, float)):
-            out.append(Gate(name, allow, None, cand, True, f'{name} is not in the champion metrics: not gated'))
-            continue
-        lower = name.split('.')[-1] in LOWER_IS_BETTER
-        worse = (cand - champ) if lower else (champ - cand)
-        ok = worse <= allow + 1e-12
-        msg = '' if ok else (f'{name} {"rose" if lower else "dropped"} by {worse:.4f} ({champ:.4f} → {cand:.4f}), '
-                             f'more than the allowed {allow:.4f}')
-        out.append(Gate(name, allow, champ, cand, ok, msg))
-    return out
+__all__ = ['SUMMARY_METRICS', 'flatten', 'params_diff', 'read_labels', 'data_diff', 'Side', 'local_side', 'store_side',
+           'git_side', 'verdict_lines', 'sides_lines', 'metrics_table', 'per_class_table', 'params_section',
+           'data_section', 'images_section', 'render_report', 'CompareResult', 'report_images', 'write_verdict',
+           'compare_models', 'promote', 'make_smoke_results', 'gate']
 
 # %% ../nbs/50_compare.ipynb #c24fe9a9
 def flatten(d:dict, prefix:str='')->dict:
