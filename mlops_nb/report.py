@@ -170,6 +170,7 @@ def _render_pages(runs_dir:Path, index:Path, force:bool)->tuple[list[RunInfo], l
     runs.sort(key=lambda r: (r.started or far, r.run_id), reverse=True)
     return runs, skipped
 
+# %% ../nbs/60_report.ipynb #bfaf658d
 def build_runs_page(runs_dir:str='runs', # folder of executed notebooks, `runs/<stage>[-<name>]/<run_id>.ipynb`
                     out:str=None, # the index page (default: RUNS_DIR/index.html)
                     plots_dir:str='plots', # PNG plots to fall back on for the figures (beside RUNS_DIR)
