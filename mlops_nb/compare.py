@@ -174,6 +174,7 @@ def verdict_lines(champion:Side|None, # the results to beat
     held = f'no gated metric ({", ".join(md_text(g.metric) for g in gates)}) got worse than allowed.'
     return ['**✅ Gate passed** — ' + (held if gates else 'no gates configured.')]
 
+# %% ../nbs/50_compare.ipynb #9d9bceb2
 def sides_lines(candidate:Side, champion:Side|None, # the two sides
                 experiment:str='' # the DVC experiment, if any
                )->list[str]: # the list naming what is compared
@@ -337,6 +338,7 @@ def report_images(plots_dir:Path, # the candidate's `confusion.png` and `mistake
     for r in mistakes: r['overlay'] = _rel(overlay_dir/r['overlay'], report_dir)
     return images, mistakes
 
+# %% ../nbs/50_compare.ipynb #ca6ca928
 def write_verdict(res:CompareResult, # the verdict
                   candidate:Side, # the candidate (for its commit)
                   experiment:str # the DVC experiment, if any

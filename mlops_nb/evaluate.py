@@ -86,6 +86,7 @@ def confusion_records(y_true:list[str], # true label of each sample
     "DVC `confusion` plot data: one `{actual, predicted}` record per sample."
     return [{'actual': str(t), 'predicted': str(p)} for t,p in zip(y_true, y_pred)]
 
+# %% ../nbs/40_evaluate.ipynb #a0215ee2
 def confusion_figure(cm:np.ndarray|list, # counts, rows true / columns predicted
                      classes:list[str], # tick labels
                      title:str='' # figure title
@@ -109,6 +110,7 @@ def confusion_figure(cm:np.ndarray|list, # counts, rows true / columns predicted
     fig.tight_layout()
     return fig
 
+# %% ../nbs/40_evaluate.ipynb #23c6d15d
 def figure_png(fig # a matplotlib figure
               )->bytes: # PNG
     "PNG bytes of a figure, without a timestamp or software tag (same figure, same bytes)."
@@ -158,6 +160,7 @@ def gallery_image(tiles:list, # PIL images of equal size
     for i,t in enumerate(tiles): grid.paste(t, ((i % ncols)*w, (i//ncols)*h))
     return grid
 
+# %% ../nbs/40_evaluate.ipynb #3b962ac1
 def png_bytes(img # a PIL image
              )->bytes: # PNG
     "PNG bytes of a PIL image (deterministic)."
@@ -178,6 +181,7 @@ def safe_name(text, # untrusted text: a label, a task id
     cut = name.encode()[:max(0, max_bytes - len(tag) - 1)].decode('utf-8', 'ignore').rstrip('._-')
     return f'{cut}-{tag}' if cut else tag
 
+# %% ../nbs/40_evaluate.ipynb #ea75fe66
 def overlay_name(rank:int, # 1 for the most confident mistake
                  task_id, # the benchmark task
                  true:str, pred:str # true and predicted label
@@ -297,6 +301,7 @@ def predict_all(model_dir:Path, # the trained model
         probs.append(np.asarray(p.probs, dtype=np.float64))
     return classes, labels, confs, np.concatenate(probs)
 
+# %% ../nbs/40_evaluate.ipynb #4acd46b0
 def with_unknown(y_true:list[str], # benchmark labels
                  classes:list[str], # the model's classes
                  probs:np.ndarray # (n, len(classes))
@@ -378,6 +383,7 @@ def summary_path(metrics_fp:str|Path # the full metrics file, e.g. `metrics/benc
     p = Path(metrics_fp)
     return p.with_name(f'{p.stem}.summary.json')
 
+# %% ../nbs/40_evaluate.ipynb #b348e275
 def write_summary(metrics:dict, # the full metrics (`evaluate_model(...).metrics`)
                   metrics_fp:str|Path # the full metrics file; the summary goes beside it
                  )->Path: # the summary file

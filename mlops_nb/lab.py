@@ -24,6 +24,7 @@ def is_loopback(ip:str # an address or host name
     try: return ipaddress.ip_address(ip.strip('[]')).is_loopback
     except ValueError: return False
 
+# %% ../nbs/70_lab.ipynb #25c5c874
 def bind_address(ip:str='127.0.0.1', # interface to listen on
                  allow_remote:bool=False # allow an interface other than loopback
                 )->str: # the address to connect to from this machine
@@ -49,6 +50,7 @@ def free_port(ip:str='127.0.0.1' # interface
         s.bind((_bind_host(ip), 0))
         return s.getsockname()[1]
 
+# %% ../nbs/70_lab.ipynb #88838c76
 def check_port(ip:str, # interface
                port:int # port Jupyter will listen on
               ):
@@ -67,6 +69,7 @@ def host_name()->str: # this machine's name as others may know it
     fqdn = socket.getfqdn()
     return fqdn if fqdn and not fqdn.startswith('localhost') else socket.gethostname()
 
+# %% ../nbs/70_lab.ipynb #bbfe9f31
 def host_is_guess(ssh_host:str|None=None, # the host the user gave, if any
                   env:dict|None=None # environment (default: os.environ)
                  )->bool: # True when the tunnel host is only this machine's name
@@ -74,6 +77,7 @@ def host_is_guess(ssh_host:str|None=None, # the host the user gave, if any
     env = os.environ if env is None else env
     return not ssh_host and len(env.get('SSH_CONNECTION', '').split()) != 4
 
+# %% ../nbs/70_lab.ipynb #ad2a645d
 def ssh_target(ssh_host:str|None=None, # `user@host` or `host` as the laptop reaches this machine (default: guessed)
                env:dict|None=None # environment to read `SSH_CONNECTION` from (default: os.environ)
               )->tuple[str, int|None]: # (`user@host`, SSH port when not 22)
@@ -84,6 +88,7 @@ def ssh_target(ssh_host:str|None=None, # `user@host` or `host` as the laptop rea
     host = ssh_host or (conn[2] if len(conn) == 4 else host_name())
     return (host if '@' in host else f'{getpass.getuser()}@{host}'), sshport
 
+# %% ../nbs/70_lab.ipynb #c8141bab
 def tunnel_command(port:int, # the port Jupyter listens on
                    local_port:int|None=None, # the port on the laptop (default: the same)
                    ssh_host:str|None=None, # `user@host` the laptop connects to (default: guessed)
@@ -102,6 +107,7 @@ def in_git_repo(path:Path)->bool:
     except FileNotFoundError: return False
     return r.returncode == 0 and r.stdout.strip() == 'true'
 
+# %% ../nbs/70_lab.ipynb #bed5e79b
 def install_hooks(root:Path # the project (a git repository)
                  )->bool: # whether the hooks were installed
     "Install the project's git hooks in `root` when it is a git repository (nothing outside it)."
@@ -176,6 +182,7 @@ def lab_settings_dir(workdir:Path # the server's private folder
     (d/'overrides.json').write_text(json.dumps(LAB_OVERRIDES))
     return d
 
+# %% ../nbs/70_lab.ipynb #544df714
 def jupyter_args(ip:str, # interface to bind
                  port:int, # port to listen on
                  root:Path, # folder to serve

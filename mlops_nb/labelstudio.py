@@ -31,6 +31,7 @@ def label_config(labels:list[str]=DIGIT_LABELS, # the classes, in display order
             f'<Choices name="{from_name}" toName="{to_name}" choice="single" showInline="true">{choices}</Choices>'
             '</View>')
 
+# %% ../nbs/10_labelstudio.ipynb #e64ba516
 def choice_result(label:str, from_name:str='label', to_name:str='image')->list[dict]:
     "An annotation `result` choosing `label`."
     return [{'from_name': from_name, 'to_name': to_name, 'type': 'choices', 'value': {'choices': [str(label)]}}]
@@ -120,6 +121,7 @@ class Connection:
         "Call `fn(*args, **kwargs)` with retries and one-line errors."
         return call(lambda: fn(*args, **kwargs), self.url, what, self.attempts, self.backoff)
 
+# %% ../nbs/10_labelstudio.ipynb #1cf4bf43
 def connect(url:str|None=None, # Label Studio URL ('' or None: `$LABEL_STUDIO_URL`)
             timeout:float=120., # seconds per request
             attempts:int=4, # tries when the host is unreachable
@@ -160,6 +162,7 @@ def _iso(t)->str|None:
     if isinstance(t, str): return t
     return t.astimezone(timezone.utc).isoformat().replace('+00:00', 'Z')
 
+# %% ../nbs/10_labelstudio.ipynb #b1c2ff3e
 def fingerprint(conn:Connection, # the server
                 project # the SDK project (from `find_project`)
                )->dict: # what the change check compares
@@ -234,11 +237,13 @@ def meta_path(out:str|Path # the export file
     out = Path(out)
     return out.with_name(out.name.removesuffix('.json') + '.meta.json')
 
+# %% ../nbs/10_labelstudio.ipynb #78a564ac
 def read_meta(path:str|Path)->dict|None:
     "The previous meta file, or None when missing or unreadable."
     try: return json.loads(Path(path).read_text())
     except (OSError, ValueError): return None
 
+# %% ../nbs/10_labelstudio.ipynb #84c0a6d2
 def is_unchanged(out:str|Path, # the previous export
                  source:dict # the current fingerprint
                 )->bool: # True when the export file is intact and the project has not changed since
@@ -294,6 +299,7 @@ def _unchanged_result(proj, out:Path, t0:float)->ExportResult:
     return ExportResult(proj.id, proj.title, out, meta_path(out), False, meta['counts'], meta['sha256'], None,
                         round(time.time()-t0, 2))
 
+# %% ../nbs/10_labelstudio.ipynb #7da43a2a
 def export_project(p:LabelstudioParams, # project, out (relative to the project root), url ('': $LABEL_STUDIO_URL)
                    attempts:int=4, # tries per request when the host is unreachable (exponential backoff)
                    backoff:float=0.5 # first retry wait in seconds

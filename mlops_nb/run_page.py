@@ -145,6 +145,7 @@ def _is_scrap_data(o)->bool:
     data = o.get('data', {})
     return bool(data) and all(k.startswith('application/scrapbook.scrap.') for k in data)
 
+# %% ../nbs/59_run_page.ipynb #93450fcc
 def run_page_preprocessor(nb, # the notebook being exported (nbconvert's copy)
                           resources:dict # nbconvert's resources
                          )->tuple: # (nb, resources), as nbconvert preprocessors return them

@@ -88,6 +88,7 @@ class RunInfo:
     experiment:str='' # the DVC experiment the run belongs to (its `experiment` scrap), if any
     failed_cell:int|None=None # execution count (`In [N]`) of the cell that raised
 
+# %% ../nbs/58_runs.ipynb #42017770
 def find_runs(runs_dir:str|Path # the `runs/` folder
              )->list[Path]: # every executed notebook, `latest.ipynb` copies and temp files left out
     "The executed notebooks under `runs/<stage>[-<name>]/`."
@@ -134,6 +135,7 @@ class Failure:
     error:str # `Name: message`, secrets redacted
     traceback:list # the traceback lines (ANSI colours kept), secrets redacted
 
+# %% ../nbs/58_runs.ipynb #c1733594
 def run_failure(nb # an executed notebook (nbformat node)
                )->Failure|None: # None when no cell raised
     "The cell that raised: the one papermill marked (`metadata.papermill.exception`), else the first error output."
@@ -199,6 +201,7 @@ def fmt_duration(seconds:float|None # a duration
     if s < 3600: return f'{int(s//60)} min {int(s%60):02d} s'
     return f'{int(s//3600)} h {int(s%3600//60):02d} min'
 
+# %% ../nbs/58_runs.ipynb #2f3242c5
 def status_label(r:RunInfo # a run
                 )->str: # `ok`, `failed at cell In [N]` or `gate failed`
     "The run's status in words."
