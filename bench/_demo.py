@@ -1,5 +1,5 @@
 """The small demo that bench_repro and bench_memory run on: a temp git project with this repo's dvc.yaml, params.yaml,
-.dvc/config and nbs/ (training shrunk to size 16, 1 epoch), and a local Label Studio (`mlops_nb.labelstudio.serve`,
+.dvc/config and nbs/ (training shrunk to size 16, 1 epoch), and a local Label Studio (`mlops_nb.labelstudio_server.serve`,
 data dir inside the temp project) seeded with `seed_demo(n_pool=60, n_bench=30)`.
 Needs MLOPS_LABELSTUDIO_VENV (or `label-studio` on PATH), as `make bench` sets it.
 """
@@ -39,7 +39,7 @@ def env(root:Path)->dict:
 @contextlib.contextmanager
 def labelstudio(root:Path, seed:bool=True):
     "Start Label Studio with its data in `root/.labelstudio`, export its URL and token, seed the demo; stop it afterwards."
-    from mlops_nb.labelstudio import serve, stop, seed_demo
+    from mlops_nb.labelstudio_server import serve, stop, seed_demo
     d = root/'.labelstudio'
     times = {}
     t = time.perf_counter()

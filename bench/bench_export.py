@@ -49,6 +49,7 @@ def main():
         os.environ['MLOPS_NB_ROOT'] = str(root)
         with _demo.labelstudio(root, seed=False) as (info, times):
             from mlops_nb.labelstudio import connect, export_project, skip_reason, DIGITS_CONFIG
+            from mlops_nb.params import LabelstudioParams
             conn = connect()
             client = conn.client
             p = client.projects.create(title='bench-export', label_config=DIGITS_CONFIG)
@@ -61,11 +62,11 @@ def main():
             out = root/'data'/'raw_labels'/'bench.json'
             full,raw,nochange,skip = [],[],[],[]
             for _ in range(REPEATS):   # alternate, so load changes on the shared machine hit every variant
-                t = time.perf_counter(); r = export_project(p.id, out, force=True); full.append(time.perf_counter() - t)
+                t = time.perf_counter(); r = export_project(LabelstudioParams(project=p.id, out=out, force=True)); full.append(time.perf_counter() - t)
                 assert r.counts['tasks'] == N, r.counts
                 t = time.perf_counter(); data = raw_snapshot(client, p.id); raw.append(time.perf_counter() - t)
                 assert len(json.loads(data)) == N
-                t = time.perf_counter(); r = export_project(p.id, out); nochange.append(time.perf_counter() - t)
+                t = time.perf_counter(); r = export_project(LabelstudioParams(project=p.id, out=out)); nochange.append(time.perf_counter() - t)
                 assert r.snapshot_id is None, 'unchanged project was exported again'
                 t = time.perf_counter(); why = skip_reason(p.id, out); skip.append(time.perf_counter() - t)
                 assert why, 'skip_reason did not see the project as unchanged'

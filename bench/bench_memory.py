@@ -18,8 +18,8 @@ import _demo
 P = 'from mlops_nb.core import load_params, resolve_path; P = load_params(); '
 STAGES = [  # (label, `mlops-nb run` arguments, entry-function code)
     ('labelstudio (digits)', ['labelstudio', '--section', 'labelstudio.digits', '-p', 'force=true'],
-     P + "p = P['labelstudio']['digits']; from mlops_nb.labelstudio import export_project; "
-         "export_project(p['project'], resolve_path(p['out']), url=p['url'] or None, timeout=p['timeout'], force=True)"),
+     P + "p = P['labelstudio']['digits']; from mlops_nb.labelstudio import export_project; from mlops_nb.params import LabelstudioParams; "
+         "export_project(LabelstudioParams.from_dict({**p, 'force': True}))"),
     ('dataset (digits-benchmark)', ['dataset', '--section', 'dataset.digits-benchmark', '-p', "cache_dir=''"],
      P + "from mlops_nb.dataset import build_dataset; from mlops_nb.params import DatasetParams; "
          "build_dataset(DatasetParams(**{**P['dataset']['digits-benchmark'], 'cache_dir': ''}))"),
@@ -30,11 +30,13 @@ STAGES = [  # (label, `mlops-nb run` arguments, entry-function code)
      P + "from mlops_nb.params import TrainParams; from mlops_nb.train import train_model; "
          "train_model(TrainParams.from_dict(P['train']))"),
     ('evaluate', ['evaluate'],
-     P + "p = P['evaluate']; from mlops_nb.evaluate import evaluate_model; "
-         "evaluate_model(p['model_dir'], p['benchmark_dir'], p['metrics_fp'], p['plots_dir'], p['overlay_dir'], p['max_overlays'], p['split'], p['bs'])"),
+     P + "p = P['evaluate']; from mlops_nb.evaluate import evaluate_model; from mlops_nb.params import EvaluateParams; "
+         "evaluate_model(EvaluateParams(**{k: p[k] for k in ('model_dir', 'benchmark_dir', 'metrics_fp', 'plots_dir', "
+         "'overlay_dir', 'max_overlays', 'split', 'bs')}))"),
     ('compare', ['compare'],
-     P + "p = P['compare']; from mlops_nb.compare import compare_models; "
-         "compare_models(p['candidate'], p['champion'], p['gates'], p['out'], p['store'], p['model_dir'], p['dataset_dir'], p['plots_dir'], p['overlay_dir'])"),
+     P + "p = P['compare']; from mlops_nb.compare import compare_models; from mlops_nb.params import CompareParams; "
+         "compare_models(CompareParams(**{k: p[k] for k in ('candidate', 'champion', 'gates', 'out', 'store', 'model_dir', "
+         "'dataset_dir', 'plots_dir', 'overlay_dir')}))"),
 ]
 
 def entry_rss(code:str, root:Path)->float:

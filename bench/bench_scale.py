@@ -123,6 +123,7 @@ def growth_rows(sizes:tuple=(1000, 4000))->list:
     from mlops_nb.dataset import build_dataset
     from mlops_nb.params import DatasetParams
     from mlops_nb.labelstudio import connect, export_project
+    from mlops_nb.params import LabelstudioParams
     figs = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)/'proj'
@@ -135,7 +136,7 @@ def growth_rows(sizes:tuple=(1000, 4000))->list:
             for n in sizes:
                 pid = _import_tasks(client, f'growth-{n}', raw, n)
                 export = root/f'data/raw_labels/g{n}.json'
-                t = time.perf_counter(); export_project(pid, export, force=True); t_export = time.perf_counter() - t
+                t = time.perf_counter(); export_project(LabelstudioParams(project=pid, out=export, force=True)); t_export = time.perf_counter() - t
                 t = time.perf_counter()
                 build_dataset(DatasetParams(export=str(export), out=str(root/f'data/datasets/g{n}'), rawdata_dir=str(raw),
                                             cache_dir='', workers=8))

@@ -56,7 +56,7 @@ def demo(port:int=8080, # port of the local Label Studio on 127.0.0.1
         ):
     "The whole demo: local Label Studio, seeded projects, dvc repro, where the report is."
     import os, subprocess, time
-    from mlops_nb.labelstudio import serve, seed_demo
+    from mlops_nb.labelstudio_server import serve, seed_demo
     from mlops_nb.report import build_runs_page
     root,t0 = project_root(),time.time()
     info = serve(port=port)
@@ -80,9 +80,9 @@ COMMANDS = {
     'stages': ('mlops_nb.cli:stages', "List the pipeline's stages, their notebooks and parameters."),
     'run': ('mlops_nb.cli:run', 'Run one stage notebook with papermill; the executed copy lands in runs/STAGE/.'),
     'labelstudio': {
-        'serve': ('mlops_nb.labelstudio:serve', 'Start a local Label Studio on 127.0.0.1 (own venv, git-ignored data, generated token).'),
-        'stop': ('mlops_nb.labelstudio:stop', 'Stop the local Label Studio started by `serve`.'),
-        'seed-demo': ('mlops_nb.labelstudio:seed_demo', 'Create the digits and digits-benchmark demo projects with annotations.'),
+        'serve': ('mlops_nb.labelstudio_server:serve', 'Start a local Label Studio on 127.0.0.1 (own venv, git-ignored data, generated token).'),
+        'stop': ('mlops_nb.labelstudio_server:stop', 'Stop the local Label Studio started by `serve`.'),
+        'seed-demo': ('mlops_nb.labelstudio_server:seed_demo', 'Create the digits and digits-benchmark demo projects with annotations.'),
         'connect-webhook': ('mlops_nb.webhook:connect_webhook', 'Register (or update, never duplicate) the webhook receiver on the projects.'),
     },
     'refresh': ('mlops_nb.refresh:refresh', 'Rebuild the data of changed Label Studio projects, push it, propose one pull request.'),

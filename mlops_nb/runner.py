@@ -407,8 +407,8 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
 # %% ../nbs/01_runner.ipynb #a1ab7ce3
 def render_html(path:str|Path # an executed notebook
                )->Path: # the `.html` beside it
-    "Render an executed notebook to a static HTML page beside it, with no external resources (see `mlops_nb.report`)."
-    from mlops_nb.report import render_notebook_html
+    "Render an executed notebook to a static HTML page beside it, with no external resources (see `mlops_nb.run_page`)."
+    from mlops_nb.run_page import render_notebook_html
     return render_notebook_html(path)
 
 # %% ../nbs/01_runner.ipynb #42f9a19d

@@ -12,7 +12,13 @@ from mlops_nb.compare import compare_models, promote
 from mlops_nb.evaluate import evaluate_model
 from mlops_nb.folder import DatasetFolder, sample_dataset
 from mlops_nb.store import ResultsStore, publish_results
-from test_evaluate import stub_predictor, fake_model
+from mlops_nb.params import CompareParams, EvaluateParams
+from test_evaluate import PIPELINE_PATHS, stub_predictor, fake_model
+
+def compare_params(**kw):
+    "CompareParams with the pipeline's paths (dvc.yaml) and no gates unless given: its own defaults are the notebook's sample."
+    return CompareParams(**{'gates': {}, 'out': 'reports/compare.md', 'store': 'results/', 'model_dir': 'data/models',
+                            'dataset_dir': 'data/datasets/digits', 'plots_dir': 'plots', 'overlay_dir': 'plots/mistakes', **kw})
 
 CHAMP = {'accuracy': .95, 'macro_f1': .94, 'n': 100, 'n_errors': 5, 'git': {'commit': 'a'*40, 'dirty': False},
          'model': {'sha256': '1'*64}, 'benchmark': {'labels_sha256': 'b'*64},
@@ -28,19 +34,19 @@ def pair(project):
     return project
 
 def test_gate_fails_and_passes_on_known_pair(pair):
-    r = compare_models('metrics/benchmark.json', 'champion.json', {'accuracy': 0.005, 'macro_f1': 0.02})
+    r = compare_models(compare_params(candidate='metrics/benchmark.json', champion='champion.json', gates={'accuracy': 0.005, 'macro_f1': 0.02}))
     assert (r.passed, r.exit_code) == (False, 3)
     assert r.failures == ['accuracy dropped by 0.0200 (0.9500 → 0.9300), more than the allowed 0.0050']
     v = json.loads((pair/'reports/compare.json').read_text())
     assert (v['gate'], v['experiment'], v['sides'][0]) == ('failed', '', {'name': 'champion', 'commit': 'a'*40})
-    r = compare_models('metrics/benchmark.json', 'champion.json', {'accuracy': 0.02, 'macro_f1': 0.0105})
+    r = compare_models(compare_params(candidate='metrics/benchmark.json', champion='champion.json', gates={'accuracy': 0.02, 'macro_f1': 0.0105}))
     assert (r.passed, r.exit_code, r.failures) == (True, 0, [])
-    r = compare_models('metrics/benchmark.json', 'champion.json', {'per_class.1.recall': 0.03})
+    r = compare_models(compare_params(candidate='metrics/benchmark.json', champion='champion.json', gates={'per_class.1.recall': 0.03}))
     assert r.failures == ['per_class.1.recall dropped by 0.0400 (0.9600 → 0.9200), more than the allowed 0.0300']
-    with pytest.raises(MlopsError, match='write git:main'): compare_models('metrics/benchmark.json', 'main', {})
+    with pytest.raises(MlopsError, match='write git:main'): compare_models(compare_params(candidate='metrics/benchmark.json', champion='main', gates={}))
 
 def test_report_rows_for_known_pair(pair):
-    r = compare_models('metrics/benchmark.json', 'champion.json', {'accuracy': 0.005, 'macro_f1': 0.02}, out='reports/pr.md')
+    r = compare_models(compare_params(candidate='metrics/benchmark.json', champion='champion.json', gates={'accuracy': 0.005, 'macro_f1': 0.02}, out='reports/pr.md'))
     md = (pair/'reports/pr.md').read_text()
     for row in ['**❌ Gate failed** — accuracy dropped by 0.0200 (0.9500 → 0.9300), more than the allowed 0.0050.',
                 '- **Candidate**: commit `cccccccccccc` (uncommitted changes), model `222222222222`, benchmark `bbbbbbbbbbbb` (n=100) — from `metrics/benchmark.json`',
@@ -56,7 +62,7 @@ def test_report_rows_for_known_pair(pair):
     assert '⚠️ The benchmarks differ' not in md
 
 def test_no_champion_yet_passes_and_says_so(pair):
-    r = compare_models('metrics/benchmark.json', 'store', {'accuracy': 0.005}, store='results/')
+    r = compare_models(compare_params(candidate='metrics/benchmark.json', champion='store', gates={'accuracy': 0.005}, store='results/'))
     assert (r.passed, r.exit_code, r.champion, r.message) == (True, 0, None, 'no champion yet: gate passed')
     assert '**✅ No champion yet**' in r.report.read_text()
 
@@ -66,17 +72,17 @@ def test_git_ref_champion(pair):
     git(pair, 'add', 'params.yaml', 'metrics/benchmark.json'); git(pair, 'commit', '-qm', 'baseline'); git(pair, 'tag', 'baseline')
     (pair/'params.yaml').write_text('train:\n  epochs: 1\n')
     write_json(pair/'metrics/benchmark.json', CAND)
-    r = compare_models('metrics/benchmark.json', 'git:baseline', {'accuracy': 0.005})
+    r = compare_models(compare_params(candidate='metrics/benchmark.json', champion='git:baseline', gates={'accuracy': 0.005}))
     md = r.report.read_text()
     assert (r.exit_code, r.champion) == (3, 'a'*40)
     assert '— from `git:baseline`' in md and '| train.epochs | `3` | `1` |' in md
-    assert compare_models('metrics/benchmark.json', 'git:HEAD~1', {'accuracy': 0.005}).champion is None  # no metrics file at the first commit
-    with pytest.raises(MlopsError, match="git ref 'nope' not found"): compare_models('metrics/benchmark.json', 'git:nope', {})
+    assert compare_models(compare_params(candidate='metrics/benchmark.json', champion='git:HEAD~1', gates={'accuracy': 0.005})).champion is None  # no metrics file at the first commit
+    with pytest.raises(MlopsError, match="git ref 'nope' not found"): compare_models(compare_params(candidate='metrics/benchmark.json', champion='git:nope', gates={}))
 
 def _evaluate(project, wrong):
     sample_dataset(project/'data/bench', n=20, size=32, mode='benchmark')
     tasks = [int(r['task_id']) for r in DatasetFolder.read(project/'data/bench').split('benchmark')]
-    return evaluate_model('data/models', 'data/bench', predict_fn=stub_predictor({tasks[i] for i in wrong}))
+    return evaluate_model(EvaluateParams(**PIPELINE_PATHS, model_dir='data/models', benchmark_dir='data/bench'), predict_fn=stub_predictor({tasks[i] for i in wrong}))
 
 def test_promote_then_compare_stage_picks_champion_on_s3(project, s3_env):
     bucket = s3_env.make_bucket('results-promote')
@@ -158,7 +164,7 @@ def test_label_studio_text_is_escaped_in_the_report(pair):
                'predicted': '[x](javascript:alert(1))', 'confidence': .9, 'overlay': '01-task7-true<img>.png'}
     write_json(pair/'plots/mistakes/mistakes.json', [mistake])
     gates = {f'per_class.{EVIL}.f1': 0.01}
-    r = compare_models('metrics/benchmark.json', 'champion.json', gates, experiment='<b>exp</b>')
+    r = compare_models(compare_params(candidate='metrics/benchmark.json', champion='champion.json', gates=gates), experiment='<b>exp</b>')
     md = r.report.read_text()
     assert EVIL not in md and '&lt;img src=x onerror=alert(7)&gt;' in md
     for html in (markdown2html_mistune(md), mistune.html(md)):   # nbconvert's renderer (the compare page); mistune

@@ -312,7 +312,7 @@ def test_local_files_refs_refused_before_any_request(labelstudio, labelstudio_en
 def test_stage_report_full_reasons_escaped(project, run_cli, labelstudio, hostile):
     """Items 7 and 9 through the CLI: exit 0, the drops named in dataset.json, every earlier file byte-identical, and
     the rendered report shows each whole reason as text: no markup from Label Studio reaches the page."""
-    from mlops_nb.report import render_notebook_html
+    from mlops_nb.run_page import render_notebook_html
     ex,ids = hostile
     shutil.copy(ex, project/'hostile.json')
     section = {'export': 'hostile.json', 'out': 'data/datasets/hostile', 'workers': 2}

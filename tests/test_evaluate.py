@@ -9,6 +9,10 @@ from conftest import cli, git
 from mlops_nb.core import MlopsError, sha256_bytes, sha256_file
 from mlops_nb.evaluate import classification_metrics, evaluate_model
 from mlops_nb.folder import DatasetFolder, sample_dataset
+from mlops_nb.params import EvaluateParams
+
+# where the pipeline (dvc.yaml) writes the results; EvaluateParams' own defaults are the notebook's sample paths
+PIPELINE_PATHS = dict(metrics_fp='metrics/benchmark.json', plots_dir='plots', overlay_dir='plots/mistakes')
 
 def stub_predictor(wrong_tasks, classes=tuple('0123456789')):
     "A stand-in for predict.predict: right except on `wrong_tasks` (predicts the next digit there, confidence .9)."
@@ -53,7 +57,7 @@ def test_evaluate_writes_metrics_plots_and_capped_gallery(project):
     tasks = [int(r['task_id']) for r in DatasetFolder.read(bench).split('benchmark')]
     wrong = set(tasks[::4])   # 5 mistakes
     model = fake_model(project/'data/models')
-    r = evaluate_model('data/models', 'data/bench', max_overlays=3, predict_fn=stub_predictor(wrong))
+    r = evaluate_model(EvaluateParams(**PIPELINE_PATHS, model_dir='data/models', benchmark_dir='data/bench', max_overlays=3), predict_fn=stub_predictor(wrong))
     fp = project/'metrics/benchmark.json'
     m = json.loads(fp.read_text())
     head = git(project, 'rev-parse', 'HEAD').strip()
@@ -71,20 +75,20 @@ def test_evaluate_writes_metrics_plots_and_capped_gallery(project):
     assert sorted(p.name for p in (project/'plots/mistakes').glob('*.png')) == sorted(e['overlay'] for e in idx) == sorted(p.name for p in r.overlays)
     # deterministic: same inputs, same bytes
     before = fp.read_bytes()
-    evaluate_model('data/models', 'data/bench', max_overlays=3, predict_fn=stub_predictor(wrong))
+    evaluate_model(EvaluateParams(**PIPELINE_PATHS, model_dir='data/models', benchmark_dir='data/bench', max_overlays=3), predict_fn=stub_predictor(wrong))
     assert fp.read_bytes() == before
     # a dirty tree is recorded
     (project/'params.yaml').write_text('evaluate: {}\n')
-    evaluate_model('data/models', 'data/bench', max_overlays=3, predict_fn=stub_predictor(wrong))
+    evaluate_model(EvaluateParams(**PIPELINE_PATHS, model_dir='data/models', benchmark_dir='data/bench', max_overlays=3), predict_fn=stub_predictor(wrong))
     assert json.loads(fp.read_text())['git'] == {'commit': head, 'dirty': True}
 
 def test_failed_evaluation_leaves_previous_outputs(project):
     sample_dataset(project/'data/bench', n=8, size=32, mode='benchmark'); fake_model(project/'data/models')
-    evaluate_model('data/models', 'data/bench', predict_fn=stub_predictor(set()))
+    evaluate_model(EvaluateParams(**PIPELINE_PATHS, model_dir='data/models', benchmark_dir='data/bench'), predict_fn=stub_predictor(set()))
     snap = {p: p.read_bytes() for p in (project/'metrics').rglob('*') if p.is_file()} | {p: p.read_bytes() for p in (project/'plots').rglob('*') if p.is_file()}
     def boom(model_dir, paths): raise RuntimeError('predictor crashed')
-    with pytest.raises(RuntimeError): evaluate_model('data/models', 'data/bench', predict_fn=boom)
-    with pytest.raises(MlopsError, match='no rows in split'): evaluate_model('data/models', 'data/bench', split='valid', predict_fn=boom)
+    with pytest.raises(RuntimeError): evaluate_model(EvaluateParams(**PIPELINE_PATHS, model_dir='data/models', benchmark_dir='data/bench'), predict_fn=boom)
+    with pytest.raises(MlopsError, match='no rows in split'): evaluate_model(EvaluateParams(**PIPELINE_PATHS, model_dir='data/models', benchmark_dir='data/bench', split='valid'), predict_fn=boom)
     after = {p: p.read_bytes() for p in (project/'metrics').rglob('*') if p.is_file()} | {p: p.read_bytes() for p in (project/'plots').rglob('*') if p.is_file()}
     assert after == snap
 

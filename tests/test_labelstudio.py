@@ -4,7 +4,9 @@ from pathlib import Path
 import httpx, pytest
 from mlops_nb.core import MlopsError, digit_png, sha256_file
 from mlops_nb import labelstudio as lsmod
-from mlops_nb.labelstudio import export_project, meta_path, seed_demo, serve, stop
+from mlops_nb.labelstudio import export_project, meta_path
+from mlops_nb.labelstudio_server import running_server, seed_demo, serve, stop
+from mlops_nb.params import LabelstudioParams
 from fixtures_labelstudio import free_port, ls_executable
 
 def result(label): return [{'from_name': 'label', 'to_name': 'image', 'type': 'choices', 'value': {'choices': [label]}}]
@@ -36,7 +38,7 @@ def small(labelstudio):
 
 def test_full_export_then_unchanged_then_changed(labelstudio, labelstudio_env, small, project):
     ls,out = labelstudio,project/'data/raw_labels/small.json'
-    r = export_project('stage-small', 'data/raw_labels/small.json', attempts=2, backoff=0.1)
+    r = export_project(LabelstudioParams(project='stage-small', out='data/raw_labels/small.json'), attempts=2, backoff=0.1)
     assert (r.changed, r.project_id, r.out) == (True, small.id, out)
     tasks = json.loads(out.read_text())
     assert [t['id'] for t in tasks] == sorted(t['id'] for t in tasks) and len(tasks) == 6
@@ -56,7 +58,7 @@ def test_full_export_then_unchanged_then_changed(labelstudio, labelstudio_env, s
 
     # no change: no snapshot, both files byte-identical and untouched
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out, meta_path(out))}
-    r2 = export_project(str(small.id), out)
+    r2 = export_project(LabelstudioParams(project=str(small.id), out=out))
     assert (r2.changed, r2.snapshot_id, r2.sha256) == (False, None, r.sha256)
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before} == before
     assert snapshot_ids(ls, small.id) == [r.snapshot_id]
@@ -64,7 +66,7 @@ def test_full_export_then_unchanged_then_changed(labelstudio, labelstudio_env, s
     # a new annotation changes the export (and only the newest snapshot is kept)
     unlabeled = [t for t in tasks if not t['annotations']][0]
     ls.client.annotations.create(id=unlabeled['id'], result=result('4'))
-    r3 = export_project('stage-small', out)
+    r3 = export_project(LabelstudioParams(project='stage-small', out=out))
     assert r3.changed and r3.sha256 != r.sha256 and r3.counts['annotations'] == 7 and r3.counts['unlabeled_tasks'] == 1
     assert snapshot_ids(ls, small.id) == [r3.snapshot_id] != [r.snapshot_id]
     assert json.loads(meta_path(out).read_text())['sha256'] == sha256_file(out)
@@ -75,27 +77,27 @@ def test_edited_annotation_is_detected(labelstudio, labelstudio_env, project):
     p = ls.make_project('stage-edit', [{'image': f'http://example.com/{i}.png'} for i in range(3)])
     tid = ls.client.tasks.list(project=p.id, fields='task_only').items[0].id
     a = ls.client.annotations.create(id=tid, result=result('1'))
-    r = export_project('stage-edit', 'data/raw_labels/edit.json')
+    r = export_project(LabelstudioParams(project='stage-edit', out='data/raw_labels/edit.json'))
     time.sleep(0.01)
     ls.client.annotations.update(id=a.id, result=result('7'))  # same counts, different label
-    r2 = export_project('stage-edit', 'data/raw_labels/edit.json')
+    r2 = export_project(LabelstudioParams(project='stage-edit', out='data/raw_labels/edit.json'))
     assert r2.changed and r2.sha256 != r.sha256
     assert '"7"' in (project/'data/raw_labels/edit.json').read_text()
 
 def test_bad_token_unknown_project_unreachable_leave_previous_export(labelstudio, labelstudio_env, small, project, monkeypatch):
     out = project/'data/raw_labels/small.json'
-    export_project('stage-small', out)
+    export_project(LabelstudioParams(project='stage-small', out=out))
     before = {p: p.read_bytes() for p in (out, meta_path(out))}
     monkeypatch.setenv('LABEL_STUDIO_API_KEY', 'not-the-token-0123456789')
-    with pytest.raises(MlopsError, match='token rejected') as e: export_project('stage-small', out, force=True)
+    with pytest.raises(MlopsError, match='token rejected') as e: export_project(LabelstudioParams(project='stage-small', out=out, force=True))
     assert 'set LABEL_STUDIO_API_KEY' in str(e.value) and '\n' not in str(e.value) and 'not-the-token' not in str(e.value)
     monkeypatch.setenv('LABEL_STUDIO_API_KEY', labelstudio.token)
-    with pytest.raises(MlopsError, match=f'project 987654 not found at {labelstudio.url}'): export_project(987654, out)
-    with pytest.raises(MlopsError, match="project 'no-such-project' not found"): export_project('no-such-project', out)
+    with pytest.raises(MlopsError, match=f'project 987654 not found at {labelstudio.url}'): export_project(LabelstudioParams(project=987654, out=out))
+    with pytest.raises(MlopsError, match="project 'no-such-project' not found"): export_project(LabelstudioParams(project='no-such-project', out=out))
     dead = f'http://127.0.0.1:{free_port()}'
     t0 = time.time()
     with pytest.raises(MlopsError, match=f'Label Studio at {dead} is unreachable .* after 3 attempts'):
-        export_project('stage-small', out, url=dead, attempts=3, backoff=0.1, force=True)
+        export_project(LabelstudioParams(project='stage-small', out=out, url=dead, force=True), attempts=3, backoff=0.1)
     assert time.time() - t0 < 30
     assert {p: p.read_bytes() for p in before} == before
     assert sorted(p.name for p in out.parent.iterdir()) == ['small.json', 'small.meta.json']  # no temp files left
@@ -110,7 +112,7 @@ def test_quick_fingerprint_matches_sdk_and_drives_skip(labelstudio, labelstudio_
     monkeypatch.setenv('LABEL_STUDIO_API_KEY', labelstudio.token)
     out = project/'data/raw_labels/skip.json'
     assert skip_reason('stage-small', out) is None            # nothing exported yet
-    export_project('stage-small', out)
+    export_project(LabelstudioParams(project='stage-small', out=out))
     assert 'unchanged' in skip_reason('stage-small', out)
     assert skip_reason('stage-small', out, force=True) is None
     monkeypatch.setenv('LABEL_STUDIO_API_KEY', 'wrong-token-0123456789')
@@ -120,7 +122,7 @@ def test_personal_access_token(labelstudio, labelstudio_env, small, project, mon
     pat = labelstudio.personal_access_token()
     assert pat.count('.') == 2
     monkeypatch.setenv('LABEL_STUDIO_API_KEY', pat)
-    r = export_project(small.id, 'data/raw_labels/pat.json', force=True)
+    r = export_project(LabelstudioParams(project=small.id, out='data/raw_labels/pat.json', force=True))
     assert r.counts['tasks'] == 6
     assert_no_secret(pat, project)
 
@@ -130,13 +132,13 @@ def test_2000_tasks_through_the_snapshot_api(labelstudio, labelstudio_env, proje
     p = ls.make_project('stage-2000', tasks)
     assert p.task_number == 2000
     t0 = time.time()
-    r = export_project('stage-2000', 'data/raw_labels/big.json')
+    r = export_project(LabelstudioParams(project='stage-2000', out='data/raw_labels/big.json'))
     assert r.counts['tasks'] == 2000 and r.counts['annotations'] == 200
     snap = ls.client.projects.exports.get(id=p.id, export_pk=r.snapshot_id)
     assert snap.status == 'completed' and snap.title == lsmod.SNAPSHOT_TITLE
     ids = [t['id'] for t in json.loads(r.out.read_text())]
     assert ids == sorted(ids) and len(set(ids)) == 2000
-    assert export_project('stage-2000', 'data/raw_labels/big.json').changed is False
+    assert export_project(LabelstudioParams(project='stage-2000', out='data/raw_labels/big.json')).changed is False
     print(f'2000-task export: {time.time()-t0:.1f}s')
 
 def test_cli_run_stage_keeps_token_out_of_every_file(labelstudio, small, project, run_cli, source_tree):
@@ -168,8 +170,8 @@ def test_seed_demo(labelstudio, labelstudio_env, project, capsys):
     again = seed_demo(n_pool=40, n_bench=20, pool='demo-pool', benchmark='demo-bench')
     assert {k: (v['id'], v['created']) for k,v in again.items()} == {k: (v['id'], False) for k,v in res.items()}
     assert [p.title for p in ls.client.projects.list()].count('demo-pool') == 1
-    pool = json.loads(export_project('demo-pool', 'data/raw_labels/pool.json').out.read_text())
-    bench = json.loads(export_project('demo-bench', 'data/raw_labels/bench.json').out.read_text())
+    pool = json.loads(export_project(LabelstudioParams(project='demo-pool', out='data/raw_labels/pool.json')).out.read_text())
+    bench = json.loads(export_project(LabelstudioParams(project='demo-bench', out='data/raw_labels/bench.json')).out.read_text())
     assert not {t['data']['digit_index'] for t in pool} & {t['data']['digit_index'] for t in bench}
     anns = [a for t in pool for a in t['annotations']]
     assert any(a['was_cancelled'] for a in anns)
@@ -209,7 +211,7 @@ def test_serve_reuse_and_server_stopped_mid_export(labelstudio, project, run_cli
         p = conn.client.projects.create(title='short-lived', label_config=lsmod.DIGITS_CONFIG)
         conn.client.projects.import_tasks(id=p.id, request=[{'data': {'image': f'http://example.com/{i}.png'}} for i in range(3)])
         out = project/'data/raw_labels/short.json'
-        export_project('short-lived', out)
+        export_project(LabelstudioParams(project='short-lived', out=out))
         before = {q: q.read_bytes() for q in (out, meta_path(out))}
         tid = conn.client.tasks.list(project=p.id, fields='task_only').items[0].id
         conn.client.annotations.create(id=tid, result=result('2'))
@@ -219,17 +221,17 @@ def test_serve_reuse_and_server_stopped_mid_export(labelstudio, project, run_cli
             return real(*a, **kw)
         monkeypatch.setattr(lsmod, 'snapshot_export', stop_then_export)
         with pytest.raises(MlopsError, match='is unreachable while creating an export snapshot'):
-            export_project('short-lived', out, attempts=2, backoff=0.1)
+            export_project(LabelstudioParams(project='short-lived', out=out), attempts=2, backoff=0.1)
         assert {q: q.read_bytes() for q in before} == before
         assert sorted(q.name for q in out.parent.iterdir()) == ['short.json', 'short.meta.json']
-        assert not (data_dir/'server.json').exists() and lsmod.running_server(data_dir) is None
+        assert not (data_dir/'server.json').exists() and running_server(data_dir) is None
     finally:
         stop(str(data_dir))
 
 def test_report_names_both_annotation_counts_and_escapes_the_title(labelstudio, project, run_cli, source_tree):
     """Issue 12 item 9 and escaping: the stage report says which annotation count leaves cancelled annotations out,
     and a project title that is markup shows as text on the rendered page; exit 0, earlier files byte-identical."""
-    from mlops_nb.report import render_notebook_html
+    from mlops_nb.run_page import render_notebook_html
     from mlops_nb.runner import packaged_notebooks
     import html
     if packaged_notebooks() is None:

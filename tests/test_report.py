@@ -12,7 +12,8 @@ import pytest
 from conftest import cli, git
 from fixtures_labelstudio import free_port
 from mlops_nb.core import MlopsError
-from mlops_nb.report import external_resources, find_runs
+from mlops_nb.run_page import external_resources
+from mlops_nb.runs import find_runs
 from mlops_nb.runner import run_stage
 
 CHROMIUM = os.environ.get('MLOPS_CHROMIUM', '/usr/bin/chromium')
