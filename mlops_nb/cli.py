@@ -18,16 +18,16 @@ __all__ = ['COMMANDS', 'stages', 'run', 'demo', 'build_parser', 'main']
 def stages(root:str=None # project root (default: discovered from the working directory)
           ):
     "List the pipeline's stages, their notebooks and parameters."
-    from mlops_nb.runner import stage_notebooks, notebook_parameters
+    from mlops_nb.runner import stage_notebooks, stage_parameters
     for stage,nb in stage_notebooks(Path(root) if root else None).items():
-        ps = notebook_parameters(nb)
+        ps = stage_parameters(stage, nb)
         print(f'{stage:<14} {nb.name:<24} {", ".join(ps)}')
 
 def run(stage:str, # stage to run (see `mlops-nb stages`)
         p:Param('parameter override KEY=VALUE (repeatable); VALUE is parsed as YAML', str, action='append')=None,
         params:str=None, # params file (default: params.yaml in the project root)
         section:str=None, # dotted section of the params file with this stage's parameters (default: STAGE); must exist
-        sample:bool=False, # run on the notebook's built-in sample defaults instead of a params section (a try-out)
+        sample:bool=False, # a try-out: no params section; inputs built and outputs written in data/sample/
         allow_outside:bool=False, # let output paths lie outside the project (absolute or with ..); refused otherwise
         name:str=None, # instance name (default: last part of --section when given); runs go to runs/STAGE-NAME/
         html:bool=False, # also render the executed notebook to HTML

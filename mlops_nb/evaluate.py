@@ -13,8 +13,8 @@ from .core import *
 # %% auto #0
 __all__ = ['HEADLINE_METRICS', 'confusion_matrix', 'classification_metrics', 'confusion_records', 'confusion_figure',
            'figure_png', 'top_mistakes', 'overlay_image', 'gallery_image', 'png_bytes', 'safe_name', 'overlay_name',
-           'benchmark_rows', 'model_identity', 'benchmark_identity', 'make_smoke_dataset', 'is_smoke_path',
-           'smoke_inputs', 'EvalResult', 'evaluate_model', 'summary_path', 'write_summary']
+           'benchmark_rows', 'model_identity', 'benchmark_identity', 'make_smoke_dataset', 'EvalResult',
+           'evaluate_model', 'summary_path', 'write_summary']
 
 # %% ../nbs/40_evaluate.ipynb #3fc96fd7
 def _r(x:float, nd:int=6)->float: return round(float(x), nd)
@@ -214,25 +214,6 @@ def make_smoke_dataset(out:str|Path, # dataset folder to write
                                         'counts': {s: dict(sorted(c.items())) for s,c in counts.items()},
                                         'dropped': [], 'n_images': n})
     return out
-
-def is_smoke_path(p:str|Path, root:Path|None=None)->bool:
-    "Whether `p` lies under `data/smoke/`, the only place synthetic inputs are ever written."
-    root = root or project_root()
-    return resolve_path(p, root).resolve().is_relative_to((root/'data'/'smoke').resolve())
-
-def smoke_inputs(model_dir:str|Path, # where the smoke model goes (only if under `data/smoke/`)
-                 benchmark_dir:str|Path # where the smoke benchmark goes (only if under `data/smoke/`)
-                )->list[Path]: # what was created
-    "Create a synthetic benchmark and a tiny trained model when missing, but only under `data/smoke/`: real paths are never touched."
-    root = project_root(); made = []
-    smoke,mdir,bdir = root/'data'/'smoke',resolve_path(model_dir, root),resolve_path(benchmark_dir, root)
-    if is_smoke_path(bdir, root) and not (bdir/'labels.csv').exists(): made.append(make_smoke_dataset(bdir, n=20))
-    if is_smoke_path(mdir, root) and not (mdir/'best-model.pth').exists():
-        from mlops_nb.train import train_model
-        train = smoke/'train'
-        if not (train/'labels.csv').exists(): make_smoke_dataset(train, n=40, start=0, mode='train')
-        train_model(train, mdir, epochs=1, size=32); made.append(mdir)
-    return made
 
 # %% ../nbs/40_evaluate.ipynb #c44679eb
 @dataclass

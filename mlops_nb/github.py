@@ -8,10 +8,12 @@ import json, os, posixpath, re, subprocess, sys
 from dataclasses import dataclass
 from pathlib import Path
 from .core import MlopsError, project_root
+from .params import COMPARE_REPORT, LIVE_DIR, METRICS_DIR, PLOTS_DIR, VERDICT
 
 # %% auto #0
-__all__ = ['REPORT_MARKER', 'PIPELINE_STATE', 'GitHub', 'call', 'link_images', 'find_report_comment', 'upsert_report_comment',
-           'event_pr_number', 'git_out', 'pr_comment', 'token_env', 'commit_state', 'pr_commit']
+__all__ = ['REPORT_MARKER', 'PIPELINE_STATE', 'GitHub', 'github_if_set', 'call', 'link_images', 'find_report_comment',
+           'upsert_report_comment', 'event_pr_number', 'git_out', 'pr_comment', 'token_env', 'commit_state',
+           'pr_commit', 'open_or_update_pr', 'dispatch_event']
 
 # %% ../nbs/75_github.ipynb #2778a47b
 @dataclass
@@ -32,6 +34,17 @@ class GitHub:
                    env.get('GITHUB_SERVER_URL') or cls.server)
 
     def __repr__(self): return f'GitHub({self.repo!r}, api={self.api!r})'  # never the token
+
+# %% ../nbs/75_github.ipynb #d014ca83
+def github_if_set(env:dict|None=None # environment (default: os.environ)
+                 )->GitHub|None: # the settings, or None when GITHUB_TOKEN or GITHUB_REPOSITORY is not set
+    "The GitHub settings of a CI job, or None for a local run."
+    env = os.environ if env is None else env
+    if not env.get('GITHUB_TOKEN') or not env.get('GITHUB_REPOSITORY'): return None
+    if not re.fullmatch(r'[\w.-]+/[\w.-]+', env['GITHUB_REPOSITORY']):
+        raise MlopsError(f'GITHUB_REPOSITORY={env["GITHUB_REPOSITORY"]!r} is not owner/name',
+                         'e.g. GITHUB_REPOSITORY=acme/mlops')
+    return GitHub.from_env(env)
 
 # %% ../nbs/75_github.ipynb #366aae6c
 def call(gh:GitHub, # where and who
@@ -110,7 +123,7 @@ def git_out(root:Path, *args)->str:
     if r.returncode: raise MlopsError(f'git {" ".join(args)} failed: {r.stderr.strip()[:200]}')
     return r.stdout
 
-def pr_comment(file:str='reports/compare.md', # the report to post (markdown)
+def pr_comment(file:str=COMPARE_REPORT, # the report to post (markdown)
                pr:int=None # pull request number (default: from the GitHub event of this job)
               )->int: # exit code
     "Create or update the one report comment on the pull request (GitHub REST API, token from GITHUB_TOKEN)."
@@ -126,7 +139,7 @@ def pr_comment(file:str='reports/compare.md', # the report to post (markdown)
     return 0
 
 # %% ../nbs/75_github.ipynb #cdf67d9f
-PIPELINE_STATE = ('dvc.lock', 'metrics', 'plots', 'dvclive', 'reports/compare.json')  # the git-tracked pipeline state
+PIPELINE_STATE = ('dvc.lock', METRICS_DIR, PLOTS_DIR, LIVE_DIR, VERDICT)  # the git-tracked pipeline state
 
 def token_env(gh:GitHub)->dict:
     "Environment for one git command that authenticates to the server with the token (not stored anywhere)."
@@ -164,3 +177,26 @@ def pr_commit(remote:str='origin', # the remote to push to
         call(gh, f'/repos/{{repo}}/actions/workflows/{workflow}/dispatches', 'POST', {'ref': branch})
         print(f'pr-commit: dispatched {workflow} on {branch}')
     return 0
+
+# %% ../nbs/75_github.ipynb #a3f8f2b3
+def open_or_update_pr(gh:GitHub, # the repository
+                      branch:str, # head branch
+                      base:str, # base branch
+                      title:str, # the pull request's title
+                      body:str # markdown
+                     )->dict: # {'number', 'url', 'action': 'opened' | 'updated'}
+    "Open the pull request from `branch` into `base`, or update the open one."
+    owner = gh.repo.split('/')[0]
+    found = call(gh, '/repos/{repo}/pulls', query={'head': f'{owner}:{branch}', 'base': base, 'state': 'open'})
+    if found:
+        pr = call(gh, f'/repos/{{repo}}/pulls/{found[0]["number"]}', 'PATCH', {'title': title, 'body': body})
+        return {'number': pr['number'], 'url': pr.get('html_url', ''), 'action': 'updated'}
+    pr = call(gh, '/repos/{repo}/pulls', 'POST', {'head': branch, 'base': base, 'title': title, 'body': body})
+    return {'number': pr['number'], 'url': pr.get('html_url', ''), 'action': 'opened'}
+
+def dispatch_event(gh:GitHub, # the repository
+                   event_type:str, # the `repository_dispatch` type a workflow listens to
+                   payload:dict # its `client_payload`
+                  ):
+    "Send a `repository_dispatch` event."
+    call(gh, '/repos/{repo}/dispatches', 'POST', {'event_type': event_type, 'client_payload': payload})

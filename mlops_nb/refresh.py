@@ -4,18 +4,19 @@
 
 # %% ../nbs/80_refresh.ipynb #9ff0610a
 from __future__ import annotations
-import html, json, os, re, shlex, subprocess, sys, tempfile, time
+import html, json, os, re, subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.script import Param
-from .core import MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, redact, log, md_text, yaml_load
+from .core import MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, redact, log, md_text
+from .params import build_params
+from .github import GitHub, github_if_set, open_or_update_pr
 
 # %% auto #0
-__all__ = ['FINGERPRINTS', 'PR_TITLE', 'export_projects', 'stage_overrides', 'pipeline_params', 'current_fingerprints', 'git',
+__all__ = ['FINGERPRINTS', 'PR_TITLE', 'export_projects', 'pipeline_params', 'current_fingerprints', 'git',
            'recorded_fingerprints', 'changed_projects', 'data_stages', 'stage_graph', 'dvc', 'rebuild', 'check_clean',
-           'refreshed_files', 'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch', 'github_settings',
-           'github_api', 'pr_body', 'open_or_update_pr', 'RefreshResult', 'export_file', 'base_branch',
-           'record_fingerprints', 'refresh_data', 'publish', 'refresh']
+           'refreshed_files', 'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch', 'pr_body',
+           'RefreshResult', 'export_file', 'base_branch', 'record_fingerprints', 'refresh_data', 'publish', 'refresh']
 
 # %% ../nbs/80_refresh.ipynb #201de894
 def export_projects(params:dict, # all params (params.yaml)
@@ -32,24 +33,13 @@ def export_projects(params:dict, # all params (params.yaml)
     return {k: v for k,v in projects.items() if not names or k in names}
 
 # %% ../nbs/80_refresh.ipynb #e6325a8e
-def stage_overrides(cmd:str # an `mlops-nb run STAGE ...` command line
-                   )->dict: # its `-p KEY=VALUE` overrides, values read as YAML
-    "The parameter overrides an `mlops-nb run` command passes."
-    args = shlex.split(cmd)
-    pairs = [b.split('=', 1) for a,b in zip(args, args[1:]) if a == '-p' and '=' in b]
-    return {k: yaml_load(v) for k,v in pairs}
-
 def pipeline_params(root:Path # the project
-                   )->dict: # params.yaml, each `labelstudio.<name>` completed by its dvc.yaml stage's overrides
-    "The params the pipeline's export stages really run with: params.yaml plus the `-p` of each `labelstudio@<name>`."
-    from dvc.repo import Repo
+                   )->dict: # params.yaml, each `labelstudio.<name>` replaced by that export stage's full parameters
+    "The params the pipeline's export stages run with, built as `mlops-nb run labelstudio --section ...` builds them."
     params = load_params(root/'params.yaml')
-    section = params.setdefault('labelstudio', {})
-    with Repo(str(root)) as repo:
-        for s in repo.index.stages:
-            if s.name.startswith('labelstudio@'):
-                key = s.name.split('@', 1)[1]
-                section[key] = {**(section.get(key) or {}), **stage_overrides(s.cmd)}
+    section = params.get('labelstudio') or {}
+    params['labelstudio'] = {k: build_params('labelstudio', v, section=f'labelstudio.{k}', name=k).to_dict()
+                             for k,v in section.items() if isinstance(v, dict)}
     return params
 
 # %% ../nbs/80_refresh.ipynb #d69d91ef
@@ -230,23 +220,6 @@ def push_branch(root:Path, # the repository
     old = git(root, 'rev-parse', previous) if previous else ''
     git(root, 'push', '-q', f'--force-with-lease=refs/heads/{branch}:{old}', remote, f'{commit}:refs/heads/{branch}')
 
-# %% ../nbs/80_refresh.ipynb #dcc42312
-def github_settings()->dict|None: # {'token', 'owner', 'repo', 'api'}, or None for a local refresh
-    "The GitHub settings from the environment, None when the token or the repository is not set."
-    token,repo = os.environ.get('GITHUB_TOKEN'),os.environ.get('GITHUB_REPOSITORY', '')
-    if not token or not repo: return None
-    if not re.fullmatch(r'[\w.-]+/[\w.-]+', repo):
-        raise MlopsError(f'GITHUB_REPOSITORY={repo!r} is not owner/name', 'e.g. GITHUB_REPOSITORY=acme/mlops')
-    owner,name = repo.split('/')
-    api = os.environ.get('GITHUB_API_URL') or 'https://api.github.com'
-    return {'token': token, 'owner': owner, 'repo': name, 'api': api}
-
-def github_api(gh:dict # from `github_settings`
-              ): # a synchronous ghapi client for the repository
-    "A ghapi client on `gh['api']`."
-    from ghapi.all import GhApi
-    return GhApi(gh['owner'], gh['repo'], token=gh['token'], gh_host=gh['api'].rstrip('/'), sync=True)
-
 # %% ../nbs/80_refresh.ipynb #c49286b6
 def pr_body(metas:dict # key -> export meta (`data/raw_labels/<key>.meta.json`), None if missing
            )->str: # markdown
@@ -262,25 +235,6 @@ def pr_body(metas:dict # key -> export meta (`data/raw_labels/<key>.meta.json`),
 
 # %% ../nbs/80_refresh.ipynb #56f3be01
 PR_TITLE = 'Data refresh from Label Studio'
-
-def open_or_update_pr(gh:dict, # from `github_settings`
-                      branch:str, # head branch
-                      base:str, # base branch
-                      body:str # markdown
-                     )->dict: # {'number', 'url', 'action': 'opened' | 'updated'}
-    "Open the refresh pull request, or update the open one, through the GitHub REST API."
-    api = github_api(gh)
-    try:
-        found = api.pulls.list(head=f"{gh['owner']}:{branch}", base=base, state='open')
-        if found:
-            pr = api.pulls.update(found[0]['number'], title=PR_TITLE, body=body)
-            return {'number': pr['number'], 'url': pr.get('html_url', ''), 'action': 'updated'}
-        pr = api.pulls.create(head=branch, base=base, title=PR_TITLE, body=body)
-        return {'number': pr['number'], 'url': pr.get('html_url', ''), 'action': 'opened'}
-    except Exception as e:
-        raise MlopsError(redact(f'GitHub API at {gh["api"]} refused the pull request ({type(e).__name__}: {e})'[:300]),
-                         'check GITHUB_TOKEN (contents and pull-requests: write) and GITHUB_REPOSITORY',
-                         code=1) from None
 
 # %% ../nbs/80_refresh.ipynb #212d1379
 @dataclass
@@ -322,7 +276,7 @@ def refresh_data(names:list[str]|None=None, # projects (keys of params `labelstu
                  remote:str='origin' # the git remote to push the branch to
                 )->RefreshResult:
     "Check Label Studio, rebuild the changed data, push it, commit it on `branch`, open or update its pull request."
-    root,gh = project_root(),github_settings()
+    root,gh = project_root(),github_if_set()
     params = pipeline_params(root)
     projects,everyone = export_projects(params, names),export_projects(params)
     base = base_branch(root, remote)
@@ -349,13 +303,13 @@ def refresh_data(names:list[str]|None=None, # projects (keys of params `labelstu
     return res
 
 # %% ../nbs/80_refresh.ipynb #9d6956d9
-def publish(root:Path, res:RefreshResult, gh:dict, projects:dict, remote:str, branch:str, base:str, previous:str|None
+def publish(root:Path, res:RefreshResult, gh:GitHub, projects:dict, remote:str, branch:str, base:str, previous:str|None
            )->RefreshResult:
     "Push the refresh branch and open or update its pull request."
     from mlops_nb.labelstudio import read_meta, meta_path
     push_branch(root, remote, branch, res.commit, previous)
     metas = {k: read_meta(meta_path(resolve_path(c['out'], root))) for k,c in projects.items()}
-    res.pr = open_or_update_pr(gh, branch, base, pr_body(metas))
+    res.pr = open_or_update_pr(gh, branch, base, PR_TITLE, pr_body(metas))
     res.message += f", pushed, pull request #{res.pr['number']} {res.pr['action']} ({branch} -> {base})"
     return res
 

@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import *
-from .params import check_stage_params
+from .params import STAGE_PARAMS, check_stage_params
 
 # %% auto #0
 __all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'SCRAP_MIME', 'SAVE_EVERY', 'JSONSCHEMA_FORMAT_MODULES', 'parameters_cell',
-           'notebook_parameters', 'packaged_notebooks', 'stage_notebooks', 'stage_notebook', 'check_parameters',
-           'section_params', 'stage_params', 'cell_directives', 'mark_test_cells', 'skip_reason', 'StageResult',
-           'read_scraps', 'scrap_output', 'glue', 'clean_stale_temps', 'saving_engine', 'run_stage', 'render_html',
-           'run_from_params']
+           'notebook_parameters', 'packaged_notebooks', 'stage_notebooks', 'stage_notebook', 'check_secrets',
+           'check_parameters', 'stage_parameters', 'section_params', 'stage_params', 'cell_directives',
+           'mark_test_cells', 'skip_reason', 'StageResult', 'read_scraps', 'scrap_output', 'glue', 'clean_stale_temps',
+           'saving_engine', 'stage_inputs', 'run_stage', 'render_html', 'run_from_params']
 
 # %% ../nbs/01_runner.ipynb #97dd31b2
 STAGE_RE = re.compile(r'^(\d+)_([a-z][a-z0-9_]*)\.ipynb$')
@@ -74,21 +74,41 @@ def stage_notebook(stage:str, root:Path|None=None)->Path:
     return nbs[stage]
 
 # %% ../nbs/01_runner.ipynb #a5d72299
-def check_parameters(stage:str, # stage name, for messages
-                     params:dict, # the parameters to inject
-                     declared:dict # what the notebook's `parameters` cell declares
-                    ):
-    "Refuse undeclared parameters and anything that looks like a secret, naming the key."
+def check_secrets(stage:str, # stage name, for messages
+                  params:dict # the parameters a run passes
+                 ):
+    "Refuse a parameter whose name or value looks like a secret, naming the key."
     secrets = secret_values()
     for k,v in params.items():
         if SECRET_NAME_RE.search(k):
             raise MlopsError(f'parameter {k!r} of stage {stage} looks like a secret',
-                             'secrets are never parameters: set the environment variable (e.g. LABEL_STUDIO_API_KEY) instead')
+                             'secrets are never parameters: set the environment variable '
+                             '(e.g. LABEL_STUDIO_API_KEY) instead')
         if any(s in json.dumps(v, default=str) for s in secrets):
             raise MlopsError(f'parameter {k!r} of stage {stage} holds the value of a secret environment variable',
                              'pass secrets through the environment only')
-        if k not in declared:
-            raise MlopsError(f'stage {stage} has no parameter {k!r}', f'its parameters cell declares: {", ".join(declared) or "nothing"}')
+
+def check_parameters(stage:str, # stage name, for messages
+                     params:dict, # the parameters to inject
+                     declared:dict # what the stage declares (`stage_parameters`)
+                    ):
+    "Refuse undeclared parameters and anything that looks like a secret, naming the key."
+    check_secrets(stage, params)
+    if unknown := [k for k in params if k not in declared]:
+        raise MlopsError(f'stage {stage} has no parameter {unknown[0]!r}',
+                         f'its parameters: {", ".join(declared) or "nothing"}')
+
+# %% ../nbs/01_runner.ipynb #37d09b4b
+def stage_parameters(stage:str, # the stage
+                     nb:Path # its notebook
+                    )->dict: # name -> {'default': value, 'help': text}
+    "The parameters a stage takes: its typed object's fields, else its notebook's `parameters` cell."
+    from dataclasses import fields, MISSING
+    cls = STAGE_PARAMS.get(stage)
+    if cls is None or 'params' not in notebook_parameters(nb): return notebook_parameters(nb)
+    defaults = cls().to_dict()
+    return {f.name: {'default': defaults[f.name], 'help': f.metadata.get('kind', '')} for f in fields(cls)
+            if f.default is not MISSING or f.default_factory is not MISSING}
 
 # %% ../nbs/01_runner.ipynb #8dff209e
 def section_params(params:dict, # all params (from params.yaml)
@@ -115,12 +135,12 @@ def stage_params(stage:str, # the stage to run
                  params_file:str|Path|None=None, # params file (default: `params.yaml` in the project root)
                  section:str|None=None, # dotted section holding the stage's parameters (default: the stage name)
                  overrides:list[str]|None=None, # `key=value` overrides relative to the section, values parsed as YAML
-                 sample:bool=False, # use the notebook's built-in sample defaults instead of a params section
+                 sample:bool=False, # a sample run: no params section, only the overrides
                  root:Path|None=None # the project root
                 )->dict: # the parameters to pass to `run_stage`
     "The parameters of a pipeline run: the stage's params section (which must exist), overrides applied."
     root,section = Path(root or project_root()),section or stage
-    declared = notebook_parameters(stage_notebook(stage, root))
+    declared = stage_parameters(stage, stage_notebook(stage, root))
     path = Path(params_file) if params_file else root/'params.yaml'
     ps = {} if sample else copy.deepcopy(section_params(load_params(path), section, str(path)))
     for o in overrides or []: set_dotted(ps, *parse_override(o), strict=False)
@@ -362,24 +382,58 @@ def _execute(nb:Path, tmp:Path, params:dict, root:Path, rid:str, timeout:int):
         finally: _stop_kernel(km)
 
 # %% ../nbs/01_runner.ipynb #1726188e
+def stage_inputs(stage:str, # the stage
+                 nb:Path, # its notebook
+                 params:dict, # the values a run passes
+                 root:Path, # the project root
+                 section:str|None=None, # dotted params section, for messages
+                 name:str|None=None, # instance of a stage run once per project
+                 sample:bool=False, # a sample run (`mlops_nb.params.build_params`)
+                 allow_outside:bool=False # let outputs lie outside the project
+                )->tuple[dict, dict]: # (what papermill injects, the stage's full parameters)
+    "Check a run's parameters before any kernel starts: a typed stage gets its checked object whole, as `params`."
+    declared = notebook_parameters(nb)
+    check_secrets(stage, params)
+    obj = check_stage_params(stage, params, section, root, allow_outside, sample, name)
+    if obj is None:
+        check_parameters(stage, params, declared)
+        return params, {k: v['default'] for k,v in declared.items()} | params
+    if set(declared) != {'params', 'sample'}:
+        raise MlopsError(f'the parameters cell of {nb.name} declares {", ".join(declared)}',
+                         f'declare only `params = {{}}` and `sample = True`: stage {stage} takes mlops_nb.params.'
+                         f'{type(obj).__name__} whole')
+    return {'params': obj.to_dict(), 'sample': sample}, obj.to_dict()
+
+def _failed(e:BaseException, stage:str, nb:Path, tmp:Path, dest:Path, root:Path):
+    "Keep a failed run's executed notebook under its run id and raise the one-line error (other errors pass through)."
+    if type(e).__name__ != 'PapermillExecutionError':
+        tmp.unlink(missing_ok=True)
+        raise e
+    if tmp.exists():
+        _redact_file(tmp)
+        _publish(tmp, dest, latest=False)
+    where = dest.relative_to(root) if dest.exists() else nb
+    raise MlopsError(f'stage {stage} failed in cell {e.exec_count}: {e.ename}: {redact(str(e.evalue))}',
+                     f'see the executed notebook {where} (latest.ipynb still holds the last good run)',
+                     code=1) from None
+
+# %% ../nbs/01_runner.ipynb #1ff3b1e2
 def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
-              params:dict|None=None, # parameters injected after the notebook's `parameters` cell
+              params:dict|None=None, # the stage's parameter values (missing ones keep their defaults)
               root:Path|None=None, # project root: the kernel's working directory
               name:str|None=None, # instance name for stages run once per project (runs go to `runs/<stage>-<name>/`)
               html:bool=False, # also render the executed notebook to HTML
               timeout:int=3600, # seconds one cell may run
               section:str|None=None, # the params section the values came from, for messages (default: the stage)
-              allow_outside:bool=False # let outputs lie outside the project (the user opted in)
+              allow_outside:bool=False, # let outputs lie outside the project (the user opted in)
+              sample:bool=False # a sample run: defaults inside data/sample/, missing inputs built there
              )->StageResult:
     "Execute a stage notebook with papermill, keep the executed copy under `runs/`, and return its scraps."
     root = Path(root or project_root()).resolve()
     nb = stage_notebook(stage, root)
-    declared = notebook_parameters(nb)
-    check_parameters(stage, dict(params or {}), declared)
-    params = check_stage_params(stage, dict(params or {}), section, root, allow_outside)
+    inject,values = stage_inputs(stage, nb, dict(params or {}), root, section or stage, name, sample, allow_outside)
     out_dir = root/'runs'/(f'{stage}-{name}' if name else stage)
-    with _env({'MLOPS_NB_ROOT': str(root)}):
-        why = skip_reason(stage, {k: v['default'] for k,v in declared.items()} | params)
+    with _env({'MLOPS_NB_ROOT': str(root)}): why = skip_reason(stage, values)
     if why:
         log(f'[{stage}] {why}: not running the notebook')
         return StageResult(stage, '', out_dir/'latest.ipynb', {}, 0., skipped=why)
@@ -388,14 +442,8 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
     clean_stale_temps(out_dir)
     dest,tmp = out_dir/f'{rid}.ipynb',out_dir/f'.{rid}.p{os.getpid()}.tmp.ipynb'
     log(f'[{stage}] running {nb.name} -> {dest.relative_to(root)}')
-    try: _execute(nb, tmp, params, root, rid, timeout)
-    except BaseException as e:
-        if type(e).__name__ != 'PapermillExecutionError': tmp.unlink(missing_ok=True); raise
-        if tmp.exists(): _redact_file(tmp); _publish(tmp, dest, latest=False)
-        where = dest.relative_to(root) if dest.exists() else nb
-        raise MlopsError(f'stage {stage} failed in cell {e.exec_count}: {e.ename}: {redact(str(e.evalue))}',
-                         f'see the executed notebook {where} (latest.ipynb still holds the last good run)',
-                         code=1) from None
+    try: _execute(nb, tmp, inject, root, rid, timeout)
+    except BaseException as e: _failed(e, stage, nb, tmp, dest, root)
     if _redact_file(tmp):
         log(f'[{stage}] WARNING: a secret value was found in the executed notebook and redacted; fix the stage code')
     _publish(tmp, dest)
@@ -416,7 +464,7 @@ def run_from_params(stage:str, # the stage to run
                     params_file:str|Path|None=None, # params file (default: `params.yaml` in the project root)
                     section:str|None=None, # dotted section of the stage's parameters (default: the stage name)
                     overrides:list[str]|None=None, # `key=value` overrides relative to the section
-                    sample:bool=False, # run on the notebook's built-in sample defaults instead of a params section
+                    sample:bool=False, # a sample run: defaults and built inputs in data/sample/, no params section
                     name:str|None=None, # instance name (default: the last part of `section` when given)
                     allow_outside:bool=False, # let outputs lie outside the project
                     html:bool=False, # also render the executed notebook to HTML
@@ -428,4 +476,4 @@ def run_from_params(stage:str, # the stage to run
     ps = stage_params(stage, params_file, section, overrides, sample, root)
     if name is None and section and section != stage: name = section.rsplit('.', 1)[-1]
     return run_stage(stage, ps, root=root, name=name, html=html, timeout=timeout, section=section or stage,
-                     allow_outside=allow_outside)
+                     allow_outside=allow_outside, sample=sample)

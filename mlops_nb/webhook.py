@@ -170,13 +170,13 @@ def local_action(root:Path # the project root the refresh runs in
 # %% ../nbs/85_webhook.ipynb #18695d58
 EVENT_TYPE = 'labelstudio-changed'
 
-def github_action(gh:dict # GitHub settings (`refresh.github_settings`)
+def github_action(gh # GitHub settings (`mlops_nb.github.GitHub`)
                  ): # callable(projects) -> summary
     "POST a `repository_dispatch` event through the GitHub REST API."
-    from mlops_nb.refresh import github_api
+    from mlops_nb.github import dispatch_event
     def run(projects:list[str])->str:
-        github_api(gh).repos.create_dispatch_event(event_type=EVENT_TYPE, client_payload={'projects': projects})
-        return f'repository_dispatch {EVENT_TYPE} sent to {gh["owner"]}/{gh["repo"]}'
+        dispatch_event(gh, EVENT_TYPE, {'projects': projects})
+        return f'repository_dispatch {EVENT_TYPE} sent to {gh.repo}'
     return run
 
 def log_action(projects:list[str])->str:
@@ -187,11 +187,11 @@ def make_action(kind:str, # local, github or log
                 root:Path # the project root
                ): # callable(projects) -> summary
     "The action named `kind`."
-    from mlops_nb.refresh import github_settings
+    from mlops_nb.github import github_if_set
     if kind == 'local': return local_action(root)
     if kind == 'log': return log_action
     if kind != 'github': raise MlopsError(f'unknown action {kind!r}', 'pick local, github or log')
-    if not (gh := github_settings()):
+    if not (gh := github_if_set()):
         raise MlopsError('action github needs GITHUB_TOKEN and GITHUB_REPOSITORY',
                          'export them (and GITHUB_API_URL for GitHub Enterprise)')
     return github_action(gh)
