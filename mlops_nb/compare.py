@@ -373,7 +373,7 @@ def promote(store:str=None, # results store: a folder or s3://bucket/prefix (def
            )->int: # exit code (0)
     "Mark the current commit's benchmark results as the champion (stored in the results store first)."
     from mlops_nb.params import build_params
-    from mlops_nb.runner import stage_params
+    from mlops_nb.pipeline import stage_params
     root = project_root()
     given = dict(store=store, candidate=metrics, model_dir=model_dir, dataset_dir=dataset_dir, plots_dir=plots_dir,
                  overlay_dir=overlay_dir)

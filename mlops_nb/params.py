@@ -23,7 +23,7 @@ def param(default, # the notebook's default (lists and dicts are copied per inst
           above=None, # numbers must be greater than this
           below=None, # numbers must be smaller than this
           choices:tuple|None=None, # allowed strings
-          kind:str|None=None, # `in`: an input path, `out`: an output path, `cache`: a shared cache folder, `store`: a results store
+          kind:str|None=None, # `in`: an input path, `out`: an output, `cache`: a shared cache, `store`: a results store
           markers:tuple|None=None # an output folder replaced whole: the files that show a stage wrote it
          ): # a dataclass field carrying the checks in its metadata
     "A stage parameter: its default and the values it accepts."
@@ -290,7 +290,8 @@ def build_params(stage:str, # the stage
                 )->StageParams: # the stage's checked parameters
     "A stage's parameters: its defaults (by instance name, or moved for a sample run), then `values`, checked."
     cls = STAGE_PARAMS.get(stage)
-    if cls is None: raise MlopsError(f'stage {stage} has no typed parameters', f'typed stages: {", ".join(STAGE_PARAMS)}')
+    if cls is None:
+        raise MlopsError(f'stage {stage} has no typed parameters', f'typed stages: {", ".join(STAGE_PARAMS)}')
     base = sample_values(cls) if sample else instance_values(stage, name)
     return cls.from_dict({**base, **(values or {})}, section)
 
