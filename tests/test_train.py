@@ -187,8 +187,9 @@ def test_stage_through_papermill_on_demo_sized_digits(project, source_tree, arti
     import yaml
     from mlops_nb.train import digits_dataset
     (project/'params.yaml').write_text((source_tree/'params.yaml').read_text())
-    from mlops_nb.params import TRAIN_DATASET
-    ds = digits_dataset(project/TRAIN_DATASET, n=300, size=32)
+    from mlops_nb.params import TrainParams
+    train = {**TrainParams().to_dict(), **yaml.safe_load((project/'params.yaml').read_text())['train']}
+    ds = digits_dataset(project/train['dataset'], n=300, size=32)
     t0 = time.time()
     r = cli('run', 'train', env={'CUDA_VISIBLE_DEVICES': ''})
     stage_seconds = time.time()-t0
