@@ -11,7 +11,7 @@ from pathlib import Path
 from .core import (
     MlopsError, SECRET_NAME_RE, atomic_write, dumps_json, full_disk_names, log, plain_output, project_root, redact,
     remove_stale_temps, run_id, secret_values, sha256_bytes, skip_slow_optional_imports)
-from .params import STAGE_PARAMS, check_stage_params
+from .params import STAGE_PARAMS, check_stage_params, instance_values
 
 # %% auto #0
 __all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'SCRAP_MIME', 'SAVE_EVERY', 'JSONSCHEMA_FORMAT_MODULES', 'parameters_cell',
@@ -364,7 +364,7 @@ def stage_inputs(stage:str, # the stage
                  sample:bool=False, # a sample run (`mlops_nb.params.build_params`)
                  allow_outside:bool=False # let outputs lie outside the project
                 )->tuple[dict, dict]: # (what papermill injects, the stage's full parameters)
-    "Check a run's parameters before any kernel starts: a typed stage gets its checked object whole, as `params`."
+    "Check a run's parameters before a kernel starts: a typed stage gets the values it was given, checked, as `params`."
     declared = notebook_parameters(nb)
     check_secrets(stage, params)
     obj = check_stage_params(stage, params, section, root, allow_outside, sample, name)
@@ -375,7 +375,9 @@ def stage_inputs(stage:str, # the stage
         raise MlopsError(f'the parameters cell of {nb.name} declares {", ".join(declared)}',
                          f'declare only `params = {{}}` and `sample = True`: stage {stage} takes mlops_nb.params.'
                          f'{type(obj).__name__} whole')
-    return {'params': obj.to_dict(), 'sample': sample}, obj.to_dict()
+    full = obj.to_dict()
+    given = set(params) | (set() if sample else set(instance_values(stage, name)))
+    return {'params': {k: v for k,v in full.items() if k in given}, 'sample': sample}, full
 
 def _failed(e:BaseException, stage:str, nb:Path, tmp:Path, dest:Path, root:Path):
     "Keep a failed run's executed notebook under its run id and raise the one-line error (other errors pass through)."
