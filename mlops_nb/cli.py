@@ -74,8 +74,9 @@ def demo(port:int=8080, # port of the local Label Studio on 127.0.0.1
                          'see the stage output above and runs/<stage>/latest.ipynb', code=1)
     page = build_runs_page()
     print(f'\ndemo done in {time.time()-t0:.0f}s (pipeline {time.time()-t1:.0f}s)')
-    for what,p in (('benchmark metrics', 'metrics/benchmark.json'), ('champion comparison', 'reports/compare.md'),
-                   ('runs page', page), ('model', 'data/models/model.json')):
+    from mlops_nb.params import BENCHMARK_METRICS_FP, COMPARE_REPORT, MODEL_DIR
+    for what,p in (('benchmark metrics', BENCHMARK_METRICS_FP), ('champion comparison', COMPARE_REPORT),
+                   ('runs page', page), ('model', f'{MODEL_DIR}/model.json')):
         print(f'  {what:<20} {Path(p).resolve().relative_to(root) if Path(p).resolve().is_relative_to(root) else p}')
     print(f'  Label Studio         {info["url"]} (stop it with: mlops-nb labelstudio stop)')
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from .core import (MlopsError, atomic_dir, atomic_write, dumps_json, log, project_root, redact, resolve_path,
                            sha256_bytes, write_json)
+from .params import BENCHMARK_METRICS_FP, MODEL_DIR, OVERLAY_DIR, PLOTS_DIR
 
 # %% auto #0
 __all__ = ['S3_ERROR_FIX', 'ENTRY', 'CHAMPION', 'LocalBackend', 'S3Backend', 'ResultsStore', 'results_files', 'publish_results']
@@ -209,10 +210,10 @@ class ResultsStore:
         return marker
 
 # %% ../nbs/45_store.ipynb #1c36ee06
-def results_files(metrics_fp:str|Path='metrics/benchmark.json', # the evaluate stage's metrics file
-                  model_dir:str|Path='data/models', # folder with `model.json`
-                  plots_dir:str|Path='plots', # folder with `confusion.png`, `confusion.json`, `mistakes.png`
-                  overlay_dir:str|Path='plots/mistakes', # folder of mistake overlays
+def results_files(metrics_fp:str|Path=BENCHMARK_METRICS_FP, # the evaluate stage's metrics file
+                  model_dir:str|Path=MODEL_DIR, # folder with `model.json`
+                  plots_dir:str|Path=PLOTS_DIR, # folder with `confusion.png`, `confusion.json`, `mistakes.png`
+                  overlay_dir:str|Path=OVERLAY_DIR, # folder of mistake overlays
                   dataset_dir:str|Path|None=None, # training dataset folder (`dataset.json`, `labels.csv`), if known
                   root:Path|None=None # project root for relative paths
                  )->dict[str, Path]: # name in the entry -> local file
@@ -234,10 +235,10 @@ def results_files(metrics_fp:str|Path='metrics/benchmark.json', # the evaluate s
     return files
 
 def publish_results(store:ResultsStore|str, # the store (or its URL)
-                    metrics_fp:str|Path='metrics/benchmark.json', # the evaluate stage's metrics file
-                    model_dir:str|Path='data/models', # folder with `model.json`
-                    plots_dir:str|Path='plots', # confusion matrix and gallery
-                    overlay_dir:str|Path='plots/mistakes', # mistake overlays
+                    metrics_fp:str|Path=BENCHMARK_METRICS_FP, # the evaluate stage's metrics file
+                    model_dir:str|Path=MODEL_DIR, # folder with `model.json`
+                    plots_dir:str|Path=PLOTS_DIR, # confusion matrix and gallery
+                    overlay_dir:str|Path=OVERLAY_DIR, # mistake overlays
                     dataset_dir:str|Path|None=None, # training dataset folder, for data diffs later
                     force:bool=False, # replace the commit's results even if a different model made them
                     root:Path|None=None # project root
