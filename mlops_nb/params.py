@@ -106,6 +106,11 @@ class StageParams:
     def check(self, section:str):
         "Cross-field rules of the stage (none by default); raise `MlopsError` naming the keys."
 
+    @classmethod
+    def implied(cls, values:dict)->dict:
+        "Defaults that follow from other given values (none by default)."
+        return {}
+
     def to_dict(self)->dict:
         "The parameters as plain values, as papermill injects them."
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
@@ -189,6 +194,11 @@ class DatasetParams(StageParams):
     cache_dir:str = param(IMAGE_CACHE, kind='cache') # content-addressed image cache; empty disables it
     from_name:str = param('') # the choices control holding the label; empty means the only one
     image_key:str = param('image') # key of the image reference in each task data
+
+    @classmethod
+    def implied(cls, values:dict)->dict:
+        "A benchmark build holds no training image to check for leakage: its `benchmark` defaults to empty."
+        return {'benchmark': ''} if values.get('mode') == 'benchmark' else {}
 
 # %% ../nbs/02_params.ipynb #424ab9cc
 TRAIN_METRICS = ('accuracy', 'error_rate', 'f1_macro', 'balanced_accuracy', 'precision_macro', 'recall_macro')
@@ -292,8 +302,8 @@ def build_params(stage:str, # the stage
     cls = STAGE_PARAMS.get(stage)
     if cls is None:
         raise MlopsError(f'stage {stage} has no typed parameters', f'typed stages: {", ".join(STAGE_PARAMS)}')
-    base = sample_values(cls) if sample else instance_values(stage, name)
-    return cls.from_dict({**base, **(values or {})}, section)
+    given = {**(sample_values(cls) if sample else instance_values(stage, name)), **(values or {})}
+    return cls.from_dict({**cls.implied(given), **given}, section)
 
 def check_stage_params(stage:str, # the stage name
                        values:dict, # the parameters a run passes
