@@ -120,6 +120,7 @@ COMMANDS = {
              'The whole demo: local Label Studio, seeded projects, dvc repro, where the report is.'),
 }
 
+# %% ../nbs/90_cli.ipynb #2a4146f4
 def _available(spec)->bool:
     from importlib.util import find_spec
     mod,fn = spec[0].split(':')
@@ -156,6 +157,7 @@ def build_parser(func, # a plain function: its docments become the help
         ap.add_argument(flag, dest=name, default=default, **kw)
     return ap
 
+# %% ../nbs/90_cli.ipynb #0b04a594
 def _usage(group:dict=COMMANDS, prefix:str='mlops-nb')->str:
     lines = [f'usage: {prefix} COMMAND [options]   ({prefix} COMMAND --help for its options)', '', 'commands:']
     for n,spec in group.items():

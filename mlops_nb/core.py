@@ -112,6 +112,7 @@ def set_dotted(d:dict, # nested dict, changed in place
             cur = cur[k]
     return d
 
+# %% ../nbs/00_core.ipynb #b1ace717
 def load_params(path:str|Path|None=None, # params file (default: `params.yaml` in the project root)
                 overrides:list[str]|None=None, # dotted `key=value` overrides; values parsed as YAML so types survive
                 strict:bool=True # refuse overrides of keys the file does not have
@@ -194,7 +195,6 @@ def dumps_json(obj)->str:
 def write_json(path:str|Path, obj)->Path:
     "Atomically write `obj` as deterministic JSON."
     return atomic_write(path, dumps_json(obj))
-
 
 # %% ../nbs/00_core.ipynb #af45fd3e
 TEMP_PID_RE = re.compile(r'\.p(\d+)\.')

@@ -84,6 +84,7 @@ def check_value(key:str, # dotted name for messages, e.g. `train.epochs`
 # %% ../nbs/02_params.ipynb #c56aa2a3
 OUTPUT_KINDS = ('out', 'cache', 'store') # what a stage writes (`in`: what it reads)
 
+# %% ../nbs/02_params.ipynb #6636024d
 @dataclass(frozen=True)
 class StageParams:
     "Base of the per-stage parameter objects: build with `from_dict`, which checks every value."

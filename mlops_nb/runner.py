@@ -191,6 +191,7 @@ def _env(extra:dict):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../nbs/01_runner.ipynb #54170f8c
 @contextmanager
 def _kernel_env(extra:dict):
     "Point Jupyter at a kernel spec for *this* interpreter and pass `extra` env vars to the kernel."
@@ -208,7 +209,6 @@ def _kernel_env(extra:dict):
     if not kj.exists() or kj.read_text() != want: atomic_write(kj, want)
     with _env({'JUPYTER_PATH': os.pathsep.join([str(spec), *filter(None, [os.environ.get('JUPYTER_PATH')])]), **extra}):
         yield 'mlops-nb'
-
 
 # %% ../nbs/01_runner.ipynb #13cf06a7
 SCRAP_MIME = 'application/scrapbook.scrap.{encoder}+json'
@@ -266,6 +266,7 @@ def _publish(tmp:Path, dest:Path, latest:bool=True):
 # %% ../nbs/01_runner.ipynb #97d4ec6d
 SAVE_EVERY = 5. # seconds between saves of the executed notebook while its cells run
 
+# %% ../nbs/01_runner.ipynb #f92ffc05
 def saving_engine(every:float=SAVE_EVERY # at most one save per `every` seconds while cells run
                  )->type: # a papermill engine class (register it with `papermill_engines.register`)
     "A papermill engine that saves the executed notebook at the start, at the end (a failure too) and every `every` s."

@@ -35,6 +35,7 @@ class LocalBackend:
 S3_ERROR_FIX = ('check AWS_ENDPOINT_URL, the network and the bucket; '
                 'results already written locally (metrics/, plots/) are untouched')
 
+# %% ../nbs/45_store.ipynb #44f88c4c
 class S3Backend:
     "Keys are objects under `s3://bucket/prefix/`; credentials and endpoint from the standard AWS variables."
     def __init__(self, bucket:str, prefix:str='', retries:int=3, timeout:float=5.):
@@ -234,6 +235,7 @@ def results_files(metrics_fp:str|Path=BENCHMARK_METRICS_FP, # the evaluate stage
     files.update({n: p for n,p in cands.items() if p.is_file()})
     return files
 
+# %% ../nbs/45_store.ipynb #31189ee5
 def publish_results(store:ResultsStore|str, # the store (or its URL)
                     metrics_fp:str|Path=BENCHMARK_METRICS_FP, # the evaluate stage's metrics file
                     model_dir:str|Path=MODEL_DIR, # folder with `model.json`
