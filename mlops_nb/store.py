@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from pathlib import Path
+from fastcore.basics import patch
 from .core import (MlopsError, atomic_dir, atomic_write, dumps_json, log, project_root, redact, resolve_path,
                            sha256_bytes, write_json)
 from .params import BENCHMARK_METRICS_FP, MODEL_DIR, OVERLAY_DIR, PLOTS_DIR
@@ -143,72 +144,80 @@ class ResultsStore:
         if data is None: raise MlopsError(f'{name} not found in {self.location(commit)}', 'save the results first')
         return data
 
-    def save(self, commit:str, # full commit sha the results belong to
-             files:dict, # name in the entry (e.g. `metrics.json`, `plots/confusion.png`) -> local path or bytes
-             model_sha256:str, # sha256 of the weights that produced these results
-             dirty:bool=False, # whether the tree had uncommitted changes
-             summary:dict|None=None, # small facts copied into the manifest (accuracy, ...)
-             force:bool=False # replace results made by a different model
-            )->dict: # the manifest written
-        "Store results under the commit: unchanged files are skipped, the manifest goes last."
-        commit = _check_commit(commit)
-        old = self.entry(commit)
-        if old and old.get('model_sha256') != model_sha256 and not force:
-            made_by = old.get('model_sha256', '?')[:12]
-            raise MlopsError(f'results for commit {commit[:12]} in {self.location()} were made by model {made_by}, '
-                             f'not by this model {model_sha256[:12]}',
-                             'commit your change first, or pass force to replace them', code=2)
-        blobs = {n: (v if isinstance(v, bytes) else Path(v).read_bytes()) for n,v in sorted(files.items())}
-        shas = {n: sha256_bytes(b) for n,b in blobs.items()}
-        old_files = (old or {}).get('files', {})
-        for n,b in blobs.items():
-            if old_files.get(n) != shas[n]: self.backend.put(f'{commit}/{n}', b)
-        for n in sorted(set(old_files) - set(shas)): self.backend.delete(f'{commit}/{n}')
-        entry = {'commit': commit, 'dirty': bool(dirty), 'model_sha256': model_sha256, 'files': shas,
-                 'summary': summary or {}}
-        if entry != old: self.backend.put(f'{commit}/{ENTRY}', dumps_json(entry).encode())
-        return entry
+# %% ../nbs/45_store.ipynb #a63e2236
+@patch
+def save(self:ResultsStore, commit:str, # full commit sha the results belong to
+         files:dict, # name in the entry (e.g. `metrics.json`, `plots/confusion.png`) -> local path or bytes
+         model_sha256:str, # sha256 of the weights that produced these results
+         dirty:bool=False, # whether the tree had uncommitted changes
+         summary:dict|None=None, # small facts copied into the manifest (accuracy, ...)
+         force:bool=False # replace results made by a different model
+        )->dict: # the manifest written
+    "Store results under the commit: unchanged files are skipped, the manifest goes last."
+    commit = _check_commit(commit)
+    old = self.entry(commit)
+    if old and old.get('model_sha256') != model_sha256 and not force:
+        made_by = old.get('model_sha256', '?')[:12]
+        raise MlopsError(f'results for commit {commit[:12]} in {self.location()} were made by model {made_by}, '
+                         f'not by this model {model_sha256[:12]}',
+                         'commit your change first, or pass force to replace them', code=2)
+    blobs = {n: (v if isinstance(v, bytes) else Path(v).read_bytes()) for n,v in sorted(files.items())}
+    shas = {n: sha256_bytes(b) for n,b in blobs.items()}
+    old_files = (old or {}).get('files', {})
+    for n,b in blobs.items():
+        if old_files.get(n) != shas[n]: self.backend.put(f'{commit}/{n}', b)
+    for n in sorted(set(old_files) - set(shas)): self.backend.delete(f'{commit}/{n}')
+    entry = {'commit': commit, 'dirty': bool(dirty), 'model_sha256': model_sha256, 'files': shas,
+             'summary': summary or {}}
+    if entry != old: self.backend.put(f'{commit}/{ENTRY}', dumps_json(entry).encode())
+    return entry
 
-    def commits(self)->list[str]:
-        "Commits with a finished entry."
-        return sorted({k.split('/')[0] for k in self.backend.list() if k.endswith('/'+ENTRY) and k.count('/') == 1})
+# %% ../nbs/45_store.ipynb #2ec48122
+@patch
+def commits(self:ResultsStore)->list[str]:
+    "Commits with a finished entry."
+    return sorted({k.split('/')[0] for k in self.backend.list() if k.endswith('/'+ENTRY) and k.count('/') == 1})
 
-    def fetch(self, commit:str, # the entry to download
-              dest:str|Path # local folder (replaced whole)
-             )->Path: # the folder holding the entry's files
-        "Download an entry's files into `dest`, checking each sha256."
-        e = self.entry(commit)
-        if e is None:
-            raise MlopsError(f'no results for commit {commit[:12]} in {self.location()}',
-                             'run evaluate with a store, or mlops-nb promote')
-        with atomic_dir(dest) as tmp:
-            for n,sha in e['files'].items():
-                data = self.read(commit, n)
-                if sha256_bytes(data) != sha:
-                    raise MlopsError(f'{self.location(commit, n)} does not match its sha256 in {ENTRY}',
-                                     'save the results again')
-                atomic_write(tmp/n, data)
-            write_json(tmp/ENTRY, e)
-        return Path(dest)
+@patch
+def fetch(self:ResultsStore, commit:str, # the entry to download
+          dest:str|Path # local folder (replaced whole)
+         )->Path: # the folder holding the entry's files
+    "Download an entry's files into `dest`, checking each sha256."
+    e = self.entry(commit)
+    if e is None:
+        raise MlopsError(f'no results for commit {commit[:12]} in {self.location()}',
+                         'run evaluate with a store, or mlops-nb promote')
+    with atomic_dir(dest) as tmp:
+        for n,sha in e['files'].items():
+            data = self.read(commit, n)
+            if sha256_bytes(data) != sha:
+                raise MlopsError(f'{self.location(commit, n)} does not match its sha256 in {ENTRY}',
+                                 'save the results again')
+            atomic_write(tmp/n, data)
+        write_json(tmp/ENTRY, e)
+    return Path(dest)
 
-    def champion(self)->dict|None:
-        "The champion marker (`commit`, `model_sha256`, `summary`, `previous`), or None when there is none yet."
-        data = self.backend.get(CHAMPION)
-        return json.loads(data) if data else None
+# %% ../nbs/45_store.ipynb #704440d0
+@patch
+def champion(self:ResultsStore)->dict|None:
+    "The champion marker (`commit`, `model_sha256`, `summary`, `previous`), or None when there is none yet."
+    data = self.backend.get(CHAMPION)
+    return json.loads(data) if data else None
 
-    def set_champion(self, commit:str # a commit with an entry in this store
-                    )->dict: # the marker written
-        "Mark a commit's results as the champion."
-        e = self.entry(commit)
-        if e is None:
-            raise MlopsError(f'no results for commit {commit[:12]} in {self.location()}',
-                             'save them first (mlops-nb promote does)')
-        old = self.champion()
-        if old and old.get('commit') == commit and old.get('model_sha256') == e['model_sha256']: return old
-        marker = {'commit': commit, 'model_sha256': e['model_sha256'], 'summary': e.get('summary', {}),
-                  'previous': (old or {}).get('commit')}
-        self.backend.put(CHAMPION, dumps_json(marker).encode())
-        return marker
+@patch
+def set_champion(self:ResultsStore, commit:str # a commit with an entry in this store
+                )->dict: # the marker written
+    "Mark a commit's results as the champion."
+    e = self.entry(commit)
+    if e is None:
+        raise MlopsError(f'no results for commit {commit[:12]} in {self.location()}',
+                         'save them first (mlops-nb promote does)')
+    old = self.champion()
+    if old and old.get('commit') == commit and old.get('model_sha256') == e['model_sha256']: return old
+    marker = {'commit': commit, 'model_sha256': e['model_sha256'], 'summary': e.get('summary', {}),
+              'previous': (old or {}).get('commit')}
+    self.backend.put(CHAMPION, dumps_json(marker).encode())
+    return marker
 
 # %% ../nbs/45_store.ipynb #1c36ee06
 def results_files(metrics_fp:str|Path=BENCHMARK_METRICS_FP, # the evaluate stage's metrics file
