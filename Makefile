@@ -46,7 +46,7 @@ refresh: install
 ## on main: measure the model at this very commit (a clean tree), then mark those results as the champion
 promote: install
 	$(BIN)/dvc repro --single-item --force evaluate
-	$(BIN)/mlops-nb promote
+	$(BIN)/mlops-nb promote --section compare
 
 ## the model job of a labelled pull request (.github/workflows/model.yml): data and cache from the remote, the
 ## pipeline, results back to the remote. Idempotent: on its own output it reruns nothing and pushes nothing new.

@@ -12,14 +12,14 @@ from .core import (MlopsError, atomic_write, git_commit, load_params, log, md_te
                            sha256_bytes, write_json, yaml_load)
 from .gates import Gate, check_gates, metric_value
 from .folder import DatasetFolder, sample_dataset
-from .params import CompareParams
+from .params import VERDICT, CompareParams
 from .store import ResultsStore, publish_results
 
 # %% auto #0
 __all__ = ['SUMMARY_METRICS', 'flatten', 'params_diff', 'training_rows', 'data_diff', 'Side', 'local_side', 'store_side',
            'git_side', 'verdict_lines', 'sides_lines', 'metrics_table', 'per_class_table', 'params_section',
            'data_section', 'images_section', 'render_report', 'CompareResult', 'report_images', 'write_verdict',
-           'compare_models', 'promote', 'make_smoke_results', 'gate']
+           'compare_models', 'promote', 'gate']
 
 # %% ../nbs/50_compare.ipynb #c24fe9a9
 def flatten(d:dict, prefix:str='')->dict:
@@ -372,64 +372,50 @@ def compare_models(p:CompareParams, # candidate, champion, gates, out, store, mo
     return res
 
 # %% ../nbs/50_compare.ipynb #8d595994
-def promote(store:str=None, # results store: a folder or s3://bucket/prefix (default: `compare.store` in params.yaml, else results/)
-            metrics:str=None, # metrics file of the results to promote (default: `compare.candidate`, else metrics/benchmark.json)
-            model_dir:str=None, # model folder holding model.json (default: `compare.model_dir`, else data/models)
-            dataset_dir:str=None, # training dataset folder, kept for data diffs (default: `compare.dataset_dir`, else data/datasets/digits)
-            plots_dir:str=None, # folder with confusion.png and mistakes.png (default: `compare.plots_dir`, else plots)
-            overlay_dir:str=None, # folder of mistake overlays (default: `compare.overlay_dir`, else plots/mistakes)
-            force:bool=False # promote results of a dirty tree or of another commit than HEAD; replace a different model's results
-           )->int: # exit code (0)
-    "Mark the current commit's benchmark results as the champion (stored in the results store first)."
-    root = project_root()
-    pf = root/'params.yaml'
-    cfg = (load_params(pf).get('compare') or {}) if pf.is_file() else {}
-    pick = lambda v, k, d: v if v is not None else cfg.get(k, d)
-    store = ResultsStore(pick(store, 'store', 'results/'), root)
-    metrics = pick(metrics, 'candidate', 'metrics/benchmark.json')
+def _promotable(metrics:str, root:Path, force:bool=False)->dict:
+    "The results in `metrics`, refused unless measured at HEAD on a clean tree (or `force`)."
     fp = resolve_path(metrics, root)
-    if not fp.is_file(): raise MlopsError(f'metrics file {fp} not found', 'run the pipeline first (dvc repro, or mlops-nb run evaluate)')
+    if not fp.is_file():
+        raise MlopsError(f'metrics file {fp} not found', 'run the pipeline first (dvc repro, or mlops-nb run evaluate)')
     m = json.loads(fp.read_text())
     commit,dirty = metric_value(m, 'git.commit'),metric_value(m, 'git.dirty')
     head,_ = git_commit(root)
-    if not force:
-        if commit != head: raise MlopsError(f'{metrics} was measured at commit {str(commit)[:12]}, but HEAD is {str(head)[:12]}', 'rerun evaluate (dvc repro) or pass --force')
-        if dirty: raise MlopsError(f'{metrics} was measured on a tree with uncommitted changes', 'commit them and rerun evaluate, or pass --force')
-    e = publish_results(store, metrics, pick(model_dir, 'model_dir', 'data/models'), pick(plots_dir, 'plots_dir', 'plots'),
-                        pick(overlay_dir, 'overlay_dir', 'plots/mistakes'),
-                        pick(dataset_dir, 'dataset_dir', 'data/datasets/digits'), force, root)
-    ch = store.set_champion(commit)
-    print(f'champion: {commit[:12]} (' + ', '.join(f'{k} {v}' for k,v in ch['summary'].items()) + f') in {store.location()}')
+    if force: return m
+    if commit != head:
+        raise MlopsError(f'{metrics} was measured at commit {str(commit)[:12]}, but HEAD is {str(head)[:12]}',
+                         'rerun evaluate (dvc repro) or pass --force')
+    if dirty:
+        raise MlopsError(f'{metrics} was measured on a tree with uncommitted changes',
+                         'commit them and rerun evaluate, or pass --force')
+    return m
+
+def promote(store:str=None, # results store: a folder or s3://bucket/prefix (default: the compare stage's `store`)
+            metrics:str=None, # metrics file of the results to promote (default: the compare stage's `candidate`)
+            model_dir:str=None, # model folder holding model.json (default: the compare stage's)
+            dataset_dir:str=None, # training dataset folder, kept for data diffs (default: the compare stage's)
+            plots_dir:str=None, # folder with confusion.png and mistakes.png (default: the compare stage's)
+            overlay_dir:str=None, # folder of mistake overlays (default: the compare stage's)
+            section:str=None, # start from this params.yaml section (e.g. compare); default: the pipeline's paths
+            force:bool=False # promote results of a dirty tree or of another commit than HEAD; replace other results
+           )->int: # exit code (0)
+    "Mark the current commit's benchmark results as the champion (stored in the results store first)."
+    from mlops_nb.params import build_params
+    from mlops_nb.pipeline import stage_params
+    root = project_root()
+    given = dict(store=store, candidate=metrics, model_dir=model_dir, dataset_dir=dataset_dir, plots_dir=plots_dir,
+                 overlay_dir=overlay_dir)
+    values = stage_params('compare', section=section, root=root) if section else {}
+    p = build_params('compare', values | {k: v for k,v in given.items() if v is not None}, section=section)
+    commit = metric_value(_promotable(p.candidate, root, force), 'git.commit')
+    results = ResultsStore(p.store, root)
+    publish_results(results, p.candidate, p.model_dir, p.plots_dir, p.overlay_dir, p.dataset_dir, force, root)
+    ch = results.set_champion(commit)
+    summary = ', '.join(f'{k} {v}' for k,v in ch['summary'].items())
+    print(f'champion: {commit[:12]} ({summary}) in {results.location()}')
     return 0
 
-# %% ../nbs/50_compare.ipynb #ae881ffc
-def make_smoke_results(root:str|Path='data/smoke/compare', # folder to write under (must be under data/smoke/)
-                       candidate_errors:int=2, # mistakes the candidate makes out of 20
-                       champion_errors:int=3 # mistakes the champion makes out of 20
-                      )->Path: # the folder
-    "Write synthetic candidate results (`metrics/`, `models/`, `train/`) and a store (`results/`) with a champion, all under `root`."
-    from mlops_nb.evaluate import classification_metrics
-    proj = project_root(); root = resolve_path(root, proj)
-    if not root.resolve().is_relative_to((proj/'data'/'smoke').resolve()): raise MlopsError(f'smoke results may only be written under data/smoke/, not {root}')
-    y = [str(i % 10) for i in range(20)]
-    def metrics(errors, commit, model):
-        pred = [str((int(t)+1) % 10) if i < errors else t for i,t in enumerate(y)]
-        return {**classification_metrics(y, pred, [str(i) for i in range(10)]), 'git': {'commit': commit, 'dirty': False},
-                'model': {'sha256': sha256_bytes(model.encode())}, 'benchmark': {'labels_sha256': sha256_bytes(b'smoke')}}
-    write_json(root/'metrics/benchmark.json', metrics(candidate_errors, git_commit(proj)[0] or '0'*40, 'candidate'))
-    write_json(root/'models/model.json', {'arch': 'smoke', 'params': {'epochs': 2, 'size': 32}})
-    sample_dataset(root/'train', n=24, size=32, valid_every=4)
-    champ = root/'champion'
-    write_json(champ/'metrics/benchmark.json', metrics(champion_errors, 'f'*40, 'champion'))
-    write_json(champ/'models/model.json', {'arch': 'smoke', 'params': {'epochs': 1, 'size': 32}})
-    sample_dataset(champ/'train', n=20, size=32, valid_every=4)
-    store = ResultsStore(root/'results')
-    publish_results(store, champ/'metrics/benchmark.json', champ/'models', champ/'plots', champ/'plots/mistakes', champ/'train', force=True, root=proj)
-    store.set_champion('f'*40)
-    return root
-
 # %% ../nbs/50_compare.ipynb #f8507f43
-def gate(verdict:str='reports/compare.json' # the compare stage's verdict, written beside reports/compare.md
+def gate(verdict:str=VERDICT # the compare stage's verdict, written beside reports/compare.md
         )->int: # 0: every gate held (or no champion yet); 3: a gate failed
     "Exit 3 when the compare stage's verdict says a gated metric got worse than allowed, naming metric and drop."
     fp = resolve_path(verdict, project_root())

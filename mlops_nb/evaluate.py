@@ -16,9 +16,8 @@ from .params import EvaluateParams
 # %% auto #0
 __all__ = ['HEADLINE_METRICS', 'confusion_matrix', 'per_class_scores', 'classification_metrics', 'confusion_records',
            'confusion_figure', 'figure_png', 'top_mistakes', 'overlay_image', 'gallery_image', 'png_bytes', 'safe_name',
-           'overlay_name', 'model_identity', 'benchmark_identity', 'is_smoke_path', 'smoke_inputs', 'EvalResult',
-           'predict_all', 'with_unknown', 'mistake_overlays', 'write_results', 'evaluate_model', 'summary_path',
-           'write_summary']
+           'overlay_name', 'model_identity', 'benchmark_identity', 'EvalResult', 'predict_all', 'with_unknown',
+           'mistake_overlays', 'write_results', 'evaluate_model', 'summary_path', 'write_summary']
 
 # %% ../nbs/40_evaluate.ipynb #3fc96fd7
 def _r(x:float, nd:int=6)->float: return round(float(x), nd)
@@ -214,29 +213,6 @@ def benchmark_identity(folder:DatasetFolder, # the benchmark dataset folder, rea
     out = {'dir': rel, 'split': split, 'labels_sha256': folder.sha256, 'name': folder.meta.get('name'),
            'export_sha256': folder.export_sha256}
     return {k: v for k,v in out.items() if v is not None}
-
-# %% ../nbs/40_evaluate.ipynb #9a5719fb
-def is_smoke_path(p:str|Path, root:Path|None=None)->bool:
-    "Whether `p` lies under `data/smoke/`, the only place synthetic inputs are ever written."
-    root = root or project_root()
-    return resolve_path(p, root).resolve().is_relative_to((root/'data'/'smoke').resolve())
-
-def smoke_inputs(model_dir:str|Path, # where the smoke model goes (only if under `data/smoke/`)
-                 benchmark_dir:str|Path # where the smoke benchmark goes (only if under `data/smoke/`)
-                )->list[Path]: # what was created
-    "Create a synthetic benchmark and a tiny trained model when missing, but only under `data/smoke/`: real paths are never touched."
-    root = project_root(); made = []
-    smoke,mdir,bdir = root/'data'/'smoke',resolve_path(model_dir, root),resolve_path(benchmark_dir, root)
-    if is_smoke_path(bdir, root) and not DatasetFolder.exists(bdir):
-        made.append(sample_dataset(bdir, n=20, size=32, mode='benchmark'))
-    if is_smoke_path(mdir, root) and not (mdir/'best-model.pth').exists():
-        from mlops_nb.params import TrainParams
-        from mlops_nb.train import train_model
-        train = smoke/'train'
-        if not DatasetFolder.exists(train): sample_dataset(train, n=40, size=32, valid_every=4)
-        train_model(TrainParams(dataset=str(train), out=str(mdir), bs=64, size=32, epochs=1, lr=3e-3, live_dir=''))
-        made.append(mdir)
-    return made
 
 # %% ../nbs/40_evaluate.ipynb #c44679eb
 @dataclass

@@ -6,12 +6,15 @@
 from __future__ import annotations
 import copy, math, types, typing
 from dataclasses import dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from .core import MlopsError, check_replaceable, confine_path
 
 # %% auto #0
-__all__ = ['TRAIN_METRICS', 'STAGE_PARAMS', 'param', 'check_value', 'StageParams', 'LabelstudioParams', 'DatasetParams',
-           'TrainParams', 'EvaluateParams', 'CompareParams', 'check_stage_params']
+__all__ = ['OUTPUT_KINDS', 'RAW_LABELS_DIR', 'DATASETS_DIR', 'TRAIN_DATASET', 'BENCHMARK_DATASET', 'MODEL_DIR', 'LIVE_DIR',
+           'METRICS_DIR', 'TRAIN_METRICS_FP', 'BENCHMARK_METRICS_FP', 'PLOTS_DIR', 'OVERLAY_DIR', 'COMPARE_REPORT',
+           'VERDICT', 'RESULTS_STORE', 'IMAGE_CACHE', 'SAMPLE_DIR', 'TRAIN_METRICS', 'STAGE_PARAMS', 'param',
+           'check_value', 'StageParams', 'sample_path', 'LabelstudioParams', 'DatasetParams', 'TrainParams',
+           'EvaluateParams', 'CompareParams', 'instance_values', 'sample_values', 'build_params', 'check_stage_params']
 
 # %% ../nbs/02_params.ipynb #89ee7d2a
 def param(default, # the notebook's default (lists and dicts are copied per instance)
@@ -20,7 +23,7 @@ def param(default, # the notebook's default (lists and dicts are copied per inst
           above=None, # numbers must be greater than this
           below=None, # numbers must be smaller than this
           choices:tuple|None=None, # allowed strings
-          kind:str|None=None, # `out`: an output path, `store`: a results store (folder or URL)
+          kind:str|None=None, # `in`: an input path, `out`: an output, `cache`: a shared cache, `store`: a results store
           markers:tuple|None=None # an output folder replaced whole: the files that show a stage wrote it
          ): # a dataclass field carrying the checks in its metadata
     "A stage parameter: its default and the values it accepts."
@@ -79,6 +82,9 @@ def check_value(key:str, # dotted name for messages, e.g. `train.epochs`
     return v
 
 # %% ../nbs/02_params.ipynb #c56aa2a3
+OUTPUT_KINDS = ('out', 'cache', 'store') # what a stage writes (`in`: what it reads)
+
+# %% ../nbs/02_params.ipynb #6636024d
 @dataclass(frozen=True)
 class StageParams:
     "Base of the per-stage parameter objects: build with `from_dict`, which checks every value."
@@ -101,6 +107,11 @@ class StageParams:
     def check(self, section:str):
         "Cross-field rules of the stage (none by default); raise `MlopsError` naming the keys."
 
+    @classmethod
+    def implied(cls, values:dict)->dict:
+        "Defaults that follow from other given values (none by default)."
+        return {}
+
     def to_dict(self)->dict:
         "The parameters as plain values, as papermill injects them."
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
@@ -113,10 +124,37 @@ class StageParams:
         out = {}
         for f in fields(self):
             v,kind = getattr(self, f.name),f.metadata.get('kind')
-            if not kind or not v or (kind == 'store' and '://' in v): continue
+            if kind not in OUTPUT_KINDS or not v or (kind == 'store' and '://' in v): continue
             out[f.name] = confine_path(v, f'{section or self.stage}.{f.name}', root, allow_outside)
             if markers := f.metadata.get('markers'): check_replaceable(out[f.name], markers)
         return out
+
+# %% ../nbs/02_params.ipynb #470d0da7
+RAW_LABELS_DIR = 'data/raw_labels' # one Label Studio export per project: <name>.json and <name>.meta.json
+DATASETS_DIR = 'data/datasets' # one dataset folder per project
+TRAIN_DATASET = f'{DATASETS_DIR}/digits' # the training pool the model learns from
+BENCHMARK_DATASET = f'{DATASETS_DIR}/digits-benchmark' # the fixed benchmark every model is measured on
+MODEL_DIR = 'data/models' # best-model.pth + model.json
+LIVE_DIR = 'dvclive' # per-epoch training curves
+METRICS_DIR = 'metrics' # small JSON files kept in git (DVC metrics and counts)
+TRAIN_METRICS_FP = f'{METRICS_DIR}/train.json' # best-epoch validation metrics (DVC metrics)
+BENCHMARK_METRICS_FP = f'{METRICS_DIR}/benchmark.json' # full benchmark results; the DVC headline goes beside it
+PLOTS_DIR = 'plots' # confusion.json, confusion.png, mistakes.png
+OVERLAY_DIR = f'{PLOTS_DIR}/mistakes' # one overlay per top mistake + mistakes.json
+COMPARE_REPORT = 'reports/compare.md' # candidate against champion, markdown
+VERDICT = 'reports/compare.json' # the gate verdict, written beside COMPARE_REPORT
+RESULTS_STORE = 'results/' # the results store: a folder here, or s3://bucket/prefix
+IMAGE_CACHE = '.cache/images' # content-addressed image cache shared by every dataset build
+SAMPLE_DIR = 'data/sample' # a sample run (`mlops-nb run STAGE --sample`) reads and writes only here
+
+# %% ../nbs/02_params.ipynb #d5eb7f68
+def sample_path(path:str # a pipeline path, relative to the project root
+               )->str: # the same path inside `SAMPLE_DIR`
+    "Where a sample run keeps what the pipeline keeps at `path`."
+    if not path or '://' in path or path.startswith(SAMPLE_DIR + '/'): return path
+    p = PurePosixPath(path)
+    rel = p.relative_to('data') if p.parts[:1] == ('data',) else p
+    return str(PurePosixPath(SAMPLE_DIR)/rel) + ('/' if path.endswith('/') else '')
 
 # %% ../nbs/02_params.ipynb #a9f1b2de
 @dataclass(frozen=True)
@@ -124,7 +162,7 @@ class LabelstudioParams(StageParams):
     "Parameters of the `labelstudio` stage (export one Label Studio project)."
     stage:typing.ClassVar[str] = 'labelstudio'
     project:int|str = param('digits') # Label Studio project: id or exact title
-    out:str = param('data/raw_labels/digits.json', kind='out') # export file; its .meta.json goes beside it
+    out:str = param(f'{RAW_LABELS_DIR}/digits.json', kind='out') # export file; its .meta.json goes beside it
     url:str = param('') # Label Studio URL, empty means $LABEL_STUDIO_URL
     timeout:int = param(600, lo=1) # seconds to wait for the export snapshot
     force:bool = param(False) # export even when the project looks unchanged
@@ -138,24 +176,30 @@ class LabelstudioParams(StageParams):
 class DatasetParams(StageParams):
     "Parameters of the `dataset` stage (Label Studio export -> image dataset folder)."
     stage:typing.ClassVar[str] = 'dataset'
-    export:str = param('') # Label Studio JSON export; empty builds the bundled digits sample under data/sample
-    out:str = param('data/datasets/sample', kind='out', markers=('dataset.json',)) # dataset folder (replaced atomically)
+    export:str = param(f'{RAW_LABELS_DIR}/digits.json', kind='in') # Label Studio JSON export
+    out:str = param(TRAIN_DATASET, kind='out', markers=('dataset.json',)) # dataset folder (replaced atomically)
+    metrics_fp:str = param(f'{METRICS_DIR}/dataset-digits.json', kind='out') # counts per class and split
     mode:str = param('train', choices=('train', 'benchmark')) # train (train/valid split) or benchmark
     labels_map:dict = param({}) # Label Studio value -> class name; null excludes a value
     policy:str = param('latest', choices=('latest', 'majority')) # without a ground-truth annotation: latest or majority
     unmapped:str = param('error', choices=('error', 'drop')) # values missing from labels_map: error or drop
     valid_pct:float = param(0.2, lo=0, below=1) # fraction of images in the valid split (by content hash)
     seed:int = param(42) # seed of the hash-based split
-    rawdata_dir:str = param('') # folder that plain image paths in the export are relative to
-    benchmark:str = param('') # benchmark dataset folder for the leakage check; empty skips it
+    rawdata_dir:str = param('', kind='in') # folder that plain image paths in the export are relative to
+    benchmark:str = param(BENCHMARK_DATASET, kind='in') # benchmark folder for the leakage check; empty skips it
     leakage:str = param('fail', choices=('fail', 'drop')) # a training image also in the benchmark: fail or drop
     on_corrupt:str = param('drop', choices=('drop', 'fail')) # an undecodable image: drop (reported) or fail
     url:str = param('') # Label Studio URL for /data/... images; empty reads LABEL_STUDIO_URL
     allowed_hosts:list[str] = param([]) # hosts http(s) images may come from besides the Label Studio host
     workers:int = param(8, lo=1) # concurrent downloads
-    cache_dir:str = param('.cache/images', kind='out') # content-addressed image cache; empty disables it
+    cache_dir:str = param(IMAGE_CACHE, kind='cache') # content-addressed image cache; empty disables it
     from_name:str = param('') # the choices control holding the label; empty means the only one
     image_key:str = param('image') # key of the image reference in each task data
+
+    @classmethod
+    def implied(cls, values:dict)->dict:
+        "A benchmark build holds no training image to check for leakage: its `benchmark` defaults to empty."
+        return {'benchmark': ''} if values.get('mode') == 'benchmark' else {}
 
 # %% ../nbs/02_params.ipynb #424ab9cc
 TRAIN_METRICS = ('accuracy', 'error_rate', 'f1_macro', 'balanced_accuracy', 'precision_macro', 'recall_macro')
@@ -164,8 +208,8 @@ TRAIN_METRICS = ('accuracy', 'error_rate', 'f1_macro', 'balanced_accuracy', 'pre
 class TrainParams(StageParams):
     "Parameters of the `train` stage (fastai on a dataset folder)."
     stage:typing.ClassVar[str] = 'train'
-    dataset:str = param('') # dataset folder from the dataset stage; empty: a small built-in digits sample
-    out:str = param('data/models', kind='out', markers=('model.json', 'best-model.pth')) # the model folder
+    dataset:str = param(TRAIN_DATASET, kind='in') # dataset folder from the dataset stage
+    out:str = param(MODEL_DIR, kind='out', markers=('model.json', 'best-model.pth')) # the model folder
     arch:str = param('cnn') # cnn (small, CPU) or a torchvision backbone: resnet18, resnet34, resnet50, ...
     pretrained:bool = param(False) # ImageNet weights from the torch hub cache (never downloaded)
     bs:int|str = param(32, lo=1, choices=('auto',)) # batch size, or auto (CUDA: the largest that fits half the GPU)
@@ -175,12 +219,12 @@ class TrainParams(StageParams):
     seed:int = param(42) # seed: same data + params + seed -> same metrics on CPU
     metrics:list[str]|str = param(['accuracy'], choices=TRAIN_METRICS) # validation metrics
     augment:bool = param(False) # random rotate/zoom/warp/lighting on training batches
-    in_checkpoint:str = param('') # best-model.pth to fine-tune from; empty: train from scratch
+    in_checkpoint:str = param('', kind='in') # best-model.pth to fine-tune from; empty: train from scratch
     on_class_mismatch:str = param('error', choices=('error', 'reinit')) # checkpoint on other classes: error or reinit
     monitor:str = param('accuracy') # picks the best epoch: valid_loss or one of metrics
-    live_dir:str = param('dvclive', kind='out', markers=('metrics.json',)) # dvclive folder: per-epoch metrics and plots
+    live_dir:str = param(LIVE_DIR, kind='out', markers=('metrics.json',)) # dvclive folder: per-epoch metrics and plots
     cache:str = param('auto', choices=('auto', 'memory', 'none')) # decode images once into memory
-    metrics_fp:str = param('metrics/train.json', kind='out') # best-epoch metrics for dvc; empty: not written
+    metrics_fp:str = param(TRAIN_METRICS_FP, kind='out') # best-epoch metrics for dvc; empty: not written
     distributed:int = param(0, lo=0) # worker processes, one per device: 0 or 1 trains in the kernel; N > 1: torchrun
 
     def check(self, section:str):
@@ -196,18 +240,17 @@ class TrainParams(StageParams):
 class EvaluateParams(StageParams):
     "Parameters of the `evaluate` stage (the model on the fixed benchmark)."
     stage:typing.ClassVar[str] = 'evaluate'
-    model_dir:str = param('data/smoke/model') # trained model folder (best-model.pth + model.json)
-    benchmark_dir:str = param('data/smoke/benchmark') # benchmark dataset folder (from the dataset stage)
-    metrics_fp:str = param('data/smoke/metrics/benchmark.json', kind='out') # metrics file (DVC metrics)
-    plots_dir:str = param('data/smoke/plots', kind='out') # confusion.json, confusion.png, mistakes.png
-    overlay_dir:str = param('data/smoke/plots/mistakes', kind='out', markers=('mistakes.json',)) # mistake overlays
+    model_dir:str = param(MODEL_DIR, kind='in') # trained model folder (best-model.pth + model.json)
+    benchmark_dir:str = param(BENCHMARK_DATASET, kind='in') # benchmark dataset folder
+    metrics_fp:str = param(BENCHMARK_METRICS_FP, kind='out') # full metrics; the DVC headline goes beside it
+    plots_dir:str = param(PLOTS_DIR, kind='out') # confusion.json, confusion.png, mistakes.png
+    overlay_dir:str = param(OVERLAY_DIR, kind='out', markers=('mistakes.json',)) # mistake overlays
     max_overlays:int = param(16, lo=0) # most confident mistakes to draw
     split:str = param('benchmark') # split of the benchmark folder to evaluate on
     bs:int = param(64, lo=1) # images per prediction batch
-    dataset_dir:str = param('data/smoke/train') # training dataset folder, stored with the results (empty: none)
+    dataset_dir:str = param(TRAIN_DATASET, kind='in') # training dataset, stored with the results (empty: none)
     store:str = param('', kind='store') # results store: a folder or s3://bucket/prefix; empty: do not publish
     force:bool = param(False) # replace a commit's results in the store even if a different model made them
-    smoke:bool = param(True) # create missing inputs at the data/smoke/ paths above
 
     def check(self, section:str):
         if not self.split: raise MlopsError(f'{section}.split is empty', 'e.g. split: benchmark')
@@ -217,16 +260,15 @@ class EvaluateParams(StageParams):
 class CompareParams(StageParams):
     "Parameters of the `compare` stage (candidate against the champion, with gates)."
     stage:typing.ClassVar[str] = 'compare'
-    candidate:str = param('data/smoke/compare/metrics/benchmark.json') # the candidate's metrics file
+    candidate:str = param(BENCHMARK_METRICS_FP, kind='in') # the candidate's metrics file
     champion:str = param('store') # store, git:REF, none, or a metrics file
     gates:dict = param({'accuracy': 0.005, 'macro_f1': 0.01}) # metric -> maximum allowed drop against the champion
-    out:str = param('data/smoke/compare/reports/compare.md', kind='out') # the markdown report
-    store:str = param('data/smoke/compare/results', kind='store') # results store: a folder or s3://bucket/prefix
-    model_dir:str = param('data/smoke/compare/models') # the candidate's model folder (model.json)
-    dataset_dir:str = param('data/smoke/compare/train') # the candidate's training dataset (for the data diff)
-    plots_dir:str = param('data/smoke/compare/plots') # the candidate's confusion.png and mistakes.png
-    overlay_dir:str = param('data/smoke/compare/plots/mistakes') # the candidate's overlays and mistakes.json
-    smoke:bool = param(True) # write synthetic results under data/smoke/compare first
+    out:str = param(COMPARE_REPORT, kind='out') # the markdown report; the verdict (.json) goes beside it
+    store:str = param(RESULTS_STORE, kind='store') # results store: a folder or s3://bucket/prefix
+    model_dir:str = param(MODEL_DIR, kind='in') # the candidate's model folder (model.json)
+    dataset_dir:str = param(TRAIN_DATASET, kind='in') # the candidate's training dataset (for the data diff)
+    plots_dir:str = param(PLOTS_DIR, kind='in') # the candidate's confusion.png and mistakes.png
+    overlay_dir:str = param(OVERLAY_DIR, kind='in') # the candidate's overlays and mistakes.json
 
     def check(self, section:str):
         for metric,drop in (self.gates or {}).items():
@@ -235,15 +277,45 @@ class CompareParams(StageParams):
 # %% ../nbs/02_params.ipynb #b4734cad
 STAGE_PARAMS = {c.stage: c for c in (LabelstudioParams, DatasetParams, TrainParams, EvaluateParams, CompareParams)}
 
+def instance_values(stage:str, # the stage
+                    name:str|None=None # the instance (`digits` for `dataset.digits`); None: the stage itself
+                   )->dict: # the paths that follow from the name
+    "The export and dataset paths of a stage run once per Label Studio project, named after the project."
+    if not name: return {}
+    if stage == 'labelstudio': return {'project': name, 'out': f'{RAW_LABELS_DIR}/{name}.json'}
+    if stage == 'dataset': return {'export': f'{RAW_LABELS_DIR}/{name}.json', 'out': f'{DATASETS_DIR}/{name}',
+                                   'metrics_fp': f'{METRICS_DIR}/dataset-{name}.json'}
+    return {}
+
+def sample_values(cls:type # a `StageParams` class
+                 )->dict: # field -> its default moved into `SAMPLE_DIR`, for every input and output path
+    "The defaults of a sample run: the pipeline's paths, inside `SAMPLE_DIR`."
+    return {f.name: sample_path(f.default) for f in fields(cls) if f.metadata.get('kind') in ('in', 'out', 'store')}
+
+# %% ../nbs/02_params.ipynb #64e5b743
+def build_params(stage:str, # the stage
+                 values:dict|None=None, # parameter name -> value (params section and overrides, or what was injected)
+                 sample:bool=False, # defaults inside `SAMPLE_DIR` (a sample run)
+                 section:str|None=None, # dotted params section, for messages (default: the stage)
+                 name:str|None=None # instance of a stage run once per project (ignored with `sample`)
+                )->StageParams: # the stage's checked parameters
+    "A stage's parameters: its defaults (by instance name, or moved for a sample run), then `values`, checked."
+    cls = STAGE_PARAMS.get(stage)
+    if cls is None:
+        raise MlopsError(f'stage {stage} has no typed parameters', f'typed stages: {", ".join(STAGE_PARAMS)}')
+    given = {**(sample_values(cls) if sample else instance_values(stage, name)), **(values or {})}
+    return cls.from_dict({**cls.implied(given), **given}, section)
+
 def check_stage_params(stage:str, # the stage name
                        values:dict, # the parameters a run passes
                        section:str|None=None, # dotted params section, for messages (default: the stage)
                        root:Path|None=None, # the project root (outputs must stay inside it)
-                       allow_outside:bool=False # accept outputs outside the project
-                      )->dict: # the values, checked (integers made floats where floats are expected)
+                       allow_outside:bool=False, # accept outputs outside the project
+                       sample:bool=False, # a sample run (see `build_params`)
+                       name:str|None=None # instance of a stage run once per project
+                      )->StageParams|None: # the checked parameters; None for a stage without a class
     "Validate a stage's parameters and confine its outputs, before anything runs."
-    cls = STAGE_PARAMS.get(stage)
-    if cls is None: return dict(values)
-    obj = cls.from_dict(values, section)
+    if stage not in STAGE_PARAMS: return None
+    obj = build_params(stage, values, sample, section, name)
     obj.output_paths(root, section, allow_outside)
-    return {k: getattr(obj, k) for k in values}
+    return obj

@@ -270,6 +270,8 @@ def page_context(nb, # the executed notebook (nbformat node)
     r = run_info(nb_path, nb)
     fail = run_failure(nb) if r.status == 'failed' else None
     params = nb.metadata.get('papermill', {}).get('parameters') or {}
+    if isinstance(params.get('params'), dict):   # a typed stage: the values its run set, and a sample run's flag
+        params = {**params['params'], **({'sample': True} if params.get('sample') else {})}
     keys = sorted((k for k in r.scraps if k != 'experiment'), key=_key_rank)
     return {'csp': CSP, 'generator': _generator(), 'back': back,
             'title': f'{r.group} · {r.run_id} · {status_label(r)}',

@@ -6,9 +6,9 @@ from urllib.parse import parse_qs, urlparse
 
 class FakeGitHub:
     "Start with `FakeGitHub(token)`; `url` is the API base; `requests` lists (method, path, body, headers)."
-    def __init__(self, token:str, repo:str='acme/models'):
-        self.token,self.repo,self.requests = token,repo,[]
-        self.comments,self.pulls,self.dispatches = {},[],[]
+    def __init__(self, token:str, repo:str='acme/models', fail_first:int=0):
+        self.token,self.repo,self.requests,self.fail_first = token,repo,[],fail_first
+        self.comments,self.pulls,self.dispatches,self.events = {},[],[],[]
         self.lock = threading.Lock()
         fake = self
         class Handler(BaseHTTPRequestHandler):
@@ -25,6 +25,9 @@ class FakeGitHub:
                     fake.requests.append((self.command, u.path, body, dict(self.headers)))
                     if self.headers.get('Authorization') not in (f'token {fake.token}', f'Bearer {fake.token}'):
                         return self._send(401, {'message': 'Bad credentials'})
+                    if fake.fail_first > 0:
+                        fake.fail_first -= 1
+                        return self._send(502, {'message': 'bad gateway'})
                     code,obj = fake.route(self.command, u.path, parse_qs(u.query), body)
                 self._send(code, obj)
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
@@ -46,6 +49,8 @@ class FakeGitHub:
         if (m := re.fullmatch(r'/issues/comments/(\d+)', path)) and verb == 'PATCH':
             c = next(c for cs in self.comments.values() for c in cs if c['id'] == int(m.group(1)))
             c['body'] = body['body']; return 200, c
+        if path == '/dispatches' and verb == 'POST':
+            self.events.append(body); return 204, None
         if (m := re.fullmatch(r'/actions/workflows/([\w.-]+)/dispatches', path)) and verb == 'POST':
             self.dispatches.append((m.group(1), body)); return 204, None
         if path == '/pulls' and verb == 'GET':
@@ -61,5 +66,10 @@ class FakeGitHub:
 
     def calls(self, verb=None):
         return [(m, p) for m,p,_,_ in self.requests if verb is None or m == verb]
+
+    def records(self, verb=None)->list[dict]:
+        "The requests as dicts: method, path, body, auth (the Authorization header)."
+        return [{'method': m, 'path': p, 'body': b, 'auth': h.get('Authorization')} for m,p,b,h in self.requests
+                if verb is None or m == verb]
 
     def close(self): self.server.shutdown(); self.server.server_close()

@@ -90,14 +90,14 @@ def test_promote_then_compare_stage_picks_champion_on_s3(project, s3_env):
     (project/'params.yaml').write_text(
         'compare:\n  candidate: metrics/benchmark.json\n  champion: store\n  gates: {accuracy: 0.005, macro_f1: 0.01}\n'
         f'  out: reports/compare.md\n  store: {url}\n  model_dir: data/models\n  dataset_dir: data/train\n'
-        '  plots_dir: plots\n  overlay_dir: plots/mistakes\n  smoke: false\n')
+        '  plots_dir: plots\n  overlay_dir: plots/mistakes\n')
     git(project, 'add', 'params.yaml'); git(project, 'commit', '-qm', 'params')
     commit_a = git(project, 'rev-parse', 'HEAD').strip()
     # commit A: a good model (1 mistake in 20), trained on 16 images; promoted over HTTP S3 via the CLI
     sample_dataset(project/'data/train', n=16, size=32, valid_every=4)
     fake_model(project/'data/models', b'weights-A')
     _evaluate(project, [0])
-    r = cli('promote')
+    r = cli('promote', '--section', 'compare')   # the compare stage's params: the S3 store
     assert r.returncode == 0, r.stderr
     assert f'champion: {commit_a[:12]}' in r.stdout
     champ = json.loads(s3_env.client().get_object(Bucket=bucket, Key='digits/champion.json')['Body'].read())
@@ -130,10 +130,10 @@ def test_promote_then_compare_stage_picks_champion_on_s3(project, s3_env):
     # promote refuses results of a dirty tree (and of another commit than HEAD) unless forced
     (project/'README').write_text('dirty\n')
     _evaluate(project, [0, 1, 2, 3])
-    r = cli('promote')
+    r = cli('promote', '--section', 'compare')
     assert r.returncode == 2 and 'uncommitted changes' in r.stderr
     git(project, 'commit', '-qam', 'c')
-    r = cli('promote')
+    r = cli('promote', '--section', 'compare')
     assert r.returncode == 2 and 'but HEAD is' in r.stderr
     assert json.loads(s3_env.client().get_object(Bucket=bucket, Key='digits/champion.json')['Body'].read())['commit'] == commit_a
 

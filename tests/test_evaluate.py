@@ -92,25 +92,25 @@ def test_failed_evaluation_leaves_previous_outputs(project):
     after = {p: p.read_bytes() for p in (project/'metrics').rglob('*') if p.is_file()} | {p: p.read_bytes() for p in (project/'plots').rglob('*') if p.is_file()}
     assert after == snap
 
-def test_stage_notebook_smoke_run_and_dvc_reads_metrics(project):
-    """The evaluate notebook top to bottom with its smoke defaults, as papermill runs it: a synthetic benchmark and a
-    tiny model trained by the train stage's own `train_model`, measured through `predict.predict` (a real end to end)."""
+def test_stage_notebook_sample_run_and_dvc_reads_metrics(project):
+    """The evaluate notebook top to bottom as a sample run, as papermill runs it: a synthetic benchmark and a tiny model
+    built under data/sample/ by the train stage's own `train_model`, measured through `predict.predict` (a real end to end)."""
     predict = pytest.importorskip('mlops_nb.predict')
     r = cli('run', 'evaluate', '--sample', '-p', 'store=results/')
     assert r.returncode == 0, r.stderr[-2000:]
     from mlops_nb.runner import read_scraps
     nb = project/'runs/evaluate/latest.ipynb'
     s = read_scraps(nb)
-    m = json.loads((project/'data/smoke/metrics/benchmark.json').read_text())
+    m = json.loads((project/'data/sample/metrics/benchmark.json').read_text())
     assert s['accuracy'] == m['accuracy'] and s['n'] == m['n'] == 20
-    assert s['model_sha256'] == sha256_file(project/'data/smoke/model/best-model.pth')
+    assert s['model_sha256'] == sha256_file(project/'data/sample/models/best-model.pth')
     # the metrics agree with the train stage's own predict on the same benchmark
-    bench = project/'data/smoke/benchmark'
+    bench = project/'data/sample/datasets/digits-benchmark'
     rows = DatasetFolder.read(bench).split('benchmark')
-    pred = predict.predict(project/'data/smoke/model', [bench/x['file'] for x in rows])
+    pred = predict.predict(project/'data/sample/models', [bench/x['file'] for x in rows])
     assert m['accuracy'] == round(float(np.mean([p == x['label'] for p,x in zip(pred.labels, rows)])), 6)
-    assert m['model']['train_dataset_sha256'] == sha256_file(project/'data/smoke/train/labels.csv')
-    assert len(list((project/'data/smoke/plots/mistakes').glob('*.png'))) == min(16, m['n_errors'])
+    assert m['model']['train_dataset_sha256'] == sha256_file(project/'data/sample/datasets/digits/labels.csv')
+    assert len(list((project/'data/sample/plots/mistakes').glob('*.png'))) == min(16, m['n_errors'])
     text = nb.read_text()
     assert '"image/png"' in text   # the confusion matrix and the gallery are shown in the report
     # published to the local results store under the commit
@@ -119,7 +119,7 @@ def test_stage_notebook_smoke_run_and_dvc_reads_metrics(project):
     # DVC reads the metrics file (numbers flattened, provenance strings ignored)
     dvc = Path(sys.executable).parent/'dvc'
     subprocess.run([str(dvc), 'init', '-q'], cwd=project, check=True)
-    out = subprocess.run([str(dvc), 'metrics', 'show', '--json', 'data/smoke/metrics/benchmark.json'], cwd=project, capture_output=True, text=True)
+    out = subprocess.run([str(dvc), 'metrics', 'show', '--json', 'data/sample/metrics/benchmark.json'], cwd=project, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert '"accuracy": ' + str(m['accuracy']) in out.stdout.replace(' ', ' ')
 
@@ -151,4 +151,4 @@ def test_hostile_labels_give_safe_overlay_names(project):
     made = {p for p in project.rglob('*') if p.is_file() and '.git' not in p.parts} - set(before)
     parts = [p.relative_to(project).parts for p in made]
     tops = {q[:2] if q[0] == 'data' else q[:1] for q in parts}
-    assert tops <= {('runs',), ('metrics',), ('plots',), ('data', 'smoke')}, tops   # nothing written anywhere else
+    assert tops <= {('runs',), ('metrics',), ('plots',), ('data', 'sample')}, tops   # nothing written anywhere else

@@ -81,11 +81,8 @@ def demo(labelstudio, source_tree, artifacts, tmp_path_factory):
     tag = uuid.uuid4().hex[:8]
     d = Demo(root, labelstudio, {'digits': f'pipeline-pool-{tag}', 'digits-benchmark': f'pipeline-bench-{tag}'})
     # isolation from other tests' projects, and tiny sizes so the whole pipeline runs in ~1.5 min
-    pipeline = yaml.safe_load((root/'dvc.yaml').read_text())
-    projects = next(v['projects'] for v in pipeline['vars'] if 'projects' in v)
-    for key,title in d.titles.items(): projects[key] = title
-    (root/'dvc.yaml').write_text(yaml.safe_dump(pipeline, sort_keys=False))
     params = yaml.safe_load((root/'params.yaml').read_text())
+    for key,title in d.titles.items(): params['labelstudio'][key] = {'project': title}
     params['train'].update(epochs=1, bs=16, size=16)
     (root/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
     d.ok(d.run(BIN/'mlops-nb', 'labelstudio', 'seed-demo', '--n-pool', 60, '--n-bench', 30, '--size', 16,
@@ -118,9 +115,8 @@ def test_full_repro(demo):
     sides = [{'name': 'champion', 'commit': None}, {'name': 'candidate', 'commit': ANY_SHA}]
     verdict = json.loads((root/'reports/compare.json').read_text())
     assert verdict == {'gate': 'no champion', 'experiment': '', 'gates': [], 'sides': sides}
-    # every path came from dvc.yaml or params.yaml: no stage fell back to its notebook's sample data
-    assert not (root/'data/smoke').exists() and not (root/'data/datasets/sample').exists()
-    assert not (root/'data/datasets/digits-sample').exists()
+    # every path came from the stages' typed defaults: no stage wrote sample data
+    assert not (root/'data/sample').exists() and not (root/'data/smoke').exists()
     for run in ('dataset-digits-benchmark', 'dataset-digits', 'train', 'evaluate', 'compare'):
         assert (root/f'runs/{run}/latest.ipynb').exists(), run
     # nothing left to do but ask Label Studio

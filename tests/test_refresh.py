@@ -4,68 +4,15 @@ server, against the real Label Studio and a loopback fake GitHub REST API that r
 The tests share ONE site (module fixture) and run in file order: the first refresh opens the pull request, the
 second finds nothing to do, `--if-changed` stops after the fingerprint check, a new annotation updates the pull
 request, and a clone without GitHub settings stops after its local commit."""
-import json, os, re, shutil, subprocess, sys, threading, time, uuid
+import json, os, re, shutil, subprocess, sys, time, uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit, parse_qs
 import pytest, yaml
 from conftest import git
+from fake_github import FakeGitHub
 from mlops_nb.runner import packaged_notebooks
 
 BIN = Path(sys.executable).parent
-
-class FakeGitHub:
-    "A loopback stand-in for the GitHub REST API: pulls list/create/update, repository_dispatch; records each request."
-    def __init__(self, fail_first:int=0):
-        self.requests,self.pulls,self.fail_first = [],[],fail_first
-        fake = self
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a): pass
-            def _reply(self, code, body=None):
-                data = json.dumps(body).encode() if body is not None else b''
-                self.send_response(code)
-                self.send_header('Content-Type', 'application/json')
-                self.send_header('Content-Length', str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            def _handle(self):
-                n = int(self.headers.get('Content-Length') or 0)
-                body = json.loads(self.rfile.read(n)) if n else None
-                url = urlsplit(self.path)
-                fake.requests.append({'method': self.command, 'path': url.path, 'query': parse_qs(url.query),
-                                      'body': body, 'auth': self.headers.get('Authorization')})
-                if fake.fail_first > 0:
-                    fake.fail_first -= 1
-                    return self._reply(502, {'message': 'bad gateway'})
-                self._reply(*fake.route(self.command, url.path, parse_qs(url.query), body))
-            do_GET = do_POST = do_PATCH = _handle
-        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.url = f'http://127.0.0.1:{self.server.server_address[1]}'
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def route(self, method, path, query, body):
-        parts = path.strip('/').split('/')
-        if parts[:1] != ['repos'] or len(parts) < 4: return 404, {'message': 'Not Found'}
-        owner,rest = parts[1],parts[3:]
-        if rest == ['dispatches'] and method == 'POST': return 204, None
-        if rest == ['pulls'] and method == 'GET':
-            head = query.get('head', [''])[0]
-            return 200, [p for p in self.pulls if p['state'] == 'open' and f"{owner}:{p['head']['ref']}" == head]
-        if rest == ['pulls'] and method == 'POST':
-            pr = {'number': len(self.pulls) + 1, 'state': 'open', 'title': body['title'], 'body': body.get('body'),
-                  'head': {'ref': body['head']}, 'base': {'ref': body['base']}}
-            pr['html_url'] = f'https://github.example/{owner}/pull/{pr["number"]}'
-            self.pulls.append(pr)
-            return 201, pr
-        if len(rest) == 2 and rest[0] == 'pulls' and method == 'PATCH':
-            pr = self.pulls[int(rest[1]) - 1]
-            pr.update(body)
-            return 200, pr
-        return 404, {'message': 'Not Found'}
-
-    def calls(self, method=None): return [r for r in self.requests if method is None or r['method'] == method]
-    def close(self): self.server.shutdown()
 
 @dataclass
 class Site:
@@ -108,10 +55,9 @@ def make_project(root:Path, source_tree:Path, titles:dict, bucket:str):
     for f in ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore'):
         shutil.copy(source_tree/f, root/f)
     for nb in sorted(packaged_notebooks().glob('[0-9]*_*.ipynb')): shutil.copy(nb, root/'nbs'/nb.name)
-    pipeline = yaml.safe_load((root/'dvc.yaml').read_text())   # the projects are stated in dvc.yaml's vars
-    projects = next(v['projects'] for v in pipeline['vars'] if 'projects' in v)
-    for key,title in titles.items(): projects[key] = title
-    (root/'dvc.yaml').write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    params = yaml.safe_load((root/'params.yaml').read_text())   # the projects are the keys of params' labelstudio
+    for key,title in titles.items(): params['labelstudio'][key] = {'project': title}
+    (root/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
     git(root, 'init', '-q', '-b', 'main')
     subprocess.run([sys.executable, '-m', 'dvc', 'remote', 'add', '-d', 's3', f's3://{bucket}/dvcstore'], cwd=root,
                    check=True, capture_output=True)
@@ -137,7 +83,7 @@ def site(labelstudio, s3_endpoint, source_tree, tmp_path_factory):
     bucket = s3_endpoint.make_bucket(f'refresh-{tag}')
     make_project(base/'upstream', source_tree, titles, bucket)
     subprocess.run(['git', 'clone', '-q', '--bare', str(base/'upstream'), str(base/'origin.git')], check=True)
-    gh = FakeGitHub()
+    gh = FakeGitHub('ghs_faketoken123', 'acme/digits')
     s = Site(base/'upstream', base/'origin.git', clone(base/'origin.git', base/'clone', s3_endpoint.url), labelstudio,
              s3_endpoint, bucket, gh, titles)
     yield s
@@ -169,10 +115,10 @@ def test_refresh_pushes_branch_and_opens_one_pull_request(site):
     assert 'train' not in lock['stages']  # training is the pull request's business
     fps = json.loads(git(site.origin, 'show', f'{head}:metrics/labelstudio.json'))
     assert fps['digits']['title'] == site.titles['digits'] and fps['digits']['tasks'] == 40
-    posts = site.gh.calls('POST')
+    posts = site.gh.records('POST')
     assert len(posts) == 1 and posts[0]['path'] == '/repos/acme/digits/pulls', site.gh.requests
     assert (posts[0]['body']['head'], posts[0]['body']['base']) == ('data-refresh', 'main')
-    assert all(r['auth'] == 'token ghs_faketoken123' for r in site.gh.requests)
+    assert all(r['auth'] == 'token ghs_faketoken123' for r in site.gh.records())
     assert site.titles['digits'] in posts[0]['body']['body']
     keys = site.s3.client().list_objects_v2(Bucket=site.bucket, Prefix='dvcstore/')['KeyCount']
     assert keys > 0  # the data version reached the remote
@@ -215,7 +161,7 @@ def test_new_annotation_updates_the_pull_request(site):
     head = site.origin_ref('refs/heads/data-refresh')
     assert head != head0 and git(site.origin, 'rev-parse', f'{head}^').strip() == main0
     assert site.origin_ref('refs/heads/main') == main0
-    new = site.gh.requests[n:]
+    new = site.gh.records()[n:]
     assert [r['method'] for r in new] == ['GET', 'PATCH'], new
     export = json.loads((site.clone/'data/raw_labels/digits.json').read_text())
     assert next(t for t in export if t['id'] == task)['annotations']
@@ -237,7 +183,7 @@ def test_after_merge_the_next_refresh_opens_a_new_pull_request(site):
     new_head = site.origin_ref('refs/heads/data-refresh')
     assert git(site.origin, 'rev-parse', f'{new_head}^').strip() == head == site.origin_ref('refs/heads/main')
     assert 'dvc.lock' in git(site.origin, 'diff', '--name-only', head, new_head).split()
-    assert [r['method'] for r in site.gh.requests[n:]] == ['GET', 'POST']
+    assert [r['method'] for r in site.gh.records()[n:]] == ['GET', 'POST']
     export = json.loads((site.clone/'data/raw_labels/digits.json').read_text())
     assert next(t for t in export if t['id'] == task)['annotations']
 

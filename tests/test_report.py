@@ -267,11 +267,11 @@ def _run_stages(project:Path)->dict:
     with pytest.raises(MlopsError, match='labels.csv not found'):
         run_stage('train', {'dataset': 'data/datasets/nosuch'}, root=project)
     failed, = [p for p in (project/'runs/train').glob('*.ipynb') if p not in (train.notebook, project/'runs/train/latest.ipynb')]
-    dataset = run_stage('dataset', {}, root=project)
-    evaluate = run_stage('evaluate', {}, root=project)
-    run_stage('compare', {}, root=project)   # writes the smoke results ...
-    hostile_class_names(project/'data/smoke/compare/metrics/benchmark.json')
-    compare = run_stage('compare', {'smoke': False}, root=project)   # ... and compares them again, renamed
+    dataset = run_stage('dataset', {}, root=project, sample=True)
+    evaluate = run_stage('evaluate', {}, root=project, sample=True)
+    run_stage('compare', {}, root=project, sample=True)   # compares the sample results with a sample champion ...
+    hostile_class_names(project/'data/sample/metrics/benchmark.json')
+    compare = run_stage('compare', {}, root=project, sample=True)   # ... and compares them again, renamed
     r = cli('report', cwd=project)
     assert r.returncode == 0, r.stderr
     return {'project': project, 'train': train, 'failed': failed, 'dataset': dataset.notebook,

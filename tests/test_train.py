@@ -199,7 +199,8 @@ def test_stage_through_papermill_on_demo_sized_digits(project, source_tree, arti
     import yaml
     from mlops_nb.folder import sample_dataset
     (project/'params.yaml').write_text((source_tree/'params.yaml').read_text())
-    train = yaml.safe_load((project/'params.yaml').read_text())['train']
+    from mlops_nb.params import TrainParams
+    train = {**TrainParams().to_dict(), **yaml.safe_load((project/'params.yaml').read_text())['train']}
     ds = sample_dataset(project/train['dataset'], n=300, size=32)
     t0 = time.time()
     r = cli('run', 'train', env={'CUDA_VISIBLE_DEVICES': ''})

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx, pytest, yaml
 from conftest import git
 from fixtures_labelstudio import free_port
-from test_refresh import FakeGitHub, make_project, ok
+from fake_github import FakeGitHub
+from test_refresh import make_project, ok
 from mlops_nb.core import digit_png
 
 BIN = Path(sys.executable).parent
@@ -195,7 +196,7 @@ def test_failing_refresh_is_retried(site):
 
 def test_github_action_dispatches_with_retry(site):
     "`--action github`: one repository_dispatch (event type, projects, token) after the quiet window; a 502 is retried."
-    gh = FakeGitHub(fail_first=1)
+    gh = FakeGitHub('ghs_dispatch456', 'acme/digits', fail_first=1)
     env = {**site['env'], 'GITHUB_TOKEN': 'ghs_dispatch456', 'GITHUB_REPOSITORY': 'acme/digits',
            'GITHUB_API_URL': gh.url}
     rec = Receiver(site['root'], env, '--action', 'github', '--quiet', '0.5')
@@ -205,9 +206,9 @@ def test_github_action_dispatches_with_retry(site):
         [line] = rec.wait_refreshes(1, timeout=60)
         assert 'ok: digits' in line and '2 attempt(s)' in line, line
         assert 'repository_dispatch labelstudio-changed' in line, line
-        assert [(r['method'], r['path']) for r in gh.requests] == [('POST', '/repos/acme/digits/dispatches')] * 2
+        assert [(r['method'], r['path']) for r in gh.records()] == [('POST', '/repos/acme/digits/dispatches')] * 2
         want = {'event_type': 'labelstudio-changed', 'client_payload': {'projects': ['digits']}}
-        assert gh.requests[-1]['body'] == want
-        assert all(r['auth'] == 'token ghs_dispatch456' for r in gh.requests)
+        assert gh.records()[-1]['body'] == want
+        assert all(r['auth'] == 'token ghs_dispatch456' for r in gh.records())
     finally:
         rec.stop(); gh.close()
