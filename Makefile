@@ -81,6 +81,7 @@ lint:  ## ruff at 120 columns on the package (config in pyproject.toml)
 
 check-sync:
 	.ci/check_sync.sh
+	.ci/lint.sh
 	.ci/readme.sh --check
 
 nbtest:

@@ -4,14 +4,14 @@
 
 # %% ../nbs/50_compare.ipynb #532ef1a9
 from __future__ import annotations
-import csv, io, json, os, subprocess, sys, tempfile
+import json, os, subprocess, sys, tempfile
 from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import (MlopsError, atomic_write, git_commit, load_params, log, md_text, project_root, resolve_path,
-                           sha256_bytes, write_json, yaml_load)
+from .core import (MlopsError, atomic_write, git_commit, log, md_text, project_root, resolve_path, write_json,
+                           yaml_load)
 from .gates import Gate, check_gates, metric_value
-from .folder import DatasetFolder, sample_dataset
+from .folder import DatasetFolder
 from .params import VERDICT, CompareParams
 from .store import ResultsStore, publish_results
 
@@ -46,7 +46,7 @@ def training_rows(folder:Path|None # a training dataset folder, or a results-sto
 def data_diff(champion:list[dict], # champion's training rows (`DatasetFolder.rows`)
               candidate:list[dict] # candidate's training rows
              )->dict: # per class: champion/candidate counts, tasks added/removed; plus totals and relabelled tasks
-    "Tasks added and removed per class between two training sets (a relabelled task is removed from its old class, added to its new one)."
+    "Tasks added and removed per class between two training sets (a relabelled task moves class)."
     a = {str(r['task_id']): str(r['label']) for r in champion}
     b = {str(r['task_id']): str(r['label']) for r in candidate}
     per = {}
@@ -58,9 +58,12 @@ def data_diff(champion:list[dict], # champion's training rows (`DatasetFolder.ro
     for t,l in a.items():
         if b.get(t) != l: row(l)['removed'].append(t)
     key = lambda t: (len(t), t)
-    for r in per.values(): r['added'].sort(key=key); r['removed'].sort(key=key)
+    for r in per.values():
+        r['added'].sort(key=key)
+        r['removed'].sort(key=key)
     relabelled = sorted((t for t in a.keys() & b.keys() if a[t] != b[t]), key=key)
-    return {'classes': dict(sorted(per.items())), 'added': len(b.keys() - a.keys()), 'removed': len(a.keys() - b.keys()), 'relabelled': relabelled}
+    return {'classes': dict(sorted(per.items())), 'added': len(b.keys() - a.keys()),
+            'removed': len(a.keys() - b.keys()), 'relabelled': relabelled}
 
 # %% ../nbs/50_compare.ipynb #10f4bab6
 @dataclass

@@ -4,13 +4,13 @@
 
 # %% ../nbs/40_evaluate.ipynb #8ef726aa
 from __future__ import annotations
-import csv, io, json, math, re, unicodedata
+import io, math, re, unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
-from .core import (MlopsError, atomic_dir, atomic_write, digit_png, git_commit, log, project_root, read_csv_rows,
-                           read_json, resolve_path, sha256_bytes, sha256_file, write_json)
-from .folder import DatasetFolder, sample_dataset
+from .core import (MlopsError, atomic_dir, atomic_write, git_commit, log, project_root, read_json, resolve_path,
+                           sha256_bytes, sha256_file, write_json)
+from .folder import DatasetFolder
 from .params import EvaluateParams
 
 # %% auto #0

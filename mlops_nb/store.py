@@ -225,7 +225,7 @@ def results_files(metrics_fp:str|Path=BENCHMARK_METRICS_FP, # the evaluate stage
                   model_dir:str|Path=MODEL_DIR, # folder with `model.json`
                   plots_dir:str|Path=PLOTS_DIR, # folder with `confusion.png`, `confusion.json`, `mistakes.png`
                   overlay_dir:str|Path=OVERLAY_DIR, # folder of mistake overlays
-                  dataset_dir:str|Path|None=None, # training dataset folder (its small `FOLDER_FILES` are kept), if known
+                  dataset_dir:str|Path|None=None, # training dataset folder (its `FOLDER_FILES` are kept), if known
                   root:Path|None=None # project root for relative paths
                  )->dict[str, Path]: # name in the entry -> local file
     "The local files that make up one entry of the results store."
