@@ -71,7 +71,7 @@ check-lock: install
 
 
 ## every test: notebooks clean and in sync, notebook tests, then pytest on the installed wheel
-test: install labelstudio-env audit-env chromium check-sync nbtest wheel-test
+test: install labelstudio-env audit-env chromium check-sync check-lock nbtest wheel-test
 
 chromium:
 	tests/install_chromium.sh
