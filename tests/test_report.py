@@ -316,7 +316,8 @@ def test_train_page_reads_as_a_report(stage_runs, artifacts):
         assert set(facts) >= {'STAGE', 'COMMIT', 'STARTED (UTC)', 'DURATION', 'STATUS'}, facts
         # the library code is folded, the unrun tests are left out, the run section is open
         folds = page.evaluate(FOLDS)
-        assert len(folds) >= 8 and not any(o for _,o in folds) and ['Training', False] in folds, folds
+        # 30_train keeps 7 library sections since its building blocks moved to notebooks 25-29
+        assert len(folds) >= 6 and not any(o for _,o in folds) and ['Training', False] in folds, folds
         assert not page.locator('pre', has_text='def train_model(').first.is_visible()
         assert 'test_eq(' not in page.content()
         run_cell = page.locator('.jp-CodeCell', has_text='result = train_model(').last
