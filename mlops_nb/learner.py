@@ -22,10 +22,10 @@ def metric_objects(names:list[str] # names from `mlops_nb.params.TRAIN_METRICS`
     import sklearn.metrics as skm
     macro = dict(average='macro', zero_division=0)
     make = {'accuracy': lambda: accuracy, 'error_rate': lambda: error_rate,
-            'f1_macro': lambda: skm_to_fastai(skm.f1_score, **macro, name='f1_macro'),
+            'macro_f1': lambda: skm_to_fastai(skm.f1_score, **macro, name='macro_f1'),
             'balanced_accuracy': lambda: skm_to_fastai(skm.balanced_accuracy_score, name='balanced_accuracy'),
-            'precision_macro': lambda: skm_to_fastai(skm.precision_score, **macro, name='precision_macro'),
-            'recall_macro': lambda: skm_to_fastai(skm.recall_score, **macro, name='recall_macro')}
+            'macro_precision': lambda: skm_to_fastai(skm.precision_score, **macro, name='macro_precision'),
+            'macro_recall': lambda: skm_to_fastai(skm.recall_score, **macro, name='macro_recall')}
     return [make[n]() for n in names]
 
 # %% ../nbs/29_learner.ipynb #4b4e6128

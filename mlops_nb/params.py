@@ -202,7 +202,7 @@ class DatasetParams(StageParams):
         return {'benchmark': ''} if values.get('mode') == 'benchmark' else {}
 
 # %% ../nbs/02_params.ipynb #424ab9cc
-TRAIN_METRICS = ('accuracy', 'error_rate', 'f1_macro', 'balanced_accuracy', 'precision_macro', 'recall_macro')
+TRAIN_METRICS = ('accuracy', 'error_rate', 'macro_f1', 'balanced_accuracy', 'macro_precision', 'macro_recall')
 
 @dataclass(frozen=True)
 class TrainParams(StageParams):

@@ -56,51 +56,61 @@ class S3Backend:
             self._client = boto3.session.Session().client('s3', config=cfg)
         return self._client
 
-    @contextmanager
-    def _errors(self, action:str, key:str=''):
-        import botocore.exceptions as bx
-        where = self.describe(key)
-        try: yield
-        except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError) as e:
-            ep = self._client.meta.endpoint_url if self._client else 'S3'
-            raise MlopsError(f'S3 endpoint {ep} unreachable while {action} {where} ({type(e).__name__})', S3_ERROR_FIX,
-                             code=1) from None
-        except (bx.NoCredentialsError, bx.PartialCredentialsError):
-            raise MlopsError(f'no AWS credentials for {where}',
-                             'export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (read from the environment only)',
-                             code=2) from None
-        except bx.ClientError as e:
-            code = e.response.get('Error', {}).get('Code', '?')
-            if code == 'NoSuchBucket':
-                raise MlopsError(f'S3 bucket {self.bucket} does not exist (while {action} {where})',
-                                 'create the bucket or fix the store URL', code=2) from None
-            if code in ('AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', '403'):
-                raise MlopsError(f'S3 access denied ({code}) while {action} {where}',
-                                 'check the AWS credentials in the environment and the bucket policy', code=2) from None
-            raise MlopsError(f'S3 error {code} while {action} {where}: {redact(str(e))}', S3_ERROR_FIX,
-                             code=1) from None
+# %% ../nbs/45_store.ipynb #f22a1e56
+@patch
+@contextmanager
+def _errors(self:S3Backend, action:str, key:str=''):
+    import botocore.exceptions as bx
+    where = self.describe(key)
+    try: yield
+    except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError, bx.ConnectionClosedError) as e:
+        ep = self._client.meta.endpoint_url if self._client else 'S3'
+        raise MlopsError(f'S3 endpoint {ep} unreachable while {action} {where} ({type(e).__name__})', S3_ERROR_FIX,
+                         code=1) from None
+    except (bx.NoCredentialsError, bx.PartialCredentialsError):
+        raise MlopsError(f'no AWS credentials for {where}',
+                         'export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (read from the environment only)',
+                         code=2) from None
+    except bx.ClientError as e:
+        code = e.response.get('Error', {}).get('Code', '?')
+        if code == 'NoSuchBucket':
+            raise MlopsError(f'S3 bucket {self.bucket} does not exist (while {action} {where})',
+                             'create the bucket or fix the store URL', code=2) from None
+        if code in ('AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', '403'):
+            raise MlopsError(f'S3 access denied ({code}) while {action} {where}',
+                             'check the AWS credentials in the environment and the bucket policy', code=2) from None
+        raise MlopsError(f'S3 error {code} while {action} {where}: {redact(str(e))}', S3_ERROR_FIX,
+                         code=1) from None
 
-    def get(self, key:str)->bytes|None:
-        import botocore.exceptions as bx
-        with self._errors('reading', key):
-            try: return self.client.get_object(Bucket=self.bucket, Key=self._key(key))['Body'].read()
-            except bx.ClientError as e:
-                if e.response.get('Error', {}).get('Code') in ('NoSuchKey', '404'): return None
-                raise
-    def put(self, key:str, data:bytes):
-        with self._errors('writing', key): self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-    def delete(self, key:str):
-        with self._errors('deleting', key): self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
-    def list(self, prefix:str='')->list[str]:
-        base = self._key(prefix)
-        strip = len(self.prefix)+1 if self.prefix else 0
-        out = []
-        with self._errors('listing', prefix):
-            paginator = self.client.get_paginator('list_objects_v2')
-            pages = paginator.paginate(Bucket=self.bucket, Prefix=base + ('/' if base else ''))
-            for page in pages:
-                out += [o['Key'][strip:] for o in page.get('Contents', [])]
-        return sorted(out)
+# %% ../nbs/45_store.ipynb #8a37df7b
+@patch
+def get(self:S3Backend, key:str)->bytes|None:
+    import botocore.exceptions as bx
+    with self._errors('reading', key):
+        try: return self.client.get_object(Bucket=self.bucket, Key=self._key(key))['Body'].read()
+        except bx.ClientError as e:
+            if e.response.get('Error', {}).get('Code') in ('NoSuchKey', '404'): return None
+            raise
+
+@patch
+def put(self:S3Backend, key:str, data:bytes):
+    with self._errors('writing', key): self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+@patch
+def delete(self:S3Backend, key:str):
+    with self._errors('deleting', key): self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+@patch
+def list(self:S3Backend, prefix:str='')->list[str]:
+    base = self._key(prefix)
+    strip = len(self.prefix)+1 if self.prefix else 0
+    out = []
+    with self._errors('listing', prefix):
+        paginator = self.client.get_paginator('list_objects_v2')
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=base + ('/' if base else ''))
+        for page in pages:
+            out += [o['Key'][strip:] for o in page.get('Contents', [])]
+    return sorted(out)
 
 # %% ../nbs/45_store.ipynb #6e0ae0d8
 ENTRY = 'entry.json'

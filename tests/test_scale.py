@@ -24,7 +24,7 @@ def test_two_processes_match_one(digits, tmp_path):
     from dataclasses import replace
     from mlops_nb.params import TrainParams
     from mlops_nb.train import train_model
-    p = TrainParams(dataset=str(digits), size=16, bs=32, epochs=2, lr=1e-2, seed=1, metrics=['accuracy', 'f1_macro'])
+    p = TrainParams(dataset=str(digits), size=16, bs=32, epochs=2, lr=1e-2, seed=1, metrics=['accuracy', 'macro_f1'])
     one = train_model(replace(p, out=str(tmp_path/'one/model'), live_dir=str(tmp_path/'one/dvclive')))
     t0 = time.time()
     two = train_model(replace(p, out=str(tmp_path/'two/model'), live_dir=str(tmp_path/'two/dvclive'), distributed=2))

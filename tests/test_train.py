@@ -54,7 +54,7 @@ def test_artifacts_predict_and_dvclive(project, digits, tmp_path):
           - dvclive/plots/metrics:
               x: step
         '''))
-    r = tiny(digits, project/'data/models', metrics=['accuracy', 'f1_macro'], monitor='valid_loss', live_dir=project/'dvclive')
+    r = tiny(digits, project/'data/models', metrics=['accuracy', 'macro_f1'], monitor='valid_loss', live_dir=project/'dvclive')
     m = project/'data/models'
     assert sorted(p.name for p in m.iterdir()) == ['best-model.pth', 'model.json']
     sd = torch.load(m/'best-model.pth', weights_only=True)
@@ -91,7 +91,7 @@ def test_artifacts_predict_and_dvclive(project, digits, tmp_path):
     assert not (live/'dvc.yaml').exists()
     dvc = lambda *a: subprocess.run([str(BIN/'dvc'), *a], cwd=project, capture_output=True, text=True)
     ms = dvc('metrics', 'show', '--json'); assert ms.returncode == 0, ms.stderr
-    assert 'f1_macro' in ms.stdout and '"eval"' in ms.stdout
+    assert 'macro_f1' in ms.stdout and '"eval"' in ms.stdout
     ps = dvc('plots', 'show', '--json'); assert ps.returncode == 0, ps.stderr
     assert 'dvclive/plots/metrics/accuracy.tsv' in ps.stdout
     assert dvc('exp', 'list').stdout.strip() == ''   # save_dvc_exp off: no experiment refs created behind the user's back
@@ -144,7 +144,7 @@ def _not_sd(p): import torch; torch.save({'epoch': 3, 'weights': [1, 2]}, p)
     ('size string', {'size': '28'}, 'train.size must be an integer'),
     ('lr junk', {'lr': 'fast'}, 'train.lr must be'),
     ('metric', {'metrics': ['acc']}, 'unknown metric(s) in train.metrics: acc'),
-    ('monitor', {'monitor': 'f1_macro'}, 'train.monitor'),
+    ('monitor', {'monitor': 'macro_f1'}, 'train.monitor'),
     ('empty dataset', {'dataset': 'empty'}, 'has no training images'),
     ('class without training images', {'dataset': 'lonely'}, "classes '4', '9' have no training images"),
     ('missing dataset', {'dataset': 'missing'}, 'labels.csv not found'),
