@@ -38,7 +38,7 @@ def make_project(tmp:Path)->Path:
     "A temp git project: params.yaml pointing the dataset stage at the bundled sample, and a trivial notebook."
     from mlops_nb.dataset import sample_export
     root = tmp/'proj'; (root/'nbs').mkdir(parents=True)
-    sample = {'export': 'data/sample/export.json', 'rawdata_dir': 'data/sample/images', 'cache_dir': ''}
+    sample = {'export': 'data/sample/export.json', 'rawdata_dir': 'data/sample/images', 'cache_dir': '', 'benchmark': ''}
     (root/'params.yaml').write_text(json.dumps({'dataset': {**sample, 'out': 'data/datasets/nb'}, 'trivial': {'x': 2}}))
     os.environ['MLOPS_NB_ROOT'] = str(root)
     sample_export(root/'data'/'sample')
@@ -97,7 +97,7 @@ def main():
         def build_py(out):
             code = ("from mlops_nb.dataset import build_dataset; from mlops_nb.params import DatasetParams; "
                     f"build_dataset(DatasetParams(export='data/sample/export.json', out='{out}', "
-                    "rawdata_dir='data/sample/images', cache_dir=''))")
+                    "rawdata_dir='data/sample/images', cache_dir='', benchmark=''))")
             return [PY, '-c', code]
         variants = {
             'py_trivial': [PY, '-c', 'x = 2; y = x + 1'],
