@@ -4,7 +4,7 @@
     across fork + exec);
   - `mlops-nb run STAGE` (CLI process + papermill kernel): the peak of the CLI's RSS plus its largest descendant's (the
     kernel), polled every 20 ms with psutil, and the kernel's own peak.
-Both read the stage's parameters from the demo's params.yaml; the export is forced and the image cache is off, so both
+Both build the stage's typed parameters from the demo's params.yaml the same way (`build_params`); the export is forced and the image cache is off, so both
 do the same work.
 
 Usage: python bench/bench_memory.py
@@ -15,28 +15,24 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import row, record
 import _demo
 
-P = 'from mlops_nb.core import load_params, resolve_path; P = load_params(); '
+P = ('from mlops_nb.core import load_params\nfrom mlops_nb.pipeline import section_params\n'
+     'from mlops_nb.params import build_params\n'
+     'def params(stage, section=None, **over):\n'   # the stage's typed parameters, as `mlops-nb run` builds them
+     '    section = section or stage\n'
+     '    values = {**section_params(load_params(), section), **over}\n'
+     '    return build_params(stage, values, section=section, name=section.partition(".")[2] or None)\n')
 STAGES = [  # (label, `mlops-nb run` arguments, entry-function code)
     ('labelstudio (digits)', ['labelstudio', '--section', 'labelstudio.digits', '-p', 'force=true'],
-     P + "p = P['labelstudio']['digits']; from mlops_nb.labelstudio import export_project; from mlops_nb.params import LabelstudioParams; "
-         "export_project(LabelstudioParams.from_dict({**p, 'force': True}))"),
+     P + "from mlops_nb.labelstudio import export_project\n"
+         "export_project(params('labelstudio', 'labelstudio.digits', force=True))"),
     ('dataset (digits-benchmark)', ['dataset', '--section', 'dataset.digits-benchmark', '-p', "cache_dir=''"],
-     P + "from mlops_nb.dataset import build_dataset; from mlops_nb.params import DatasetParams; "
-         "build_dataset(DatasetParams(**{**P['dataset']['digits-benchmark'], 'cache_dir': ''}))"),
+     P + "from mlops_nb.dataset import build_dataset\n"
+         "build_dataset(params('dataset', 'dataset.digits-benchmark', cache_dir=''))"),
     ('dataset (digits)', ['dataset', '--section', 'dataset.digits', '-p', "cache_dir=''"],
-     P + "from mlops_nb.dataset import build_dataset; from mlops_nb.params import DatasetParams; "
-         "build_dataset(DatasetParams(**{**P['dataset']['digits'], 'cache_dir': ''}))"),
-    ('train', ['train'],
-     P + "from mlops_nb.params import TrainParams; from mlops_nb.train import train_model; "
-         "train_model(TrainParams.from_dict(P['train']))"),
-    ('evaluate', ['evaluate'],
-     P + "p = P['evaluate']; from mlops_nb.evaluate import evaluate_model; from mlops_nb.params import EvaluateParams; "
-         "evaluate_model(EvaluateParams(**{k: p[k] for k in ('model_dir', 'benchmark_dir', 'metrics_fp', 'plots_dir', "
-         "'overlay_dir', 'max_overlays', 'split', 'bs')}))"),
-    ('compare', ['compare'],
-     P + "p = P['compare']; from mlops_nb.compare import compare_models; from mlops_nb.params import CompareParams; "
-         "compare_models(CompareParams(**{k: p[k] for k in ('candidate', 'champion', 'gates', 'out', 'store', 'model_dir', "
-         "'dataset_dir', 'plots_dir', 'overlay_dir')}))"),
+     P + "from mlops_nb.dataset import build_dataset\nbuild_dataset(params('dataset', 'dataset.digits', cache_dir=''))"),
+    ('train', ['train'], P + "from mlops_nb.train import train_model\ntrain_model(params('train'))"),
+    ('evaluate', ['evaluate'], P + "from mlops_nb.evaluate import evaluate_model\nevaluate_model(params('evaluate'))"),
+    ('compare', ['compare'], P + "from mlops_nb.compare import compare_models\ncompare_models(params('compare'))"),
 ]
 
 def entry_rss(code:str, root:Path)->float:
@@ -75,7 +71,7 @@ def main():
         root = _demo.make_project(tmp/'demo')
         rows = []
         with _demo.labelstudio(root):
-            entry_rss(STAGES[0][2].replace("['digits']", "['digits-benchmark']"), root)   # the benchmark export (not measured)
+            entry_rss(STAGES[0][2].replace("'labelstudio.digits'", "'labelstudio.digits-benchmark'"), root)   # benchmark export
             bare = entry_rss('pass', root)
             rows.append(row('bare python -c pass', bare, 'MB'))
             for label,args,code in STAGES:
