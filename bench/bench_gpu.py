@@ -18,7 +18,7 @@ Usage: python bench/bench_gpu.py [--n 20000] [--size 64] [--bs 256] [--epochs 4]
        python bench/bench_gpu.py --cpu-smoke    # tiny data on CPU: checks every piece runs, records nothing
 Without CUDA (and without --cpu-smoke) it prints one line and exits 0. Results go to bench/results.json under `gpu`.
 """
-import argparse, csv, hashlib, io, json, os, shutil, statistics, subprocess, sys, tempfile, threading, time
+import argparse, hashlib, io, json, os, shutil, statistics, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import row, record, print_table
@@ -86,27 +86,20 @@ def _image(i:int, size:int)->tuple:
     return buf.getvalue(), label
 
 def make_dataset(out:Path, n:int, size:int)->Path:
-    "A dataset folder (labels.csv, dataset.json, images/<sha256>.png) of n distinct digits, every 5th in valid."
+    "A dataset folder of n distinct digits, every 5th in valid, written by the dataset folder's one writer."
     from concurrent.futures import ProcessPoolExecutor
-    (out/'images').mkdir(parents=True)
+    from mlops_nb.folder import write_dataset_folder
     with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as ex:
         imgs = list(ex.map(_image, range(n), [size]*n, chunksize=256))
-    rows,seen = [],set()
+    rows,images = [],{}
     for i,(png,label) in enumerate(imgs):
         sha = hashlib.sha256(png).hexdigest()
-        if sha in seen: continue
-        seen.add(sha)
-        (out/'images'/f'{sha}.png').write_bytes(png)
+        if f'images/{sha}.png' in images: continue
+        images[f'images/{sha}.png'] = png
         rows.append({'file': f'images/{sha}.png', 'label': label, 'split': 'valid' if i % 5 == 4 else 'train',
                      'task_id': i+1, 'annotation_id': i+1, 'sha256': sha})
-    with open(out/'labels.csv', 'w', newline='') as f:
-        w = csv.DictWriter(f, list(rows[0]), lineterminator='\n')
-        w.writeheader()
-        w.writerows(rows)
-    classes = sorted({r['label'] for r in rows})
-    meta = {'name': out.name, 'mode': 'train', 'classes': classes, 'n_images': len(rows)}
-    (out/'dataset.json').write_text(json.dumps(meta))
-    return out
+    meta = {'name': out.name, 'mode': 'train', 'classes': sorted({r['label'] for r in rows}), 'n_images': len(rows)}
+    return write_dataset_folder(out, rows, images, meta).path
 
 # -- the three sides ----------------------------------------------------------------------------------------------
 
@@ -192,13 +185,14 @@ def hand_stream(ds:Path, arch:str, bs:int, epochs:int, device:str, workers:int)-
     "A hand-written loop decoding PNG every epoch in `workers` processes, uint8 pinned batches normalised on the GPU."
     import torch
     from torchvision.io import ImageReadMode, decode_image, read_file
+    from mlops_nb.folder import DatasetFolder
     from mlops_nb.models import create_model
     cuda = device == 'cuda'
-    rows = list(csv.DictReader(open(ds/'labels.csv')))
-    classes = sorted({r['label'] for r in rows})
+    folder = DatasetFolder.read(ds, mode='train')
+    rows,classes = folder.split('train'),folder.classes
     class Images(torch.utils.data.Dataset):
         def __init__(self):
-            self.items = [(str(ds/r['file']), classes.index(r['label'])) for r in rows if r['split'] == 'train']
+            self.items = [(str(ds/r['file']), classes.index(r['label'])) for r in rows]
         def __len__(self): return len(self.items)
         def __getitem__(self, i):
             f,y = self.items[i]
