@@ -16,7 +16,7 @@ __all__ = ['ROOT_MARKERS', 'TEMP_PID_RE', 'OWNED_MARKERS', 'SECRET_ENV_VARS', 'S
            'parse_override', 'set_dotted', 'load_params', 'git_commit', 'run_id', 'full_disk_names', 'atomic_write',
            'dumps_json', 'write_json', 'pid_alive', 'remove_stale_temps', 'check_replaceable', 'atomic_dir',
            'sha256_file', 'sha256_bytes', 'read_json', 'read_csv_rows', 'secret', 'secret_values', 'redact',
-           'skip_slow_optional_imports', 'plain_output', 'log', 'digit_png', 'md_text']
+           'skip_slow_optional_imports', 'freeze_at_exit', 'plain_output', 'log', 'digit_png', 'md_text']
 
 # %% ../nbs/00_core.ipynb #65622630
 class MlopsError(Exception):
@@ -337,6 +337,12 @@ def skip_slow_optional_imports(extra:tuple=() # more modules to mark absent (e.g
     "Mark optional modules that cost seconds at import (and that nothing here uses) as absent."
     for m in (*SLOW_OPTIONAL_MODULES, *extra):
         if m not in sys.modules: sys.modules[m] = None
+
+# %% ../nbs/00_core.ipynb #4dc301f8
+def freeze_at_exit():
+    "Skip the final garbage collections of this process at exit (after every other `atexit` handler)."
+    import atexit, gc
+    atexit.register(gc.freeze)
 
 # %% ../nbs/00_core.ipynb #1174bb42
 def plain_output()->bool:

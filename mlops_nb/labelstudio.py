@@ -13,10 +13,11 @@ from .core import (MlopsError, resolve_path, atomic_write, dumps_json, sha256_by
 from .params import LabelstudioParams
 
 # %% auto #0
-__all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'SNAPSHOT_TITLE', 'label_config', 'choice_result', 'server_url', 'explain',
-           'retryable', 'call', 'token_kind', 'Connection', 'connect', 'find_project', 'fingerprint', 'snapshot_export',
-           'normalize_export', 'export_counts', 'meta_path', 'read_meta', 'is_unchanged', 'save_export', 'ExportResult',
-           'export_project', 'quick_fingerprint', 'skip_reason', 'counts_text']
+__all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'SNAPSHOT_TITLE', 'PROJECT_FIELDS', 'label_config', 'choice_result', 'server_url',
+           'explain', 'retryable', 'call', 'token_kind', 'Connection', 'connect', 'find_project', 'fingerprint',
+           'snapshot_export', 'normalize_export', 'export_counts', 'meta_path', 'read_meta', 'is_unchanged',
+           'save_export', 'ExportResult', 'export_project', 'quick_fingerprints', 'quick_fingerprint', 'skip_reason',
+           'counts_text']
 
 # %% ../nbs/10_labelstudio.ipynb #9363b750
 DIGIT_LABELS = [str(i) for i in range(10)]
@@ -333,31 +334,60 @@ def _norm_time(t:str|None)->str|None:
     if not t: return None
     return _iso(datetime.fromisoformat(t.replace('Z', '+00:00')))
 
-def _project_id(http, project:int|str)->int:
-    "The id of the project with this id or exact title (LookupError unless exactly one)."
-    if str(project).strip().isdigit(): return int(project)
-    found = http.get('/api/projects/', params={'page_size': 100, 'title': project}).raise_for_status().json()['results']
-    hits = [p['id'] for p in found if p['title'] == project]
+
+# %% ../nbs/10_labelstudio.ipynb #05979b19
+PROJECT_FIELDS = 'id,title,task_number,total_annotations_number,skipped_annotations_number'
+
+def _listed_projects(http)->list[dict]:
+    "Every project of the server with the counts a fingerprint needs."
+    out,page = [],1
+    while True:
+        r = http.get('/api/projects/', params={'page_size': 100, 'page': page, 'include': PROJECT_FIELDS})
+        data = r.raise_for_status().json()
+        out += data['results']
+        if not data.get('next'): return out
+        page += 1
+
+def _pick_project(listed:list[dict], project:int|str)->dict:
+    "The listed project with this id or exact title (LookupError unless exactly one)."
+    by_id = str(project).strip().isdigit()
+    hits = [p for p in listed if (p['id'] == int(project) if by_id else p['title'] == project)]
     if len(hits) != 1: raise LookupError(project)
     return hits[0]
+
+def _newest_update(http, pid:int)->str|None:
+    q = {'project': pid, 'page_size': 1, 'fields': 'task_only',
+         'query': json.dumps({'ordering': ['-tasks:updated_at']})}
+    tasks = http.get('/api/tasks/', params=q).raise_for_status().json()
+    tasks = tasks.get('tasks', tasks.get('results', [])) if isinstance(tasks, dict) else tasks
+    return _norm_time(tasks[0]['updated_at']) if tasks else None
+
+# %% ../nbs/10_labelstudio.ipynb #f3447081
+def quick_fingerprints(projects:dict # key -> (project id or exact title, Label Studio URL; '' for `$LABEL_STUDIO_URL`)
+                      )->dict: # key -> the same dict as `fingerprint`
+    "`fingerprint` of many projects over plain HTTP, no SDK import: one project list per server, the rest at once."
+    import httpx
+    from concurrent.futures import ThreadPoolExecutor
+    out,servers = {},{}
+    for key,(project,url) in projects.items(): servers.setdefault(server_url(url or None), {})[key] = project
+    for url,wanted in servers.items():
+        auth = _auth_headers(url, secret('LABEL_STUDIO_API_KEY'))
+        with httpx.Client(base_url=url, headers=auth, timeout=10) as http:
+            listed = _listed_projects(http)
+            picked = {k: _pick_project(listed, project) for k,project in wanted.items()}
+            with ThreadPoolExecutor(min(8, len(picked))) as pool:
+                newest = dict(zip(picked, pool.map(lambda p: _newest_update(http, p['id']), picked.values())))
+        out.update({k: {'project_id': p['id'], 'title': p['title'], 'tasks': p.get('task_number') or 0,
+                        'annotations': p.get('total_annotations_number') or 0,
+                        'cancelled_annotations': p.get('skipped_annotations_number') or 0,
+                        'newest_updated_at': newest[k]} for k,p in picked.items()})
+    return out
 
 def quick_fingerprint(project:int|str, # project id or exact title
                       url:str|None=None # Label Studio URL ('' or None: `$LABEL_STUDIO_URL`)
                      )->dict: # the same dict as `fingerprint`
-    "`fingerprint` over plain HTTP: two or three small requests, no SDK import."
-    import httpx
-    url = server_url(url)
-    with httpx.Client(base_url=url, headers=_auth_headers(url, secret('LABEL_STUDIO_API_KEY')), timeout=10) as http:
-        pid = _project_id(http, project)
-        p = http.get(f'/api/projects/{pid}/').raise_for_status().json()
-        q = {'project': pid, 'page_size': 1, 'fields': 'task_only',
-             'query': json.dumps({'ordering': ['-tasks:updated_at']})}
-        tasks = http.get('/api/tasks/', params=q).raise_for_status().json()
-    tasks = tasks.get('tasks', tasks.get('results', [])) if isinstance(tasks, dict) else tasks
-    return {'project_id': pid, 'title': p['title'], 'tasks': p.get('task_number') or 0,
-            'annotations': p.get('total_annotations_number') or 0,
-            'cancelled_annotations': p.get('skipped_annotations_number') or 0,
-            'newest_updated_at': _norm_time(tasks[0]['updated_at']) if tasks else None}
+    "`fingerprint` of one project over plain HTTP: two small requests, no SDK import."
+    return quick_fingerprints({'project': (project, url or '')})['project']
 
 # %% ../nbs/10_labelstudio.ipynb #93e7dd30
 def skip_reason(project:int|str='digits', # project id or exact title

@@ -14,9 +14,9 @@ from .github import GitHub, github_if_set, open_or_update_pr
 
 # %% auto #0
 __all__ = ['FINGERPRINTS', 'PR_TITLE', 'export_projects', 'pipeline_params', 'current_fingerprints', 'git',
-           'recorded_fingerprints', 'changed_projects', 'data_stages', 'stage_graph', 'dvc', 'rebuild', 'check_clean',
-           'refreshed_files', 'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch', 'pr_body',
-           'RefreshResult', 'export_file', 'base_branch', 'record_fingerprints', 'refresh_data', 'publish', 'refresh']
+           'recorded_fingerprints', 'check_projects', 'changed_projects', 'data_stages', 'stage_graph', 'dvc',
+           'rebuild', 'check_clean', 'refreshed_files', 'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch',
+           'pr_body', 'RefreshResult', 'export_file', 'base_branch', 'refresh_data', 'publish', 'refresh']
 
 # %% ../nbs/80_refresh.ipynb #201de894
 def export_projects(params:dict, # all params (params.yaml)
@@ -47,17 +47,14 @@ FINGERPRINTS = 'metrics/labelstudio.json'
 
 def current_fingerprints(projects:dict # key -> export parameters (from `export_projects`)
                         )->dict: # key -> fingerprint
-    "Ask Label Studio for each project's fingerprint (two or three small requests each, no SDK import)."
-    from mlops_nb.labelstudio import quick_fingerprint
-    out = {}
-    for key,cfg in projects.items():
-        try: out[key] = quick_fingerprint(cfg.get('project', key), cfg.get('url') or None)
-        except MlopsError: raise
-        except Exception as e:
-            what = f'cannot read the fingerprint of project {key} from Label Studio ({type(e).__name__}: {e})'
-            fix = f'check LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY and labelstudio.{key}.project'
-            raise MlopsError(redact(what[:300]), fix, code=1) from None
-    return out
+    "Ask Label Studio for every project's fingerprint at once (one request per project and one per server, no SDK)."
+    from mlops_nb.labelstudio import quick_fingerprints
+    try: return quick_fingerprints({k: (c.get('project', k), c.get('url') or '') for k,c in projects.items()})
+    except MlopsError: raise
+    except Exception as e:
+        what = f'cannot read the fingerprints of {", ".join(projects)} from Label Studio ({type(e).__name__}: {e})'
+        fix = 'check LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY and the projects of params.yaml labelstudio'
+        raise MlopsError(redact(what[:300]), fix, code=1) from None
 
 # %% ../nbs/80_refresh.ipynb #330af069
 def git(root:Path, # the repository
@@ -81,6 +78,18 @@ def recorded_fingerprints(root:Path, # the repository
         except ValueError: continue
         for key,fp in (data.items() if isinstance(data, dict) else ()): seen.setdefault(key, []).append(fp)
     return seen
+
+# %% ../nbs/80_refresh.ipynb #bef308b8
+def check_projects(root:str=None # the project (default: discovered)
+                  )->int: # exit code
+    "The change check of `dvc repro`: every Label Studio project's fingerprint into `metrics/labelstudio.json`."
+    root = Path(root) if root else project_root()
+    current = current_fingerprints(export_projects(pipeline_params(root)))
+    path,text = root/FINGERPRINTS,dumps_json(dict(sorted(current.items())))
+    same = path.exists() and path.read_text() == text
+    if not same: atomic_write(path, text)
+    print(f'labelstudio check: {", ".join(current)}: {"unchanged" if same else "changed"} ({FINGERPRINTS})')
+    return 0
 
 # %% ../nbs/80_refresh.ipynb #1af7d2f9
 def changed_projects(current:dict, # key -> fingerprint now
@@ -255,20 +264,6 @@ def base_branch(root:Path, remote:str)->str:
     ref = git(root, 'symbolic-ref', '--short', '-q', f'refs/remotes/{remote}/HEAD', check=False)
     return ref.split('/', 1)[1] if ref else git(root, 'branch', '--show-current')
 
-# %% ../nbs/80_refresh.ipynb #106275fb
-def record_fingerprints(root:Path, # the project root
-                        projects:dict, # key -> export parameters of the refreshed projects
-                        current:dict # key -> fingerprint checked before the rebuild
-                       ):
-    "Write `metrics/labelstudio.json`: each refreshed project's fingerprint as of its export (others kept)."
-    from mlops_nb.labelstudio import read_meta, meta_path
-    path = root/FINGERPRINTS
-    data = json.loads(path.read_text()) if path.exists() else {}
-    for key,cfg in projects.items():
-        meta = read_meta(meta_path(resolve_path(cfg['out'], root))) or {}
-        data[key] = meta.get('source') or current[key]
-    atomic_write(path, dumps_json(dict(sorted(data.items()))))
-
 # %% ../nbs/80_refresh.ipynb #01740535
 def refresh_data(names:list[str]|None=None, # projects (keys of params `labelstudio`); None: all
                  if_changed:bool=False, # do nothing when no project's fingerprint moved on
@@ -294,7 +289,6 @@ def refresh_data(names:list[str]|None=None, # projects (keys of params `labelstu
     if not stages:
         raise MlopsError(f'no DVC stage writes {", ".join(exports)}', 'check dvc.yaml against params.yaml labelstudio')
     rebuild(root, stages, graph)
-    record_fingerprints(root, todo, current)
     commit,what = commit_on_branch(root, branch, refreshed_files(root), f'Data refresh: {", ".join(todo)}',
                                    previous or (local and branch) or None)
     res = RefreshResult(changed, stages, commit, None, f'refresh: {what}')

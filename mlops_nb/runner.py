@@ -201,7 +201,8 @@ def _kernel_env(extra:dict):
     spec = cache/'kernels'/sha256_bytes(sys.executable.encode())[:12]
     kj = spec/'kernels'/'mlops-nb'/'kernel.json'
     launch = ('import sys; sys.path.remove("") if sys.path[:1] == [""] else None; '
-              'from mlops_nb.core import skip_slow_optional_imports; skip_slow_optional_imports(); '
+              'from mlops_nb.core import skip_slow_optional_imports, freeze_at_exit; '
+              'skip_slow_optional_imports(); freeze_at_exit(); '
               'from ipykernel.kernelapp import launch_new_instance; launch_new_instance()')
     argv = [sys.executable, '-c', launch, '-f', '{connection_file}', '--IPKernelApp.log_level=CRITICAL']
     want = dumps_json({'argv': argv,

@@ -14,8 +14,9 @@ from fixtures_labelstudio import free_port
 from mlops_nb.runner import packaged_notebooks
 
 BIN = Path(sys.executable).parent
-EXPORTS = {'labelstudio@digits', 'labelstudio@digits-benchmark'}  # always_changed: DVC runs their command every time
-STAGES = EXPORTS | {'dataset-benchmark', 'dataset', 'train', 'evaluate', 'compare'}
+CHECK = 'labelstudio-check'  # always_changed: one process asks every Label Studio project for its fingerprint
+EXPORTS = {'labelstudio@digits', 'labelstudio@digits-benchmark'}  # rerun only when metrics/labelstudio.json moved
+STAGES = {CHECK} | EXPORTS | {'dataset-benchmark', 'dataset', 'train', 'evaluate', 'compare'}
 ORDER = ['dataset-benchmark', 'dataset', 'train', 'evaluate', 'compare']  # dependency order of the rest
 
 def ran(out:str)->list[str]: return re.findall(r"^Running stage '([^']+)':", out, re.M)
@@ -98,6 +99,7 @@ def test_full_repro(demo):
     out,root = demo.ok(demo.repro1),demo.root
     stages = ran(out)
     assert sorted(stages) == sorted(STAGES), stages
+    assert stages[0] == CHECK  # every export depends on the fingerprints it writes
     assert [s for s in stages if s in ORDER] == ORDER
     assert demo.ok(demo.dvc('config', 'core.analytics')).strip() == 'false'
     for key in demo.titles:
@@ -120,18 +122,18 @@ def test_full_repro(demo):
     for run in ('dataset-digits-benchmark', 'dataset-digits', 'train', 'evaluate', 'compare'):
         assert (root/f'runs/{run}/latest.ipynb').exists(), run
     # nothing left to do but ask Label Studio
-    assert demo.status() == {s: ['always changed'] for s in EXPORTS}
+    assert demo.status() == {CHECK: ['always changed']}
 
 def test_second_repro_runs_nothing(demo):
-    "Unchanged Label Studio projects: the export commands answer 'up to date' without running their notebook; nothing downstream runs."
+    "Unchanged Label Studio projects: the change check runs, finds every fingerprint unchanged; no export or later stage runs."
     root = demo.root
     before = {'exports': tree_hashes(root/'data/raw_labels'), 'runs': sorted(map(str, (root/'runs').rglob('*'))),
               'lock': sha(root/'dvc.lock')}
     out = demo.ok(demo.dvc('repro', what='no-op repro'))
     t0 = time.time(); demo.status(); demo.timings['status'] = round(time.time()-t0, 1)
-    assert set(ran(out)) == EXPORTS and notebook_skipped(out) == 2, out
-    assert skipped(out) == STAGES - EXPORTS
-    assert 'up to date' in out
+    assert ran(out) == [CHECK] and notebook_skipped(out) == 0, out
+    assert skipped(out) == STAGES - {CHECK}
+    assert 'labelstudio check: digits, digits-benchmark: unchanged' in out, out
     assert tree_hashes(root/'data/raw_labels') == before['exports']  # byte-identical exports
     assert sorted(map(str, (root/'runs').rglob('*'))) == before['runs']  # no executed notebook anywhere
     assert sha(root/'dvc.lock') == before['lock']
@@ -139,9 +141,9 @@ def test_second_repro_runs_nothing(demo):
 def test_train_param_change_reruns_train_evaluate_compare(demo):
     "`dvc exp run -S train.epochs=15` reruns exactly train -> evaluate -> compare."
     out = demo.ok(demo.dvc('exp', 'run', '--name', 'epochs-15', '-S', 'train.epochs=15', what='exp run (train param)'))
-    notebooks = [s for s in ran(out) if s not in EXPORTS]
+    notebooks = [s for s in ran(out) if s != CHECK]
     assert notebooks == ['train', 'evaluate', 'compare'], out
-    assert notebook_skipped(out) == 2 and skipped(out) == {'dataset-benchmark', 'dataset'}
+    assert notebook_skipped(out) == 0 and skipped(out) == EXPORTS | {'dataset-benchmark', 'dataset'}
     assert yaml.safe_load((demo.root/'params.yaml').read_text())['train']['epochs'] == 15
     assert demo.lock()['stages']['train']['params']['params.yaml']['train']['epochs'] == 15
     assert json.loads((demo.root/'data/models/model.json').read_text())['params']['epochs'] == 15
@@ -200,7 +202,7 @@ def test_gate_after_promote(demo):
     assert champion['accuracy'] >= 0.4, champion['accuracy']
     out = demo.ok(demo.dvc('exp', 'run', '--name', 'worse', '-S', 'train.epochs=1', '-S', 'train.lr=0.000001',
                            what='exp run (worse)'))
-    assert [s for s in ran(out) if s not in EXPORTS] == ['train', 'evaluate', 'compare'], out
+    assert [s for s in ran(out) if s != CHECK] == ['train', 'evaluate', 'compare'], out
     verdict = json.loads((root/'reports/compare.json').read_text())
     assert (verdict['gate'], verdict['experiment']) == ('failed', 'worse'), verdict
     exp = find_exp(json.loads(demo.ok(demo.dvc('exp', 'show', '--json'))), 'worse')
@@ -232,7 +234,7 @@ def test_benchmark_change_reruns_benchmark_side_only(demo):
                'value': {'choices': ['3']}}], 'was_cancelled': False, 'ground_truth': False}).raise_for_status()
     train_ds = tree_hashes(root/'data/datasets/digits')
     out = demo.ok(demo.dvc('repro', what='repro (benchmark change)'))
-    notebooks = [s for s in ran(out) if s != 'labelstudio@digits']
+    notebooks = [s for s in ran(out) if s not in (CHECK, 'labelstudio@digits')]  # the pool's export: its notebook skips
     assert notebooks == ['labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset', 'evaluate', 'compare'], out
     assert notebook_skipped(out) == 1  # the training pool's export did not run its notebook
     assert skipped(out) == {'train'}
@@ -270,9 +272,9 @@ def test_s3_push_clone_pull_round_trip(demo, s3_endpoint, tmp_path):
     assert tree_hashes(clone/'runs') == ours and len(ours) == 5
     for d in ('reports', 'dvclive', 'metrics', 'plots'): assert tree_hashes(clone/d) == tree_hashes(root/d), d
     # a clone is ready for CI: after `dvc pull` only the Label Studio check remains, and it finds nothing to do
-    assert demo.status(cwd=clone) == {s: ['always changed'] for s in EXPORTS}
+    assert demo.status(cwd=clone) == {CHECK: ['always changed']}
     out = demo.ok(demo.dvc('repro', cwd=clone, what='repro in the clone'))
-    assert set(ran(out)) == EXPORTS and notebook_skipped(out) == 2 and skipped(out) == STAGES - EXPORTS, out
+    assert ran(out) == [CHECK] and notebook_skipped(out) == 0 and skipped(out) == STAGES - {CHECK}, out
     demo.clone = clone
 
 def test_s3_endpoint_down_during_push(demo, s3_endpoint):
@@ -291,7 +293,7 @@ def test_s3_endpoint_down_during_push(demo, s3_endpoint):
     assert tree_hashes(cache, skip=()) == before
     for p,h in before.items():  # every cache file still holds the content its name says
         if not p.endswith('.dir'): assert hashlib.md5((cache/p).read_bytes()).hexdigest() == Path(p).parent.name + Path(p).name
-    assert demo.status() == {s: ['always changed'] for s in EXPORTS}
+    assert demo.status() == {CHECK: ['always changed']}
     model = root/'data/models/best-model.pth'
     h = sha(model); model.unlink()
     demo.ok(demo.dvc('checkout', 'data/models'))
@@ -344,7 +346,7 @@ def test_model_job_played_locally(demo, s3_endpoint, source_tree, tmp_path):
         calls,head = len(gh.requests),git(origin, 'rev-parse', 'pr-seed')
         # the job again, on its own commit: nothing to reproduce, commit, push or post
         second = job()
-        assert set(ran(second['pr-model'].stdout)) <= EXPORTS, second['pr-model'].stdout[-3000:]
+        assert ran(second['pr-model'].stdout) == [CHECK], second['pr-model'].stdout[-3000:]
         assert 'nothing to commit' in second['pr-commit'].stdout
         assert 'unchanged on #12' in second['pr-comment'].stdout
         assert git(origin, 'rev-parse', 'pr-seed') == head and len(gh.dispatches) == 1 and len(gh.comments[12]) == 1
