@@ -17,14 +17,14 @@ def free_port()->int:
 def git(root:Path, *args):
     subprocess.run(['git', '-c', 'user.email=bench@example.com', '-c', 'user.name=bench', *args], cwd=root, check=True, capture_output=True)
 
-def make_project(dest:Path, size:int=16, epochs:int=1)->Path:
-    "A temp git repo holding the pipeline's files, with training shrunk to `size` px and `epochs` epochs."
+def make_project(dest:Path, size:int|None=16, epochs:int|None=1)->Path:
+    "A temp git repo holding the pipeline's files, with training shrunk to `size` px and `epochs` epochs (None: as is)."
     import yaml
     from mlops_nb.core import yaml_load
     dest.mkdir(parents=True)
     shutil.copy(ROOT/'dvc.yaml', dest/'dvc.yaml')
     params = yaml_load((ROOT/'params.yaml').read_text())
-    params['train'].update(size=size, epochs=epochs)
+    params['train'].update({k: v for k,v in dict(size=size, epochs=epochs).items() if v is not None})
     (dest/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
     (dest/'.dvc').mkdir(); shutil.copy(ROOT/'.dvc'/'config', dest/'.dvc'/'config')
     shutil.copytree(ROOT/'nbs', dest/'nbs', ignore=shutil.ignore_patterns('.ipynb_checkpoints'))
@@ -37,7 +37,7 @@ def env(root:Path)->dict:
     return {**os.environ, 'PATH': os.pathsep.join([str(BIN), os.environ.get('PATH', '')]), 'MLOPS_PROGRESS': 'plain'}
 
 @contextlib.contextmanager
-def labelstudio(root:Path, seed:bool=True):
+def labelstudio(root:Path, seed:bool=True, n_pool:int=N_POOL, n_bench:int=N_BENCH):
     "Start Label Studio with its data in `root/.labelstudio`, export its URL and token, seed the demo; stop it afterwards."
     from mlops_nb.labelstudio_server import serve, stop, seed_demo
     d = root/'.labelstudio'
@@ -50,7 +50,7 @@ def labelstudio(root:Path, seed:bool=True):
     try:
         if seed:
             t = time.perf_counter()
-            seed_demo(n_pool=N_POOL, n_bench=N_BENCH)
+            seed_demo(n_pool=n_pool, n_bench=n_bench)
             times['seed'] = time.perf_counter() - t
         yield info, times
     finally:

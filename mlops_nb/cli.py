@@ -9,7 +9,7 @@ from pathlib import Path
 import argparse, importlib, inspect
 from fastcore.docments import docments
 from fastcore.script import Param
-from .core import MlopsError, project_root
+from .core import MlopsError, project_root, freeze_at_exit
 
 # %% auto #0
 __all__ = ['COMMANDS', 'stages', 'run', 'demo', 'build_parser', 'main']
@@ -174,6 +174,7 @@ def main(argv:list[str]|None=None # arguments (default: sys.argv[1:])
         )->int: # the exit code
     "Entry point of the `mlops-nb` console script."
     argv = sys.argv[1:] if argv is None else argv
+    freeze_at_exit()
     group,prog = COMMANDS,'mlops-nb'
     while True:
         if not argv or argv[0] in ('-h', '--help', 'help'):

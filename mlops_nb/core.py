@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #66687e1a
 from __future__ import annotations
-import csv, errno, hashlib, html, io, json, os, re, shutil, subprocess, sys, tempfile
+import csv, errno, functools, hashlib, html, io, json, os, re, shutil, subprocess, sys, tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -339,6 +339,7 @@ def skip_slow_optional_imports(extra:tuple=() # more modules to mark absent (e.g
         if m not in sys.modules: sys.modules[m] = None
 
 # %% ../nbs/00_core.ipynb #4dc301f8
+@functools.cache
 def freeze_at_exit():
     "Skip the final garbage collections of this process at exit (after every other `atexit` handler)."
     import atexit, gc
