@@ -65,12 +65,12 @@ def import_cost(code:str, block:tuple=(), n:int=2)->float:
 
 def kernel_start(n:int=3)->float:
     "Seconds to start the runner's kernel (same kernel spec and launcher as `run_stage`), run one empty cell, stop it."
-    from mlops_nb.runner import _kernel_env
+    from mlops_nb.kernel import kernel_env
     from mlops_nb.core import skip_slow_optional_imports
     skip_slow_optional_imports()
     from jupyter_client.manager import start_new_kernel
     def once():
-        with _kernel_env({}) as name:
+        with kernel_env({}) as name:
             t = time.perf_counter()
             km,kc = start_new_kernel(kernel_name=name)
             try: kc.execute_interactive('pass', timeout=60)

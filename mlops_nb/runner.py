@@ -4,13 +4,14 @@
 
 # %% ../nbs/01_runner.ipynb #f337c106
 from __future__ import annotations
-import ast, errno, json, os, re, shutil, sys, time, warnings
+import ast, errno, json, os, re, shutil, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (
-    MlopsError, SECRET_NAME_RE, atomic_write, dumps_json, full_disk_names, log, plain_output, project_root, redact,
-    remove_stale_temps, run_id, secret_values, sha256_bytes, skip_slow_optional_imports)
+    MlopsError, SECRET_NAME_RE, atomic_write, full_disk_names, log, plain_output, project_root, redact,
+    remove_stale_temps, run_id, secret_values, skip_slow_optional_imports)
+from .kernel import kernel_env, start_kernel, stop_kernel
 from .params import STAGE_PARAMS, check_stage_params, instance_values
 
 # %% auto #0
@@ -191,26 +192,6 @@ def _env(extra:dict):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
-# %% ../nbs/01_runner.ipynb #54170f8c
-@contextmanager
-def _kernel_env(extra:dict):
-    "Point Jupyter at a kernel spec for *this* interpreter and pass `extra` env vars to the kernel."
-    # log_level CRITICAL: jupyter_client interrupts every kernel it shuts down, which ipykernel logs as an ERROR;
-    # real failures reach the user through papermill (the failing cell) and the executed notebook
-    cache = Path(os.environ.get('MLOPS_CACHE', Path.home()/'.cache'/'mlops_nb'))
-    spec = cache/'kernels'/sha256_bytes(sys.executable.encode())[:12]
-    kj = spec/'kernels'/'mlops-nb'/'kernel.json'
-    launch = ('import sys; sys.path.remove("") if sys.path[:1] == [""] else None; '
-              'from mlops_nb.core import skip_slow_optional_imports, freeze_at_exit; '
-              'skip_slow_optional_imports(); freeze_at_exit(); '
-              'from ipykernel.kernelapp import launch_new_instance; launch_new_instance()')
-    argv = [sys.executable, '-c', launch, '-f', '{connection_file}', '--IPKernelApp.log_level=CRITICAL']
-    want = dumps_json({'argv': argv,
-                       'display_name': 'mlops-nb (python3)', 'language': 'python'})
-    if not kj.exists() or kj.read_text() != want: atomic_write(kj, want)
-    with _env({'JUPYTER_PATH': os.pathsep.join([str(spec), *filter(None, [os.environ.get('JUPYTER_PATH')])]), **extra}):
-        yield 'mlops-nb'
-
 # %% ../nbs/01_runner.ipynb #13cf06a7
 SCRAP_MIME = 'application/scrapbook.scrap.{encoder}+json'
 
@@ -317,29 +298,14 @@ JSONSCHEMA_FORMAT_MODULES = ('fqdn', 'rfc3987', 'rfc3986_validator', 'rfc3339_va
                              'uri_template', 'isoduration')
 
 # %% ../nbs/01_runner.ipynb #302e823e
-def _start_kernel(name:str, root:Path):
-    "Start kernel `name` in `root`, not waiting for it: it boots while papermill is imported and the notebook prepared."
-    from jupyter_client.manager import AsyncKernelManager
-    from jupyter_core.utils import run_sync
-    km = AsyncKernelManager(kernel_name=name)
-    # as nbclient starts it: IPython history in memory, no sqlite file shared by concurrent runs
-    run_sync(km.start_kernel)(cwd=str(root), extra_arguments=['--HistoryManager.hist_file=:memory:'])
-    return km
-
-def _stop_kernel(km):
-    "Shut the kernel down if it still runs (papermill failed before it took it over)."
-    from jupyter_core.utils import run_sync
-    if run_sync(km.is_alive)(): run_sync(km.shutdown_kernel)(now=True)
-    run_sync(km.cleanup_resources)()
-
 def _execute(nb:Path, tmp:Path, params:dict, root:Path, rid:str, timeout:int):
     "Execute `nb` with papermill into `tmp` (test cells skipped), from `root`, with this interpreter's kernel."
     skip_slow_optional_imports()
     env = {'MLOPS_NB_ROOT': str(root), 'MLOPS_PROGRESS': 'plain', 'MLOPS_RUN_ID': rid,
            'PYDEVD_DISABLE_FILE_VALIDATION': '1', 'MPLBACKEND': 'module://matplotlib_inline.backend_inline'}
-    with _kernel_env(env) as kernel, warnings.catch_warnings(): # nbformat/papermill chatter is noise for users
+    with kernel_env(env) as kernel, warnings.catch_warnings(): # nbformat/papermill chatter is noise for users
         warnings.simplefilter('ignore')
-        km = _start_kernel(kernel, root)
+        km = start_kernel(kernel, root)
         try:
             import papermill as pm, nbformat
             from papermill.engines import papermill_engines
@@ -354,7 +320,7 @@ def _execute(nb:Path, tmp:Path, params:dict, root:Path, rid:str, timeout:int):
             if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
             raise MlopsError(f'no space left on the device to write the executed notebook in {tmp.parent}',
                              'free some disk space and run again') from None
-        finally: _stop_kernel(km)
+        finally: stop_kernel(km)
 
 # %% ../nbs/01_runner.ipynb #1726188e
 def stage_inputs(stage:str, # the stage
