@@ -72,8 +72,9 @@ def demo(port:int=8080, # port of the local Label Studio on 127.0.0.1
     if r.returncode not in (0,):
         raise MlopsError(f'dvc repro failed (exit {r.returncode})',
                          'see the stage output above and runs/<stage>/latest.ipynb', code=1)
+    t2 = time.time()
     page = build_runs_page()
-    print(f'\ndemo done in {time.time()-t0:.0f}s (pipeline {time.time()-t1:.0f}s)')
+    print(f'\ndemo done in {time.time()-t0:.0f}s (dvc repro {t2-t1:.1f}s, runs page {time.time()-t2:.1f}s)')
     from mlops_nb.params import BENCHMARK_METRICS_FP, COMPARE_REPORT, MODEL_DIR
     for what,p in (('benchmark metrics', BENCHMARK_METRICS_FP), ('champion comparison', COMPARE_REPORT),
                    ('runs page', page), ('model', f'{MODEL_DIR}/model.json')):

@@ -11,7 +11,7 @@ from fastcore.xtras import modified_env
 from .core import atomic_write, dumps_json, sha256_bytes, skip_slow_optional_imports, freeze_at_exit
 
 # %% auto #0
-__all__ = ['kernel_env', 'kernel_main', 'start_kernel', 'stop_kernel']
+__all__ = ['KERNEL_SLOW_OPTIONAL_MODULES', 'kernel_env', 'kernel_main', 'start_kernel', 'stop_kernel']
 
 # %% ../nbs/04_kernel.ipynb #548d4745
 @contextmanager
@@ -45,10 +45,13 @@ def _close_control_first(close):
         close(self)
     return close_kernel_app
 
+# the debugger (debugpy: 0.15 s of every kernel start); a headless stage has no one to debug it
+KERNEL_SLOW_OPTIONAL_MODULES = ('debugpy',)
+
 def kernel_main():
-    "What a stage kernel runs (the `mlops-nb` kernel spec): ipykernel, exiting without final GC or shutdown hang."
+    "What a stage kernel runs (the `mlops-nb` kernel spec): ipykernel without debugger, final GC or shutdown hang."
     freeze_at_exit()
-    skip_slow_optional_imports()
+    skip_slow_optional_imports(KERNEL_SLOW_OPTIONAL_MODULES)
     from ipykernel.kernelapp import IPKernelApp, launch_new_instance
     IPKernelApp.close = _close_control_first(IPKernelApp.close)
     launch_new_instance()
