@@ -4,7 +4,7 @@
 
 # %% ../nbs/29_learner.ipynb #8e9720be
 from __future__ import annotations
-import os
+import functools, os
 from pathlib import Path
 from .core import MlopsError, log
 from .params import TrainParams
@@ -12,7 +12,7 @@ from .models import SMALL_ARCHS, create_model
 from .device import opt_func
 
 # %% auto #0
-__all__ = ['metric_objects', 'live_callback', 'plain_progress', 'make_learner', 'start_from']
+__all__ = ['metric_objects', 'live_callback', 'plain_progress', 'make_learner', 'lean_events', 'start_from']
 
 # %% ../nbs/29_learner.ipynb #2308abad
 def metric_objects(names:list[str] # names from `mlops_nb.params.TRAIN_METRICS`
@@ -75,10 +75,37 @@ def make_learner(p:TrainParams, # the stage's parameters (`arch`, `pretrained`)
     kw = dict(loss_func=CrossEntropyLossFlat(), metrics=metric_objects(metric_names), path=work, model_dir='.',
               opt_func=opt_func(device))
     n_in = dls.preprocess['n_in']
-    if p.arch in SMALL_ARCHS: return Learner(dls, create_model(p.arch, n_classes, n_in), **kw)
+    if p.arch in SMALL_ARCHS: return lean_events(Learner(dls, create_model(p.arch, n_classes, n_in), **kw))
     import torchvision
-    return vision_learner(dls, getattr(torchvision.models, p.arch), pretrained=p.pretrained, n_out=n_classes,
-                          n_in=n_in, **kw)   # n_out: our DataLoaders may not carry `c`
+    return lean_events(vision_learner(dls, getattr(torchvision.models, p.arch), pretrained=p.pretrained,
+                                      n_out=n_classes, n_in=n_in, **kw))   # n_out: our DataLoaders may not carry `c`
+
+# %% ../nbs/29_learner.ipynb #a63cc0f8
+@functools.cache
+def _lean_class(base:type)->type:
+    class LeanLearner(base):
+        "fastai's `Learner`, calling each event only on the callbacks that handle it."
+        def __call__(self, event_name):
+            if isinstance(event_name, str): self._call_one(event_name)
+            else: super().__call__(event_name)
+        def _call_one(self, event_name):
+            ids,memo = tuple(map(id, self.cbs)),self.__dict__.get('_event_cbs')
+            if memo is None or memo[0] != ids: memo = self._event_cbs = (ids, {}) # the callbacks changed (a new fit)
+            cbs = memo[1].get(event_name)
+            if cbs is None:
+                from fastai.learner import event
+                if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
+                cbs = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit' or hasattr(cb, event_name)]
+                memo[1][event_name] = cbs
+            for cb in cbs: cb(event_name)
+    LeanLearner.__name__ = LeanLearner.__qualname__ = base.__name__
+    return LeanLearner
+
+def lean_events(learn # a fastai Learner
+               ): # the same Learner
+    "Make `learn` call each event only on the callbacks that handle it (the same callbacks in the same order)."
+    learn.__class__ = _lean_class(type(learn))
+    return learn
 
 # %% ../nbs/29_learner.ipynb #ddc22550
 def start_from(learn, # the Learner
