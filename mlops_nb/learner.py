@@ -12,7 +12,8 @@ from .models import SMALL_ARCHS, create_model
 from .device import opt_func
 
 # %% auto #0
-__all__ = ['metric_objects', 'live_callback', 'plain_progress', 'make_learner', 'lean_events', 'start_from']
+__all__ = ['metric_objects', 'live_callback', 'plain_progress', 'plain_cross_entropy', 'make_learner', 'lean_events',
+           'start_from']
 
 # %% ../nbs/29_learner.ipynb #2308abad
 def metric_objects(names:list[str] # names from `mlops_nb.params.TRAIN_METRICS`
@@ -62,6 +63,20 @@ def plain_progress(learn, # a fastai Learner
         log(f'[train] epoch {int(vals[0])+1}/{n_epochs}: ' + ', '.join(parts))
     learn.logger = write
 
+# %% ../nbs/29_learner.ipynb #b21168d9
+@functools.cache
+def _plain_loss_class()->type:
+    from fastai.losses import CrossEntropyLossFlat
+    from torch import Tensor
+    class PlainCrossEntropyLossFlat(CrossEntropyLossFlat):
+        "fastai's `CrossEntropyLossFlat`, returning a plain `torch.Tensor`."
+        def __call__(self, inp, targ, **kwargs): return super().__call__(inp, targ, **kwargs).as_subclass(Tensor)
+    return PlainCrossEntropyLossFlat
+
+def plain_cross_entropy(): # a fastai loss function
+    "fastai's flattened cross-entropy whose result is a plain tensor (no subclass dispatch on every later operation)."
+    return _plain_loss_class()()
+
 # %% ../nbs/29_learner.ipynb #3b326523
 def make_learner(p:TrainParams, # the stage's parameters (`arch`, `pretrained`)
                  dls, # the training `DataLoaders`
@@ -71,8 +86,8 @@ def make_learner(p:TrainParams, # the stage's parameters (`arch`, `pretrained`)
                  metric_names:list[str] # from `check_params`
                 ): # a fastai Learner
     "Build the Learner for `p.arch` on `dls`."
-    from fastai.vision.all import Learner, vision_learner, CrossEntropyLossFlat
-    kw = dict(loss_func=CrossEntropyLossFlat(), metrics=metric_objects(metric_names), path=work, model_dir='.',
+    from fastai.vision.all import Learner, vision_learner
+    kw = dict(loss_func=plain_cross_entropy(), metrics=metric_objects(metric_names), path=work, model_dir='.',
               opt_func=opt_func(device))
     n_in = dls.preprocess['n_in']
     if p.arch in SMALL_ARCHS: return lean_events(Learner(dls, create_model(p.arch, n_classes, n_in), **kw))
