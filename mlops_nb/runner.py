@@ -5,9 +5,9 @@
 # %% ../nbs/01_runner.ipynb #f337c106
 from __future__ import annotations
 import ast, errno, json, os, re, shutil, time, warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from fastcore.xtras import modified_env
 from .core import (
     MlopsError, SECRET_NAME_RE, atomic_write, full_disk_names, log, plain_output, project_root, redact,
     remove_stale_temps, run_id, secret_values, skip_slow_optional_imports)
@@ -18,8 +18,8 @@ from .params import STAGE_PARAMS, check_stage_params, instance_values
 __all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'SCRAP_MIME', 'SAVE_EVERY', 'JSONSCHEMA_FORMAT_MODULES', 'parameters_cell',
            'notebook_parameters', 'packaged_notebooks', 'stage_notebooks', 'stage_notebook', 'check_secrets',
            'check_parameters', 'stage_parameters', 'cell_directives', 'mark_test_cells', 'skip_reason', 'StageResult',
-           'read_scraps', 'scrap_output', 'glue', 'clean_stale_temps', 'saving_engine', 'stage_inputs', 'run_stage',
-           'render_html']
+           'read_scraps', 'scrap_output', 'glue', 'clean_stale_temps', 'saving_engine', 'stage_inputs', 'unused_run_id',
+           'run_stage', 'render_html']
 
 # %% ../nbs/01_runner.ipynb #97dd31b2
 STAGE_RE = re.compile(r'^(\d+)_([a-z][a-z0-9_]*)\.ipynb$')
@@ -180,17 +180,6 @@ def read_scraps(path:str|Path # an executed notebook
                 s = o.get('data', {}).get(mime)
                 if isinstance(s, dict) and s.get('data') is not None: out[s['name']] = s['data']
     return out
-
-@contextmanager
-def _env(extra:dict):
-    "Set environment variables for the duration of the block."
-    old = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try: yield
-    finally:
-        for k,v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
 
 # %% ../nbs/01_runner.ipynb #13cf06a7
 SCRAP_MIME = 'application/scrapbook.scrap.{encoder}+json'
@@ -360,6 +349,16 @@ def _failed(e:BaseException, stage:str, nb:Path, tmp:Path, dest:Path, root:Path)
                      f'see the executed notebook {where} (latest.ipynb still holds the last good run)',
                      code=1) from None
 
+# %% ../nbs/01_runner.ipynb #f3ff7e7a
+def unused_run_id(out_dir:Path, # the stage's `runs/<stage>/` folder
+                  rid:str # the run id from `core.run_id`
+                 )->str: # `rid`, or `rid-2`, `rid-3`... when taken
+    "A run id no executed or running notebook in `out_dir` has."
+    taken = lambda r: (out_dir/f'{r}.ipynb').exists() or any(out_dir.glob(f'.{r}.p*.tmp.ipynb'))
+    n,out = 2,rid
+    while taken(out): out,n = f'{rid}-{n}',n+1
+    return out
+
 # %% ../nbs/01_runner.ipynb #1ff3b1e2
 def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
               params:dict|None=None, # the stage's parameter values (missing ones keep their defaults)
@@ -376,13 +375,13 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
     nb = stage_notebook(stage, root)
     inject,values = stage_inputs(stage, nb, dict(params or {}), root, section or stage, name, sample, allow_outside)
     out_dir = root/'runs'/(f'{stage}-{name}' if name else stage)
-    with _env({'MLOPS_NB_ROOT': str(root)}): why = skip_reason(stage, values)
+    with modified_env(MLOPS_NB_ROOT=str(root)): why = skip_reason(stage, values)
     if why:
         log(f'[{stage}] {why}: not running the notebook')
         return StageResult(stage, '', out_dir/'latest.ipynb', {}, 0., skipped=why)
-    rid,t0 = run_id(root),time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out_dir)
+    rid,t0 = unused_run_id(out_dir, run_id(root)),time.time()
     dest,tmp = out_dir/f'{rid}.ipynb',out_dir/f'.{rid}.p{os.getpid()}.tmp.ipynb'
     log(f'[{stage}] running {nb.name} -> {dest.relative_to(root)}')
     try: _execute(nb, tmp, inject, root, rid, timeout)
