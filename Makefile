@@ -9,7 +9,7 @@ LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 # zizmor + actionlint + ruff in their own hash-pinned venv (`make audit-env`), for the workflow audits and `make lint`
 AUDIT_VENV = $$(.ci/env.sh audit | tail -1)
 
-.PHONY: chromium install labelstudio-env audit-env demo pipeline promote pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
+.PHONY: deps chromium install labelstudio-env audit-env demo pipeline promote pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -64,6 +64,10 @@ pr-commit: install
 pr-comment: install
 	$(BIN)/mlops-nb pr-comment
 
+## each stage's code deps in dvc.yaml and envs/: its notebook, the mlops_nb modules and pinned packages its run imports
+deps: install
+	$(BIN)/mlops-nb deps --write
+
 ## fail, naming the stages, when dvc.lock is stale for git-tracked dependencies, params or tracked results
 check-lock: install
 	$(BIN)/mlops-nb check-lock
@@ -81,6 +85,7 @@ lint:  ## ruff at 120 columns on the package (config in pyproject.toml)
 
 check-sync:
 	.ci/check_sync.sh
+	$(BIN)/mlops-nb deps --check
 	.ci/lint.sh
 	.ci/readme.sh --check
 

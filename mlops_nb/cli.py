@@ -39,7 +39,7 @@ def run(stage:str, # stage to run (see `mlops-nb stages`)
     from mlops_nb.pipeline import run_from_params
     skip_slow_optional_imports(CLI_SLOW_OPTIONAL_MODULES + JSONSCHEMA_FORMAT_MODULES)
     root = project_root()
-    res = run_from_params(stage, params, section, p, sample=sample, name=name, allow_outside=allow_outside, html=html,
+    res = run_from_params(stage, params, section, p, sample=sample, name=name, allow_outside=allow_outside,
                           timeout=timeout, root=root)
     if res.skipped:
         print(f'{stage}: up to date ({res.skipped})')
@@ -47,6 +47,9 @@ def run(stage:str, # stage to run (see `mlops-nb stages`)
     rc = res.scraps.get('exit_code', 0)
     status = 'ok' if rc == 0 else f'finished with exit code {rc}'
     print(f'{stage}: {status} in {res.seconds:.1f}s, report {res.notebook.relative_to(root)}')
+    if html: # a page for people, made after the stage: not part of what the stage runs (see mlops_nb.deps)
+        from mlops_nb.run_page import render_notebook_html
+        print(f'  page: {render_notebook_html(res.notebook).relative_to(root)}')
     for k,v in res.scraps.items():
         if k != 'message' and isinstance(v, (int, float, str, bool)) and len(str(v)) < 80: print(f'  {k}: {v}')
     if msg := res.scraps.get('message'): print(msg, file=sys.stderr if rc else sys.stdout)
@@ -117,6 +120,8 @@ COMMANDS = {
                    'Create or update the one report comment on the pull request (GitHub REST API).'),
     'pr-commit': ('mlops_nb.github:pr_commit',
                   "Commit dvc.lock and the tracked results to the pull request's branch, push, dispatch CI."),
+    'deps': ('mlops_nb.deps:deps',
+             "Derive each stage's code deps (notebook, package modules, pinned packages) into dvc.yaml and envs/."),
     'check-lock': ('mlops_nb.lock:check_lock',
                    'Fail, naming the stages, when dvc.lock is stale for tracked files or params.'),
     'demo': ('mlops_nb.cli:demo',

@@ -8,18 +8,20 @@ import json, os, subprocess, sys, tempfile
 from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import (MlopsError, atomic_write, git_commit, log, md_text, project_root, resolve_path, write_json,
+from .core import (MlopsError, atomic_write, git_commit, log, md_text, project_root, resolve_path, sha256_bytes, write_json,
                            yaml_load)
 from .gates import Gate, check_gates, metric_value
-from .folder import DatasetFolder
-from .params import VERDICT, CompareParams
+from .folder import DatasetFolder, sample_dataset
+from .metrics import classification_metrics
+from .params import SAMPLE_DIR, VERDICT, CompareParams
+from .sample import in_sample, missing_input
 from .store import ResultsStore, publish_results
 
 # %% auto #0
 __all__ = ['SUMMARY_METRICS', 'flatten', 'params_diff', 'training_rows', 'data_diff', 'Side', 'local_side', 'store_side',
            'git_side', 'verdict_lines', 'sides_lines', 'metrics_table', 'per_class_table', 'params_section',
            'data_section', 'images_section', 'render_report', 'CompareResult', 'report_images', 'write_verdict',
-           'compare_models', 'promote', 'gate']
+           'compare_models', 'promote', 'sample_candidate', 'sample_champion', 'sample_inputs', 'gate']
 
 # %% ../nbs/50_compare.ipynb #c24fe9a9
 def flatten(d:dict, prefix:str='')->dict:
@@ -416,6 +418,49 @@ def promote(store:str=None, # results store: a folder or s3://bucket/prefix (def
     summary = ', '.join(f'{k} {v}' for k,v in ch['summary'].items())
     print(f'champion: {commit[:12]} ({summary}) in {results.location()}')
     return 0
+
+# %% ../nbs/50_compare.ipynb #7c3e2a51
+def _sample_metrics(errors:int, commit:str, model:str)->dict:
+    "Benchmark results of a model that gets `errors` of 20 digits wrong."
+    y = [str(i % 10) for i in range(20)]
+    pred = [str((int(t)+1) % 10) if i < errors else t for i,t in enumerate(y)]
+    return {**classification_metrics(y, pred, [str(i) for i in range(10)]), 'git': {'commit': commit, 'dirty': False},
+            'model': {'sha256': sha256_bytes(model.encode())}, 'benchmark': {'labels_sha256': sha256_bytes(b'sample')}}
+
+def sample_candidate(p:CompareParams, # the compare stage's parameters (a sample run's)
+                     errors:int=2 # mistakes the candidate makes out of 20
+                    )->Path: # the candidate's metrics file
+    "Write a candidate's results at `p`'s paths: metrics, model card and (inside the sample folder) training dataset."
+    root = project_root()
+    fp = resolve_path(p.candidate, root)
+    write_json(fp, _sample_metrics(errors, git_commit(root)[0] or '0'*40, 'candidate'))
+    write_json(resolve_path(p.model_dir, root)/'model.json', {'arch': 'sample', 'params': {'epochs': 2, 'size': 32}})
+    if in_sample(p.dataset_dir, root): sample_dataset(resolve_path(p.dataset_dir, root), n=24, size=32)
+    return fp
+
+# %% ../nbs/50_compare.ipynb #7c3e2a52
+def sample_champion(store:str # the results store (inside the sample folder)
+                   )->str: # the champion's commit
+    "Publish a champion's results (3 mistakes in 20, trained on 20 images) to `store` and mark it the champion."
+    root = project_root()
+    champ = root/SAMPLE_DIR/'champion'
+    write_json(champ/'metrics/benchmark.json', _sample_metrics(3, 'f'*40, 'champion'))
+    write_json(champ/'models/model.json', {'arch': 'sample', 'params': {'epochs': 1, 'size': 32}})
+    sample_dataset(champ/'train', n=20, size=32)
+    results = ResultsStore(store, root)
+    publish_results(results, champ/'metrics/benchmark.json', champ/'models', champ/'plots', champ/'plots/mistakes',
+                    champ/'train', force=True, root=root)
+    results.set_champion('f'*40)
+    return 'f'*40
+
+# %% ../nbs/50_compare.ipynb #7c3e2a53
+def sample_inputs(p:CompareParams # a sample run's parameters
+                 )->CompareParams: # the same
+    "Write what a sample run of the compare stage lacks inside `data/sample/`: the candidate's results, a champion."
+    root = project_root()
+    if missing_input(p.candidate, root): sample_candidate(p)
+    if in_sample(p.store, root) and ResultsStore(p.store, root).champion() is None: sample_champion(p.store)
+    return p
 
 # %% ../nbs/50_compare.ipynb #f8507f43
 def gate(verdict:str=VERDICT # the compare stage's verdict, written beside reports/compare.md

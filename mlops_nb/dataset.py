@@ -6,19 +6,21 @@
 from __future__ import annotations
 import html, os, time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
-from .core import MlopsError, atomic_write, digit_png, dumps_json, log, resolve_path, sha256_bytes
-from .folder import DatasetFolder, write_dataset_folder
+from .core import MlopsError, atomic_write, digit_png, dumps_json, log, project_root, resolve_path, sha256_bytes
+from .folder import DatasetFolder, sample_dataset, write_dataset_folder
 from .fetch import Fetcher, SkipTask, fetch_all, resolve_ref
 from .params import DatasetParams
+from .sample import missing_input
 from .tasks import POLICIES, choice_annotation, choose_label, detect_from_name, load_export, parse_task
 
 # %% auto #0
-__all__ = ['MODES', 'UNMAPPED', 'LEAKAGE', 'ON_CORRUPT', 'sample_export', 'check_params', 'BuildInputs', 'resolve_inputs',
-           'label_tasks', 'fetch_images', 'split_for', 'dedupe_and_split', 'benchmark_hashes', 'check_leakage',
-           'DatasetResult', 'dataset_meta', 'build_dataset', 'html_table', 'counts_html', 'dropped_html']
+__all__ = ['MODES', 'UNMAPPED', 'LEAKAGE', 'ON_CORRUPT', 'sample_export', 'sample_inputs', 'check_params', 'BuildInputs',
+           'resolve_inputs', 'label_tasks', 'fetch_images', 'split_for', 'dedupe_and_split', 'benchmark_hashes',
+           'check_leakage', 'DatasetResult', 'dataset_meta', 'build_dataset', 'html_table', 'counts_html',
+           'dropped_html']
 
 # %% ../nbs/20_dataset.ipynb #920d2f40
 def sample_export(dest:str|Path, # folder for `export.json` and `images/`
@@ -45,6 +47,17 @@ def sample_export(dest:str|Path, # folder for `export.json` and `images/`
     text = dumps_json(tasks)
     if not export.exists() or export.read_text() != text: atomic_write(export, text)
     return export, images
+
+# %% ../nbs/20_dataset.ipynb #5a1e0c34
+def sample_inputs(p:DatasetParams # a sample run's parameters
+                 )->DatasetParams: # the same, pointing at the built export and its images
+    "Build what a sample run of the dataset stage lacks inside `data/sample/`: an export with its images, a benchmark."
+    root = project_root()
+    if missing_input(p.export, root):
+        export,images = sample_export(resolve_path(p.export, root).with_suffix(''))
+        p = replace(p, export=os.path.relpath(export, root), rawdata_dir=os.path.relpath(images, root))
+    if missing_input(p.benchmark, root): sample_dataset(resolve_path(p.benchmark, root), n=20, mode='benchmark')
+    return p
 
 # %% ../nbs/20_dataset.ipynb #66ff7476
 MODES,UNMAPPED,LEAKAGE,ON_CORRUPT = ('train', 'benchmark'),('error', 'drop'),('fail', 'drop'),('drop', 'fail')

@@ -10,74 +10,16 @@ from pathlib import Path
 import numpy as np
 from .core import (MlopsError, atomic_dir, atomic_write, git_commit, log, project_root, read_json, resolve_path,
                            sha256_bytes, sha256_file, write_json)
-from .folder import DatasetFolder
-from .params import EvaluateParams
+from .folder import DatasetFolder, sample_dataset
+from .metrics import _r, classification_metrics
+from .params import EvaluateParams, TrainParams
+from .sample import missing_input
 
 # %% auto #0
-__all__ = ['HEADLINE_METRICS', 'confusion_matrix', 'per_class_scores', 'classification_metrics', 'confusion_records',
-           'confusion_figure', 'figure_png', 'top_mistakes', 'overlay_image', 'gallery_image', 'png_bytes', 'safe_name',
-           'overlay_name', 'model_identity', 'benchmark_identity', 'EvalResult', 'predict_all', 'with_unknown',
-           'mistake_overlays', 'write_results', 'evaluate_model', 'summary_path', 'write_summary']
-
-# %% ../nbs/40_evaluate.ipynb #3fc96fd7
-def _r(x:float, nd:int=6)->float: return round(float(x), nd)
-
-def confusion_matrix(y_true:list[str], # true label of each sample
-                     y_pred:list[str], # predicted label of each sample
-                     classes:list[str] # the labels, in row/column order
-                    )->np.ndarray: # `cm[i, j]` = samples of class `classes[i]` predicted as `classes[j]`
-    "Count matrix with true classes as rows and predicted classes as columns."
-    idx = {c: i for i,c in enumerate(classes)}
-    missing = sorted({*y_true, *y_pred} - set(idx))
-    if missing:
-        raise MlopsError(f'labels {missing} are not among the classes {classes}',
-                         'pass every label that occurs in classes')
-    cm = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for t,p in zip(y_true, y_pred): cm[idx[t], idx[p]] += 1
-    return cm
-
-# %% ../nbs/40_evaluate.ipynb #b1e2aac9
-def per_class_scores(cm:np.ndarray, # confusion matrix, rows true / columns predicted
-                     classes:list[str] # its labels
-                    )->tuple[dict, list[float]]: # (class -> precision, recall, f1, support), F1 of classes that occur
-    "Precision, recall, F1 and support of every class; the F1s that enter the macro average."
-    tp,support,predicted = np.diag(cm),cm.sum(1),cm.sum(0)
-    per_class,f1s = {},[]
-    for i,c in enumerate(classes):
-        prec = tp[i]/predicted[i] if predicted[i] else 0.
-        rec = tp[i]/support[i] if support[i] else 0.
-        f1 = 2*prec*rec/(prec+rec) if prec+rec else 0.
-        per_class[c] = {'precision': _r(prec), 'recall': _r(rec), 'f1': _r(f1), 'support': int(support[i])}
-        if support[i] or predicted[i]: f1s.append(f1)  # macro over labels that occur, as scikit-learn does
-    return per_class, f1s
-
-def _log_loss(y_true:list[str], classes:list[str], probs)->float:
-    "Mean -log p(true class), probabilities clipped to [1e-15, 1]."
-    n = len(y_true)
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape != (n, len(classes)):
-        raise MlopsError(f'probs has shape {probs.shape}, expected {(n, len(classes))}')
-    idx = {c: i for i,c in enumerate(classes)}
-    p_true = probs[np.arange(n), [idx[t] for t in y_true]]
-    return _r(-np.mean(np.log(np.clip(p_true, 1e-15, 1.))))
-
-# %% ../nbs/40_evaluate.ipynb #1f62f7c0
-def classification_metrics(y_true:list[str], # true label of each sample
-                           y_pred:list[str], # predicted label of each sample
-                           classes:list[str], # every label, in the order of the confusion matrix and of `probs` columns
-                           probs:np.ndarray|None=None # (n, len(classes)) predicted probabilities, for the log loss
-                          )->dict: # accuracy, macro_f1, n, n_errors, per_class, confusion_matrix (+ log_loss)
-    "Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (pure; floats to 6 places)."
-    y_true,y_pred = [str(y) for y in y_true],[str(y) for y in y_pred]
-    if len(y_true) != len(y_pred): raise MlopsError(f'{len(y_true)} true labels but {len(y_pred)} predictions')
-    if not y_true: raise MlopsError('no samples to evaluate', 'check the benchmark split is not empty')
-    cm = confusion_matrix(y_true, y_pred, classes)
-    per_class,f1s = per_class_scores(cm, classes)
-    n,right = len(y_true),np.diag(cm).sum()
-    out = {'accuracy': _r(right/n), 'macro_f1': _r(np.mean(f1s)), 'n': n, 'n_errors': int(n - right),
-           'per_class': per_class, 'confusion_matrix': {'labels': list(classes), 'rows_true_cols_pred': cm.tolist()}}
-    if probs is not None: out['log_loss'] = _log_loss(y_true, classes, probs)
-    return out
+__all__ = ['HEADLINE_METRICS', 'confusion_records', 'confusion_figure', 'figure_png', 'top_mistakes', 'overlay_image',
+           'gallery_image', 'png_bytes', 'safe_name', 'overlay_name', 'model_identity', 'benchmark_identity',
+           'EvalResult', 'predict_all', 'with_unknown', 'mistake_overlays', 'write_results', 'evaluate_model',
+           'summary_path', 'write_summary', 'sample_model', 'sample_inputs']
 
 # %% ../nbs/40_evaluate.ipynb #4309f83a
 def confusion_records(y_true:list[str], # true label of each sample
@@ -334,3 +276,21 @@ def write_summary(metrics:dict, # the full metrics (`evaluate_model(...).metrics
     "Write the headline numbers (`HEADLINE_METRICS`) as the DVC metrics file of the evaluate stage."
     headline = {k: metrics[k] for k in HEADLINE_METRICS if k in metrics}
     return write_json(resolve_path(summary_path(metrics_fp)), headline)
+
+# %% ../nbs/40_evaluate.ipynb #8d4b1f61
+def sample_model(out:str|Path, # model folder to write (best-model.pth + model.json)
+                 dataset:str|Path # its training dataset folder
+                )->Path: # the model folder
+    "Train a tiny model for a sample run."
+    from mlops_nb.train import train_model
+    train_model(TrainParams(dataset=str(dataset), out=str(out), epochs=1, size=28, live_dir='', metrics_fp=''))
+    return Path(out)
+
+def sample_inputs(p:EvaluateParams # a sample run's parameters
+                 )->EvaluateParams: # the same
+    "Build what a sample run of the evaluate stage lacks inside `data/sample/`: a benchmark and a trained model."
+    if missing_input(p.benchmark_dir): sample_dataset(resolve_path(p.benchmark_dir), n=20, mode='benchmark')
+    if missing_input(p.model_dir):
+        if missing_input(p.dataset_dir): sample_dataset(resolve_path(p.dataset_dir), n=300)
+        sample_model(resolve_path(p.model_dir), resolve_path(p.dataset_dir))
+    return p

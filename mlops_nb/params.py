@@ -10,9 +10,9 @@ from pathlib import Path, PurePosixPath
 from .core import MlopsError, check_replaceable, confine_path
 
 # %% auto #0
-__all__ = ['OUTPUT_KINDS', 'RAW_LABELS_DIR', 'DATASETS_DIR', 'TRAIN_DATASET', 'BENCHMARK_DATASET', 'MODEL_DIR', 'LIVE_DIR',
-           'METRICS_DIR', 'TRAIN_METRICS_FP', 'BENCHMARK_METRICS_FP', 'PLOTS_DIR', 'OVERLAY_DIR', 'COMPARE_REPORT',
-           'VERDICT', 'RESULTS_STORE', 'IMAGE_CACHE', 'SAMPLE_DIR', 'TRAIN_METRICS', 'STAGE_PARAMS', 'param',
+__all__ = ['OUTPUT_KINDS', 'STAGE_PARAMS', 'RAW_LABELS_DIR', 'DATASETS_DIR', 'TRAIN_DATASET', 'BENCHMARK_DATASET', 'MODEL_DIR',
+           'LIVE_DIR', 'METRICS_DIR', 'TRAIN_METRICS_FP', 'BENCHMARK_METRICS_FP', 'PLOTS_DIR', 'OVERLAY_DIR',
+           'COMPARE_REPORT', 'VERDICT', 'RESULTS_STORE', 'IMAGE_CACHE', 'SAMPLE_DIR', 'TRAIN_METRICS', 'param',
            'check_value', 'StageParams', 'sample_path', 'LabelstudioParams', 'DatasetParams', 'TrainParams',
            'EvaluateParams', 'CompareParams', 'instance_values', 'sample_values', 'build_params', 'check_stage_params']
 
@@ -83,12 +83,25 @@ def check_value(key:str, # dotted name for messages, e.g. `train.epochs`
 
 # %% ../nbs/02_params.ipynb #c56aa2a3
 OUTPUT_KINDS = ('out', 'cache', 'store') # what a stage writes (`in`: what it reads)
+STAGE_PARAMS = {} # stage -> its params class, filled as each class is defined
 
 # %% ../nbs/02_params.ipynb #6636024d
 @dataclass(frozen=True)
 class StageParams:
     "Base of the per-stage parameter objects: build with `from_dict`, which checks every value."
-    stage:typing.ClassVar[str] = '' # the stage these parameters belong to
+    stage:typing.ClassVar[str] = '' # the stage these parameters belong to (registers the class in `STAGE_PARAMS`)
+    figures:typing.ClassVar[tuple] = () # (title, regex on the image name, index when none matches) for the runs page
+    skip_check:typing.ClassVar[bool] = False # the stage's module defines `skip_reason(**params)` (see mlops_nb.runner)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.stage: STAGE_PARAMS[cls.stage] = cls
+
+    @classmethod
+    def instance_values(cls, name:str # the instance (`digits` for `dataset.digits`)
+                       )->dict: # parameter -> the value the name gives it (none by default)
+        "The paths of one instance of a stage run once per Label Studio project."
+        return {}
 
     @classmethod
     def from_dict(cls, values:dict, # parameter name -> value (missing ones keep their defaults)
@@ -161,11 +174,15 @@ def sample_path(path:str # a pipeline path, relative to the project root
 class LabelstudioParams(StageParams):
     "Parameters of the `labelstudio` stage (export one Label Studio project)."
     stage:typing.ClassVar[str] = 'labelstudio'
+    skip_check:typing.ClassVar[bool] = True # an unchanged project is not exported again
     project:int|str = param('digits') # Label Studio project: id or exact title
     out:str = param(f'{RAW_LABELS_DIR}/digits.json', kind='out') # export file; its .meta.json goes beside it
     url:str = param('') # Label Studio URL, empty means $LABEL_STUDIO_URL
     timeout:int = param(600, lo=1) # seconds to wait for the export snapshot
     force:bool = param(False) # export even when the project looks unchanged
+
+    @classmethod
+    def instance_values(cls, name:str)->dict: return {'project': name, 'out': f'{RAW_LABELS_DIR}/{name}.json'}
 
     def check(self, section:str):
         if self.project in ('', None):
@@ -197,6 +214,11 @@ class DatasetParams(StageParams):
     image_key:str = param('image') # key of the image reference in each task data
 
     @classmethod
+    def instance_values(cls, name:str)->dict:
+        return {'export': f'{RAW_LABELS_DIR}/{name}.json', 'out': f'{DATASETS_DIR}/{name}',
+                'metrics_fp': f'{METRICS_DIR}/dataset-{name}.json'}
+
+    @classmethod
     def implied(cls, values:dict)->dict:
         "A benchmark build holds no training image to check for leakage: its `benchmark` defaults to empty."
         return {'benchmark': ''} if values.get('mode') == 'benchmark' else {}
@@ -208,6 +230,7 @@ TRAIN_METRICS = ('accuracy', 'error_rate', 'macro_f1', 'balanced_accuracy', 'mac
 class TrainParams(StageParams):
     "Parameters of the `train` stage (fastai on a dataset folder)."
     stage:typing.ClassVar[str] = 'train'
+    figures:typing.ClassVar[tuple] = (('Training curve', r'curve|loss|learn', -1),)
     dataset:str = param(TRAIN_DATASET, kind='in') # dataset folder from the dataset stage
     out:str = param(MODEL_DIR, kind='out', markers=('model.json', 'best-model.pth')) # the model folder
     arch:str = param('cnn') # cnn (small, CPU) or a torchvision backbone: resnet18, resnet34, resnet50, ...
@@ -240,6 +263,7 @@ class TrainParams(StageParams):
 class EvaluateParams(StageParams):
     "Parameters of the `evaluate` stage (the model on the fixed benchmark)."
     stage:typing.ClassVar[str] = 'evaluate'
+    figures:typing.ClassVar[tuple] = (('Confusion matrix', r'confusion', 0),)
     model_dir:str = param(MODEL_DIR, kind='in') # trained model folder (best-model.pth + model.json)
     benchmark_dir:str = param(BENCHMARK_DATASET, kind='in') # benchmark dataset folder
     metrics_fp:str = param(BENCHMARK_METRICS_FP, kind='out') # full metrics; the DVC headline goes beside it
@@ -275,17 +299,11 @@ class CompareParams(StageParams):
             check_value(f'{section}.gates.{metric}', drop, float, {'lo': 0})
 
 # %% ../nbs/02_params.ipynb #b4734cad
-STAGE_PARAMS = {c.stage: c for c in (LabelstudioParams, DatasetParams, TrainParams, EvaluateParams, CompareParams)}
-
 def instance_values(stage:str, # the stage
                     name:str|None=None # the instance (`digits` for `dataset.digits`); None: the stage itself
                    )->dict: # the paths that follow from the name
-    "The export and dataset paths of a stage run once per Label Studio project, named after the project."
-    if not name: return {}
-    if stage == 'labelstudio': return {'project': name, 'out': f'{RAW_LABELS_DIR}/{name}.json'}
-    if stage == 'dataset': return {'export': f'{RAW_LABELS_DIR}/{name}.json', 'out': f'{DATASETS_DIR}/{name}',
-                                   'metrics_fp': f'{METRICS_DIR}/dataset-{name}.json'}
-    return {}
+    "The paths an instance name gives a stage run once per Label Studio project (its class says which)."
+    return STAGE_PARAMS[stage].instance_values(name) if name and stage in STAGE_PARAMS else {}
 
 def sample_values(cls:type # a `StageParams` class
                  )->dict: # field -> its default moved into `SAMPLE_DIR`, for every input and output path

@@ -60,7 +60,6 @@ def run_from_params(stage:str, # the stage to run
                     sample:bool=False, # a sample run: defaults and built inputs in data/sample/, no params section
                     name:str|None=None, # instance name (default: the last part of `section` when given)
                     allow_outside:bool=False, # let outputs lie outside the project
-                    html:bool=False, # also render the executed notebook to HTML
                     timeout:int=3600, # seconds one cell may run
                     root:Path|None=None # the project root (default: discovered)
                    )->StageResult:
@@ -68,5 +67,5 @@ def run_from_params(stage:str, # the stage to run
     root = Path(root or project_root()).resolve()
     ps = stage_params(stage, params_file, section, overrides, sample, root)
     if name is None and section and section != stage: name = section.rsplit('.', 1)[-1]
-    return run_stage(stage, ps, root=root, name=name, html=html, timeout=timeout, section=section or stage,
+    return run_stage(stage, ps, root=root, name=name, timeout=timeout, section=section or stage,
                      allow_outside=allow_outside, sample=sample)

@@ -9,16 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from .core import MlopsError, atomic_write, confine_path, log, redact, resolve_path
+from .params import STAGE_PARAMS
 from .runs import RunInfo, _fmt_value, _key_rank, find_runs, fmt_duration, run_info, status_label
 from .run_page import (_b64_uri, _generator, csp_meta, curves_png, external_resources,
                                render_notebook_html)
 
 # %% auto #0
-__all__ = ['FIGURE_RULES', 'Figure', 'dvclive_curves_png', 'pick_figures', 'index_html', 'build_runs_page']
+__all__ = ['FIGURE_RULES', 'figure_rules', 'Figure', 'dvclive_curves_png', 'pick_figures', 'index_html', 'build_runs_page']
 
 # %% ../nbs/60_report.ipynb #0eed3b90
-FIGURE_RULES = (('Confusion matrix', 'evaluate', re.compile(r'confusion', re.I), 0),
-                ('Training curve', 'train', re.compile(r'curve|loss|learn', re.I), -1))
+def figure_rules()->tuple: # (title, stage, pattern, default index), the stage furthest down the pipeline first
+    "What each stage's params class says the runs page shows of its runs (`StageParams.figures`)."
+    return tuple((title, cls.stage, re.compile(rx, re.I), idx)
+                 for cls in reversed(STAGE_PARAMS.values()) for title,rx,idx in cls.figures)
+
+FIGURE_RULES = figure_rules()
 
 @dataclass
 class Figure:

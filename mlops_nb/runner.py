@@ -19,7 +19,7 @@ __all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'SCRAP_MIME', 'SAVE_EVERY', 'JSONSCH
            'notebook_parameters', 'packaged_notebooks', 'stage_notebooks', 'stage_notebook', 'check_secrets',
            'check_parameters', 'stage_parameters', 'cell_directives', 'mark_test_cells', 'skip_reason', 'StageResult',
            'read_scraps', 'scrap_output', 'glue', 'clean_stale_temps', 'saving_engine', 'stage_inputs', 'unused_run_id',
-           'run_stage', 'render_html']
+           'run_stage']
 
 # %% ../nbs/01_runner.ipynb #97dd31b2
 STAGE_RE = re.compile(r'^(\d+)_([a-z][a-z0-9_]*)\.ipynb$')
@@ -150,13 +150,12 @@ def mark_test_cells(nb:dict # a stage notebook (nbformat node or parsed JSON), c
 def skip_reason(stage:str, # stage name = module name in `mlops_nb`
                 params:dict # the stage's parameters
                )->str|None: # why the stage need not run, or None
-    "Ask the stage's module (if it defines `skip_reason`) whether its outputs are already current."
+    "Ask the stage's module (if its params class says it has a `skip_reason`) whether its outputs are already current."
     import importlib
-    from mlops_nb._modidx import d
-    mod = f'mlops_nb.{stage}'
-    # nbdev's index says which modules define a check: the others are not imported here (torch for train, ...)
-    if f'{mod}.skip_reason' not in d['syms'].get(mod, {}): return None
-    return importlib.import_module(mod).skip_reason(**params)
+    cls = STAGE_PARAMS.get(stage)
+    # only a stage that says so is imported here: the others would pull torch for nothing (train, evaluate, ...)
+    if cls is None or not cls.skip_check: return None
+    return importlib.import_module(f'mlops_nb.{stage}').skip_reason(**params)
 
 # %% ../nbs/01_runner.ipynb #dbf08f79
 @dataclass
@@ -167,7 +166,6 @@ class StageResult:
     notebook:Path # the executed copy, `runs/<stage>/<run_id>.ipynb`
     scraps:dict=field(default_factory=dict) # everything the notebook glued with scrapbook
     seconds:float=0. # wall time
-    html:Path|None=None # the rendered report, when asked for
     skipped:str|None=None # why the stage did not need to run (then `notebook` is the previous report, if any)
 
 def read_scraps(path:str|Path # an executed notebook
@@ -364,7 +362,6 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
               params:dict|None=None, # the stage's parameter values (missing ones keep their defaults)
               root:Path|None=None, # project root: the kernel's working directory
               name:str|None=None, # instance name for stages run once per project (runs go to `runs/<stage>-<name>/`)
-              html:bool=False, # also render the executed notebook to HTML
               timeout:int=3600, # seconds one cell may run
               section:str|None=None, # the params section the values came from, for messages (default: the stage)
               allow_outside:bool=False, # let outputs lie outside the project (the user opted in)
@@ -390,13 +387,5 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
         log(f'[{stage}] WARNING: a secret value was found in the executed notebook and redacted; fix the stage code')
     _publish(tmp, dest)
     res = StageResult(stage, rid, dest, read_scraps(dest), round(time.time()-t0, 2))
-    if html: res.html = render_html(dest)
     log(f'[{stage}] done in {res.seconds:.1f}s: {dest.relative_to(root)}')
     return res
-
-# %% ../nbs/01_runner.ipynb #a1ab7ce3
-def render_html(path:str|Path # an executed notebook
-               )->Path: # the `.html` beside it
-    "Render an executed notebook to a static HTML page beside it, with no external resources (see `mlops_nb.run_page`)."
-    from mlops_nb.run_page import render_notebook_html
-    return render_notebook_html(path)

@@ -4,16 +4,12 @@
 
 # %% ../nbs/95_sample.ipynb #6657af1c
 from __future__ import annotations
-import os
-from dataclasses import replace
 from pathlib import Path
-from .core import project_root, resolve_path, sha256_bytes, git_commit, write_json
-from .folder import sample_dataset
-from .params import (SAMPLE_DIR, StageParams, DatasetParams, TrainParams, EvaluateParams, CompareParams,
-                             build_params)
+from .core import project_root, resolve_path
+from .params import SAMPLE_DIR, StageParams, build_params
 
 # %% auto #0
-__all__ = ['in_sample', 'sample_model', 'sample_candidate', 'sample_champion', 'sample_inputs', 'run_params']
+__all__ = ['in_sample', 'missing_input', 'run_params']
 
 # %% ../nbs/95_sample.ipynb #3ce2c81b
 def in_sample(path:str|Path, # an input path
@@ -23,81 +19,20 @@ def in_sample(path:str|Path, # an input path
     root = root or project_root()
     return bool(str(path)) and resolve_path(path, root).resolve().is_relative_to((root/SAMPLE_DIR).resolve())
 
-# %% ../nbs/95_sample.ipynb #aa55e399
-def sample_model(out:str|Path, # model folder to write (best-model.pth + model.json)
-                 dataset:str|Path # its training dataset folder
-                )->Path: # the model folder
-    "Train a tiny model for a sample run."
-    from mlops_nb.train import train_model
-    train_model(TrainParams(dataset=str(dataset), out=str(out), epochs=1, size=28, live_dir='', metrics_fp=''))
-    return Path(out)
-
-# %% ../nbs/95_sample.ipynb #7b98068f
-def _sample_metrics(errors:int, commit:str, model:str)->dict:
-    "Benchmark results of a model that gets `errors` of 20 digits wrong."
-    from mlops_nb.evaluate import classification_metrics
-    y = [str(i % 10) for i in range(20)]
-    pred = [str((int(t)+1) % 10) if i < errors else t for i,t in enumerate(y)]
-    return {**classification_metrics(y, pred, [str(i) for i in range(10)]), 'git': {'commit': commit, 'dirty': False},
-            'model': {'sha256': sha256_bytes(model.encode())}, 'benchmark': {'labels_sha256': sha256_bytes(b'sample')}}
-
-def sample_candidate(p:CompareParams, # the compare stage's parameters (a sample run's)
-                     errors:int=2 # mistakes the candidate makes out of 20
-                    )->Path: # the candidate's metrics file
-    "Write a candidate's results at `p`'s paths: metrics, model card and (inside the sample folder) training dataset."
-    root = project_root()
-    fp = resolve_path(p.candidate, root)
-    write_json(fp, _sample_metrics(errors, git_commit(root)[0] or '0'*40, 'candidate'))
-    write_json(resolve_path(p.model_dir, root)/'model.json', {'arch': 'sample', 'params': {'epochs': 2, 'size': 32}})
-    if in_sample(p.dataset_dir, root): sample_dataset(resolve_path(p.dataset_dir, root), n=24, size=32)
-    return fp
-
-def sample_champion(store:str # the results store (inside the sample folder)
-                   )->str: # the champion's commit
-    "Publish a champion's results (3 mistakes in 20, trained on 20 images) to `store` and mark it the champion."
-    from mlops_nb.store import ResultsStore, publish_results
-    root = project_root()
-    champ = root/SAMPLE_DIR/'champion'
-    write_json(champ/'metrics/benchmark.json', _sample_metrics(3, 'f'*40, 'champion'))
-    write_json(champ/'models/model.json', {'arch': 'sample', 'params': {'epochs': 1, 'size': 32}})
-    sample_dataset(champ/'train', n=20, size=32)
-    results = ResultsStore(store, root)
-    publish_results(results, champ/'metrics/benchmark.json', champ/'models', champ/'plots', champ/'plots/mistakes',
-                    champ/'train', force=True, root=root)
-    results.set_champion('f'*40)
-    return 'f'*40
-
 # %% ../nbs/95_sample.ipynb #1f37d740
-def _missing(path:str, root:Path)->bool:
+def missing_input(path:str, # an input path of a sample run
+                  root:Path|None=None # the project root
+                 )->bool: # whether the stage's `sample_inputs` should build it
+    "An input inside the sample folder that does not exist yet."
+    root = root or project_root()
     return in_sample(path, root) and not resolve_path(path, root).exists()
 
-def _no_champion(store:str, root:Path)->bool:
-    from mlops_nb.store import ResultsStore
-    return ResultsStore(store, root).champion() is None
-
-def sample_inputs(p:StageParams # a sample run's parameters
-                 )->StageParams: # the same, pointing at the built inputs
-    "Build every input of `p` that is missing inside the sample folder."
-    root = project_root()
-    if isinstance(p, DatasetParams) and _missing(p.export, root):
-        from mlops_nb.dataset import sample_export
-        export,images = sample_export(resolve_path(p.export, root).with_suffix(''))
-        p = replace(p, export=os.path.relpath(export, root), rawdata_dir=os.path.relpath(images, root))
-    for field,mode in (('benchmark', 'benchmark'), ('benchmark_dir', 'benchmark'), ('dataset', 'train')):
-        if _missing(getattr(p, field, ''), root):
-            sample_dataset(resolve_path(getattr(p, field), root), n=300 if mode == 'train' else 20, mode=mode)
-    if isinstance(p, EvaluateParams) and _missing(p.model_dir, root):
-        if _missing(p.dataset_dir, root): sample_dataset(resolve_path(p.dataset_dir, root), n=300)
-        sample_model(resolve_path(p.model_dir, root), resolve_path(p.dataset_dir, root))
-    if isinstance(p, CompareParams) and _missing(p.candidate, root): sample_candidate(p)
-    if isinstance(p, CompareParams) and in_sample(p.store, root) and _no_champion(p.store, root):
-        sample_champion(p.store)
-    return p
-
+# %% ../nbs/95_sample.ipynb #8d2e6f40
 def run_params(stage:str, # the stage
                params:dict, # the `parameters` cell's `params` (what the runner injected)
-               sample:bool=False # the `parameters` cell's `sample`
+               sample:bool=False, # the `parameters` cell's `sample`
+               build=None # the stage's `sample_inputs(p) -> p`: builds what a sample run lacks (None: nothing to build)
               )->StageParams: # the stage's checked parameters
     "The parameters a stage notebook's run cell passes to its entry function."
     p = build_params(stage, params, sample)
-    return sample_inputs(p) if sample else p
+    return build(p) if sample and build else p

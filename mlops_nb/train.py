@@ -10,8 +10,9 @@ from pathlib import Path
 from .core import (MlopsError, check_replaceable, dumps_json, full_disk_names, git_commit, log,
                            plain_output, project_root, remove_stale_temps, resolve_path,
                            sha256_bytes)
-from .folder import DatasetFolder, dataloaders
+from .folder import DatasetFolder, dataloaders, sample_dataset
 from .params import TRAIN_METRICS, TrainParams
+from .sample import missing_input
 from .models import check_arch, check_pretrained, checkpoint_weights, import_torch, state_dict_bytes
 from .predict import preprocess, preprocessing
 from .device import auto_batch_size, cores, cpu_threads, fast_loop, pick_device, prepare_device
@@ -19,10 +20,17 @@ from .distributed import distributed_callbacks, launch_distributed, per_process_
 from .learner import live_callback, make_learner, plain_progress, start_from
 
 # %% auto #0
-__all__ = ['METRICS', 'CACHE_LIMIT_BYTES', 'check_params', 'resolve_paths', 'decode_once', 'train_dataloaders',
+__all__ = ['METRICS', 'CACHE_LIMIT_BYTES', 'sample_inputs', 'check_params', 'resolve_paths', 'decode_once', 'train_dataloaders',
            'train_batch_size', 'TrainResult', 'lower_is_better', 'fit_learner', 'BestEpoch', 'best_epoch',
            'final_weights', 'card_params', 'model_card', 'publish_files', 'publish_model', 'train_model',
            'train_distributed', 'distributed_worker']
+
+# %% ../nbs/30_train.ipynb #6b2f1d41
+def sample_inputs(p:TrainParams # a sample run's parameters
+                 )->TrainParams: # the same
+    "Build the training pool a sample run of the train stage lacks inside `data/sample/`."
+    if missing_input(p.dataset): sample_dataset(resolve_path(p.dataset), n=300)
+    return p
 
 # %% ../nbs/30_train.ipynb #b1c3e6ab
 METRICS = TRAIN_METRICS   # the metric names, stated once (mlops_nb.params)
