@@ -25,9 +25,9 @@ STAGES = [  # (label, `mlops-nb run` arguments, entry-function code)
     ('labelstudio (digits)', ['labelstudio', '--section', 'labelstudio.digits', '-p', 'force=true'],
      P + "from mlops_nb.labelstudio import export_project\n"
          "export_project(params('labelstudio', 'labelstudio.digits', force=True))"),
-    ('dataset (digits-benchmark)', ['dataset', '--section', 'dataset.digits-benchmark', '-p', "cache_dir=''"],
+    ('dataset (digits-benchmark)', ['dataset', '--section', 'benchmark.digits-benchmark', '-p', "cache_dir=''"],
      P + "from mlops_nb.dataset import build_dataset\n"
-         "build_dataset(params('dataset', 'dataset.digits-benchmark', cache_dir=''))"),
+         "build_dataset(params('dataset', 'benchmark.digits-benchmark', cache_dir=''))"),
     ('dataset (digits)', ['dataset', '--section', 'dataset.digits', '-p', "cache_dir=''"],
      P + "from mlops_nb.dataset import build_dataset\nbuild_dataset(params('dataset', 'dataset.digits', cache_dir=''))"),
     ('train', ['train'], P + "from mlops_nb.train import train_model\ntrain_model(params('train'))"),

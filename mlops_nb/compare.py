@@ -4,16 +4,16 @@
 
 # %% ../nbs/50_compare.ipynb #532ef1a9
 from __future__ import annotations
-import json, os, subprocess, sys, tempfile
+import json, os, subprocess, tempfile
 from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import (MlopsError, atomic_write, git_commit, log, md_text, project_root, resolve_path, sha256_bytes, write_json,
-                           yaml_load)
+from .core import (MlopsError, atomic_write, git_commit, log, md_text, project_root, resolve_path, sha256_bytes,
+                           write_json, yaml_load)
 from .gates import Gate, check_gates, metric_value
 from .folder import DatasetFolder, sample_dataset
 from .metrics import classification_metrics
-from .params import SAMPLE_DIR, VERDICT, CompareParams
+from .params import SAMPLE_DIR, CompareParams
 from .sample import in_sample, missing_input
 from .store import ResultsStore, publish_results
 
@@ -21,7 +21,7 @@ from .store import ResultsStore, publish_results
 __all__ = ['SUMMARY_METRICS', 'flatten', 'params_diff', 'training_rows', 'data_diff', 'Side', 'local_side', 'store_side',
            'git_side', 'verdict_lines', 'sides_lines', 'metrics_table', 'per_class_table', 'params_section',
            'data_section', 'images_section', 'render_report', 'CompareResult', 'report_images', 'write_verdict',
-           'compare_models', 'promote', 'sample_candidate', 'sample_champion', 'sample_inputs', 'gate']
+           'compare_models', 'sample_candidate', 'sample_champion', 'sample_inputs']
 
 # %% ../nbs/50_compare.ipynb #c24fe9a9
 def flatten(d:dict, prefix:str='')->dict:
@@ -33,11 +33,13 @@ def flatten(d:dict, prefix:str='')->dict:
         else: out[key] = v
     return out
 
+# %% ../nbs/50_compare.ipynb #c24fe9b1
 def params_diff(champion:dict|None, candidate:dict|None)->list[tuple]:
     "`(key, champion value, candidate value)` for every param that differs (missing = None)."
     a,b = flatten(champion or {}),flatten(candidate or {})
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
+# %% ../nbs/50_compare.ipynb #c24fe9b3
 def training_rows(folder:Path|None # a training dataset folder, or a results-store entry's `dataset/`
                  )->tuple[list|None, dict|None]: # (its rows, its card), or (None, None) when there is none
     "What a data diff needs of a training set: the folder's small files, read without its images."
@@ -45,6 +47,7 @@ def training_rows(folder:Path|None # a training dataset folder, or a results-sto
     ds = DatasetFolder.read(folder, images=False)
     return ds.rows, ds.meta
 
+# %% ../nbs/50_compare.ipynb #c24fe9b5
 def data_diff(champion:list[dict], # champion's training rows (`DatasetFolder.rows`)
               candidate:list[dict] # candidate's training rows
              )->dict: # per class: champion/candidate counts, tasks added/removed; plus totals and relabelled tasks
@@ -376,49 +379,6 @@ def compare_models(p:CompareParams, # candidate, champion, gates, out, store, mo
     log(f'[compare] {res.message} -> {_rel(out, root)}')
     return res
 
-# %% ../nbs/50_compare.ipynb #8d595994
-def _promotable(metrics:str, root:Path, force:bool=False)->dict:
-    "The results in `metrics`, refused unless measured at HEAD on a clean tree (or `force`)."
-    fp = resolve_path(metrics, root)
-    if not fp.is_file():
-        raise MlopsError(f'metrics file {fp} not found', 'run the pipeline first (dvc repro, or mlops-nb run evaluate)')
-    m = json.loads(fp.read_text())
-    commit,dirty = metric_value(m, 'git.commit'),metric_value(m, 'git.dirty')
-    head,_ = git_commit(root)
-    if force: return m
-    if commit != head:
-        raise MlopsError(f'{metrics} was measured at commit {str(commit)[:12]}, but HEAD is {str(head)[:12]}',
-                         'rerun evaluate (dvc repro) or pass --force')
-    if dirty:
-        raise MlopsError(f'{metrics} was measured on a tree with uncommitted changes',
-                         'commit them and rerun evaluate, or pass --force')
-    return m
-
-def promote(store:str=None, # results store: a folder or s3://bucket/prefix (default: the compare stage's `store`)
-            metrics:str=None, # metrics file of the results to promote (default: the compare stage's `candidate`)
-            model_dir:str=None, # model folder holding model.json (default: the compare stage's)
-            dataset_dir:str=None, # training dataset folder, kept for data diffs (default: the compare stage's)
-            plots_dir:str=None, # folder with confusion.png and mistakes.png (default: the compare stage's)
-            overlay_dir:str=None, # folder of mistake overlays (default: the compare stage's)
-            section:str=None, # start from this params.yaml section (e.g. compare); default: the pipeline's paths
-            force:bool=False # promote results of a dirty tree or of another commit than HEAD; replace other results
-           )->int: # exit code (0)
-    "Mark the current commit's benchmark results as the champion (stored in the results store first)."
-    from mlops_nb.params import build_params
-    from mlops_nb.pipeline import stage_params
-    root = project_root()
-    given = dict(store=store, candidate=metrics, model_dir=model_dir, dataset_dir=dataset_dir, plots_dir=plots_dir,
-                 overlay_dir=overlay_dir)
-    values = stage_params('compare', section=section, root=root) if section else {}
-    p = build_params('compare', values | {k: v for k,v in given.items() if v is not None}, section=section)
-    commit = metric_value(_promotable(p.candidate, root, force), 'git.commit')
-    results = ResultsStore(p.store, root)
-    publish_results(results, p.candidate, p.model_dir, p.plots_dir, p.overlay_dir, p.dataset_dir, force, root)
-    ch = results.set_champion(commit)
-    summary = ', '.join(f'{k} {v}' for k,v in ch['summary'].items())
-    print(f'champion: {commit[:12]} ({summary}) in {results.location()}')
-    return 0
-
 # %% ../nbs/50_compare.ipynb #7c3e2a51
 def _sample_metrics(errors:int, commit:str, model:str)->dict:
     "Benchmark results of a model that gets `errors` of 20 digits wrong."
@@ -461,22 +421,3 @@ def sample_inputs(p:CompareParams # a sample run's parameters
     if missing_input(p.candidate, root): sample_candidate(p)
     if in_sample(p.store, root) and ResultsStore(p.store, root).champion() is None: sample_champion(p.store)
     return p
-
-# %% ../nbs/50_compare.ipynb #f8507f43
-def gate(verdict:str=VERDICT # the compare stage's verdict, written beside reports/compare.md
-        )->int: # 0: every gate held (or no champion yet); 3: a gate failed
-    "Exit 3 when the compare stage's verdict says a gated metric got worse than allowed, naming metric and drop."
-    fp = resolve_path(verdict, project_root())
-    fix = 'run the pipeline first: dvc repro (or mlops-nb run compare)'
-    try: v = json.loads(fp.read_text())
-    except FileNotFoundError: raise MlopsError(f'verdict {verdict} not found', fix) from None
-    except (ValueError, UnicodeDecodeError): raise MlopsError(f'verdict {verdict} is not valid JSON', fix) from None
-    if not isinstance(v, dict) or v.get('gate') not in ('passed', 'failed', 'no champion'):
-        raise MlopsError(f'verdict {verdict} has no gate result (passed, failed or no champion)', fix)
-    exp = f' (experiment {v["experiment"]})' if v.get('experiment') else ''
-    if v['gate'] != 'failed':
-        print(f'gate {v["gate"]}{exp}')
-        return 0
-    failed = [Gate(**g) for g in v.get('gates', []) if not g.get('passed')]
-    print(f'gate failed{exp}: ' + '; '.join(g.short for g in failed), file=sys.stderr)
-    return 3

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, os, random, re, secrets as pysecrets, shutil, signal, subprocess, tempfile, time
 from pathlib import Path
-from .core import MlopsError, resolve_path, write_json, sha256_bytes, log, digit_png
+from .core import MlopsError, resolve_path, write_json, sha256_bytes, log, digit_png, pid_alive
 from .labelstudio import DIGIT_LABELS, DIGITS_CONFIG, Connection, choice_result, connect, read_meta
 
 # %% auto #0
@@ -74,16 +74,10 @@ def template_db(exe:Path, # the label-studio command
     return dest
 
 # %% ../nbs/12_labelstudio_server.ipynb #0b7da070
-def _alive(pid:int)->bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
 def _is_label_studio(pid:int)->bool:
     "Whether `pid` is a label-studio process (guards against a recycled pid)."
     try: return b'label-studio' in Path(f'/proc/{pid}/cmdline').read_bytes()
-    except OSError: return _alive(pid)
+    except OSError: return pid_alive(pid)
 
 def _healthy(url:str)->bool:
     import httpx
@@ -94,7 +88,7 @@ def running_server(data_dir:str|Path='.labelstudio' # the server's data folder
                   )->dict|None: # server.json of a live, healthy server, else None
     "The local server started by `serve` from this data folder, if it is still running."
     info = read_meta(resolve_path(data_dir)/'server.json')
-    if info and _alive(info.get('pid', -1)) and _is_label_studio(info['pid']) and _healthy(info['url']): return info
+    if info and pid_alive(info.get('pid', -1)) and _is_label_studio(info['pid']) and _healthy(info['url']): return info
     return None
 
 # %% ../nbs/12_labelstudio_server.ipynb #1fd3a512
@@ -208,11 +202,11 @@ def _end_group(pid:int, # leader of the process group
     try: os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError: pass
     t0 = time.time()
-    while _alive(pid) and time.time() - t0 < timeout:
+    while pid_alive(pid) and time.time() - t0 < timeout:
         try: os.waitpid(pid, os.WNOHANG)
         except ChildProcessError: pass
         time.sleep(0.2)
-    if _alive(pid):
+    if pid_alive(pid):
         try: os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError: pass
 
@@ -222,7 +216,7 @@ def stop(data_dir:str='.labelstudio', # the folder `serve` used
     "Stop the local Label Studio started by `serve` (its whole process group)."
     d = resolve_path(data_dir)
     info = read_meta(d/'server.json')
-    if not info or not _alive(info.get('pid', -1)) or not _is_label_studio(info['pid']):
+    if not info or not pid_alive(info.get('pid', -1)) or not _is_label_studio(info['pid']):
         (d/'server.json').unlink(missing_ok=True)
         print(f'no Label Studio running from {d}')
         return 0

@@ -15,11 +15,10 @@ from .kernel import kernel_env, start_kernel, stop_kernel
 from .params import STAGE_PARAMS, check_stage_params, instance_values
 
 # %% auto #0
-__all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'SCRAP_MIME', 'SAVE_EVERY', 'JSONSCHEMA_FORMAT_MODULES', 'parameters_cell',
-           'notebook_parameters', 'packaged_notebooks', 'stage_notebooks', 'stage_notebook', 'check_secrets',
-           'check_parameters', 'stage_parameters', 'cell_directives', 'mark_test_cells', 'skip_reason', 'StageResult',
-           'read_scraps', 'scrap_output', 'glue', 'clean_stale_temps', 'saving_engine', 'stage_inputs', 'unused_run_id',
-           'run_stage']
+__all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'SCRAP_MIME', 'JSONSCHEMA_FORMAT_MODULES', 'parameters_cell', 'notebook_parameters',
+           'packaged_notebooks', 'stage_notebooks', 'stage_notebook', 'check_secrets', 'check_parameters',
+           'stage_parameters', 'cell_directives', 'mark_test_cells', 'skip_reason', 'StageResult', 'read_scraps',
+           'scrap_output', 'glue', 'clean_stale_temps', 'stage_inputs', 'unused_run_id', 'run_stage']
 
 # %% ../nbs/01_runner.ipynb #97dd31b2
 STAGE_RE = re.compile(r'^(\d+)_([a-z][a-z0-9_]*)\.ipynb$')
@@ -232,53 +231,6 @@ def _publish(tmp:Path, dest:Path, latest:bool=True):
     with full_disk_names(dest.parent/'latest.ipynb'): shutil.copyfile(dest, part)
     os.replace(part, dest.parent/'latest.ipynb')
 
-# %% ../nbs/01_runner.ipynb #97d4ec6d
-SAVE_EVERY = 5. # seconds between saves of the executed notebook while its cells run
-
-# %% ../nbs/01_runner.ipynb #f92ffc05
-def saving_engine(every:float=SAVE_EVERY # at most one save per `every` seconds while cells run
-                 )->type: # a papermill engine class (register it with `papermill_engines.register`)
-    "A papermill engine that saves the executed notebook at the start, at the end (a failure too) and every `every` s."
-    from papermill.engines import NBClientEngine, NotebookExecutionManager
-    class ThrottledManager(NotebookExecutionManager):
-        force,last = False,float('-inf')
-        def save(self, **kwargs):
-            if self.force or time.monotonic() - self.last >= every:
-                self.last = time.monotonic()
-                super().save(**kwargs)
-        def notebook_start(self, **kwargs):
-            self.force = True
-            try: super().notebook_start(**kwargs)
-            finally: self.force = False
-        def notebook_complete(self, **kwargs):
-            self.force = True
-            super().notebook_complete(**kwargs)
-    class SavingEngine(NBClientEngine):
-        @classmethod
-        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
-                             autosave_cell_every=30, source_path=None, **kwargs):
-            if source_path: nb.metadata.papermill['input_path'] = str(source_path)
-            man = ThrottledManager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
-                                   autosave_cell_every=autosave_cell_every)
-            man.notebook_start()
-            try: cls.execute_managed_notebook(man, kernel_name, log_output=log_output, **kwargs)
-            finally:
-                man.cleanup_pbar()
-                man.notebook_complete()
-            return man.nb
-        @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
-                                     start_timeout=60, execution_timeout=None, km=None, **kwargs):
-            "As papermill's nbclient engine, on the kernel already started (`km`) if given; shuts it down after."
-            from papermill.clientwrap import PapermillNotebookClient
-            from papermill.log import logger
-            kwargs.pop('input_path', None)
-            client = PapermillNotebookClient(nb_man, km=km, timeout=execution_timeout, startup_timeout=start_timeout,
-                                             kernel_name=kernel_name, log=logger, log_output=log_output,
-                                             stdout_file=stdout_file, stderr_file=stderr_file, **kwargs)
-            return client.execute(cleanup_kc=True)
-    return SavingEngine
-
 # %% ../nbs/01_runner.ipynb #30182193
 # jsonschema's optional format checkers (imported under `suppress(ImportError)`); nbformat's schema uses none of them
 JSONSCHEMA_FORMAT_MODULES = ('fqdn', 'rfc3987', 'rfc3986_validator', 'rfc3339_validator', 'webcolors', 'jsonpointer',
@@ -298,7 +250,8 @@ def _execute(nb:Path, tmp:Path, params:dict, root:Path, rid:str, timeout:int):
             from papermill.engines import papermill_engines
             node = nbformat.read(nb, as_version=4)
             mark_test_cells(node)
-            papermill_engines.register('mlops-nb', saving_engine())
+            from mlops_nb.engine import SavingEngine
+            papermill_engines.register('mlops-nb', SavingEngine)
             plain = plain_output()
             pm.execute_notebook(node, str(tmp), parameters=params, kernel_name=kernel, language='python', cwd=str(root),
                                 execution_timeout=timeout, log_output=plain, progress_bar=not plain, km=km,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/58_runs.ipynb #f294cda3
 from __future__ import annotations
-import base64, re
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,48 +16,6 @@ __all__ = ['SCRAP_MIME', 'RUN_ID_RE', 'RunInfo', 'find_runs', 'Failure', 'run_fa
 
 # %% ../nbs/58_runs.ipynb #4401155d
 SCRAP_MIME = 'application/scrapbook.scrap.json+json'
-
-def _scrap_output(name, data)->dict:
-    "A display output as `scrapbook.glue(name, data)` writes it (for tests and examples)."
-    return {'output_type': 'display_data', 'metadata': {'scrapbook': {'name': name, 'data': True, 'display': False}},
-            'data': {SCRAP_MIME: {'name': name, 'data': data, 'encoder': 'json', 'version': 1}}}
-
-# %% ../nbs/58_runs.ipynb #3ed75f66
-def _fake_run(path:Path, # where to write the notebook
-              params:dict, # the injected parameters
-              start:str, # papermill's start time (ISO)
-              seconds:float=2.5, # its duration
-              scraps:dict|None=None, # scalar scraps the run glued
-              error:str|None=None, # the error its run cell raised, if any
-              images:tuple=(), # (glue name or None, PNG bytes) the run displayed
-              outputs:tuple=() # more outputs of the run cell
-             )->Path: # the notebook
-    "An executed notebook as papermill + scrapbook leave it: a library section with a test cell, then the run (tests)."
-    import nbformat
-    from nbformat.v4 import new_notebook, new_code_cell, new_markdown_cell
-    inj = new_code_cell('# Parameters\n' + ''.join(f'{k} = {v!r}\n' for k,v in params.items()),
-                        metadata={'tags': ['injected-parameters']})
-    body = new_code_cell('run()', outputs=[*outputs, *(_scrap_output(k, v) for k,v in (scraps or {}).items())])
-    for name,png in images:
-        meta = {'scrapbook': {'name': name, 'data': False, 'display': True}} if name else {}
-        data = {'image/png': base64.b64encode(png).decode(), 'text/plain': '<Figure>'}
-        body.outputs.append({'output_type': 'display_data', 'data': data, 'metadata': meta})
-    if error:
-        body.outputs.append({'output_type': 'error', 'ename': 'ValueError', 'evalue': error,
-                             'traceback': ['\x1b[31mValueError\x1b[39m', error]})
-        body.metadata['papermill'] = {'exception': True, 'status': 'failed'}
-    end = datetime.fromtimestamp(datetime.fromisoformat(start).timestamp() + seconds, timezone.utc).isoformat()
-    nb = new_notebook(cells=[new_markdown_cell('# A stage\nmath $x^2$, a [link](https://example.com)'),
-                             new_markdown_cell('## Helpers\n\nThe functions of the stage.'),
-                             new_code_cell('#| export\ndef run(): pass', execution_count=1),
-                             new_code_cell('test_eq(run(), None)', metadata={'tags': ['skip-execution']}),
-                             new_code_cell('n = 1', metadata={'tags': ['parameters']}), inj,
-                             new_markdown_cell('## Run'), body],
-                      metadata={'papermill': {'start_time': start, 'duration': seconds, 'end_time': end,
-                                              'exception': True if error else None, 'parameters': params}})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nbformat.from_dict(nb), path)
-    return path
 
 # %% ../nbs/58_runs.ipynb #e1d70f32
 def _read_nb(path:Path):

@@ -23,6 +23,20 @@ def source_tree()->Path: return SOURCE_TREE
 def artifacts()->Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True); return ARTIFACTS
 
+PIPELINE_FILES = ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore', 'constraints.txt', 'settings.ini')
+
+def copy_pipeline(source:Path, root:Path):
+    """A pipeline project at `root`: this repo's pipeline files, the code deps `dvc.yaml` lists (the package source
+    `mlops_nb/`, what nbdev_export writes, and the stages' pinned environments `envs/`), and the stage notebooks shipped
+    with the installed package."""
+    from mlops_nb.runner import packaged_notebooks
+    (root/'.dvc').mkdir(parents=True); (root/'nbs').mkdir()
+    for f in PIPELINE_FILES: shutil.copy(source/f, root/f)
+    for d in ('mlops_nb', 'envs'): shutil.copytree(source/d, root/d, ignore=shutil.ignore_patterns('__pycache__'))
+    nbs = sorted(packaged_notebooks().glob('[0-9]*_*.ipynb'))
+    assert nbs, f'no stage notebooks in {packaged_notebooks()}'
+    for nb in nbs: shutil.copy(nb, root/'nbs'/nb.name)
+
 def git(cwd, *args):
     return subprocess.run(['git', '-c', 'user.name=test', '-c', 'user.email=test@example.com', *args],
                           cwd=cwd, check=True, capture_output=True, text=True).stdout

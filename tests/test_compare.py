@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import cli, git
 from mlops_nb.core import MlopsError, write_json
-from mlops_nb.compare import compare_models, promote
+from mlops_nb.compare import compare_models
+from mlops_nb.promote import promote
 from mlops_nb.evaluate import evaluate_model
 from mlops_nb.folder import DatasetFolder, sample_dataset
 from mlops_nb.store import ResultsStore, publish_results

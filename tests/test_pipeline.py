@@ -4,20 +4,36 @@ and moto's standalone HTTP S3 server as the remote. Assertions read DVC's own ou
 `Stage 'X' didn't change, skipping`) and `dvc status --json`.
 
 The tests share ONE project (module fixture `demo`, one full `dvc repro`) and run in file order: each builds on the
-state the previous one left (no-op repro, a param experiment, a benchmark change, push/pull, a dead endpoint)."""
+state the previous one left (no-op repro, code and pin changes, a param experiment, a benchmark change, push/pull, a
+dead endpoint). The stages and their order are read from DVC (`dvc stage list`, `dvc dag --dot`), not kept here."""
 import hashlib, json, os, re, shutil, socket, subprocess, sys, time, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 import pytest, yaml
-from conftest import git
+from conftest import copy_pipeline, git
 from fixtures_labelstudio import free_port
-from mlops_nb.runner import packaged_notebooks
 
 BIN = Path(sys.executable).parent
 CHECK = 'labelstudio-check'  # always_changed: one process asks every Label Studio project for its fingerprint
 EXPORTS = {'labelstudio@digits', 'labelstudio@digits-benchmark'}  # rerun only when metrics/labelstudio.json moved
-STAGES = {CHECK} | EXPORTS | {'dataset-benchmark', 'dataset', 'train', 'evaluate', 'compare'}
-ORDER = ['dataset-benchmark', 'dataset', 'train', 'evaluate', 'compare']  # dependency order of the rest
+POOL = 'dataset@digits'  # the training pool's dataset stage (foreach over params.yaml's dataset section)
+
+@dataclass
+class Dag:
+    "The pipeline as DVC resolves it: every stage name, and the edges between them."
+    stages:set
+    edges:list
+    def below(self, *start)->set:
+        "`start` and every stage downstream of it."
+        out,todo = set(),list(start)
+        while todo:
+            s = todo.pop()
+            if s not in out: out.add(s); todo += [b for a,b in self.edges if a == s]
+        return out
+    def in_order(self, ran:list)->bool:
+        "Whether `ran` runs every stage after the stages it depends on."
+        pos = {s: i for i,s in enumerate(ran)}
+        return all(pos[a] < pos[b] for a,b in self.edges if a in pos and b in pos)
 
 def ran(out:str)->list[str]: return re.findall(r"^Running stage '([^']+)':", out, re.M)
 def skipped(out:str)->set[str]: return set(re.findall(r"^Stage '([^']+)' didn't change, skipping", out, re.M))
@@ -55,6 +71,15 @@ class Demo:
 
     def dvc(self, *args, **kw)->subprocess.CompletedProcess: return self.run(sys.executable, '-m', 'dvc', *args, **kw)
 
+    def dag(self)->Dag:
+        "The stages and edges of this project's pipeline, as DVC reads dvc.yaml and params.yaml."
+        names = set(self.ok(self.dvc('stage', 'list', '--name-only')).split())
+        return Dag(names, re.findall(r'^"([^"]+)" -> "([^"]+)";$', self.ok(self.dvc('dag', '--dot')), re.M))
+
+    def stale(self)->set:
+        "The stages `dvc status` lists, besides the always-changed check."
+        return set(self.status()) - {CHECK}
+
     def ok(self, r:subprocess.CompletedProcess)->str:
         assert r.returncode == 0, f'{" ".join(map(str, r.args))} failed ({r.returncode}):\n{r.stdout[-4000:]}'
         return r.stdout
@@ -73,11 +98,7 @@ def out_md5(lock:dict, stage:str, path:str)->str:
 def demo(labelstudio, source_tree, artifacts, tmp_path_factory):
     "The demo project after one full `dvc repro` (committed), with its own small Label Studio projects."
     root = tmp_path_factory.mktemp('pipeline')/'proj'
-    (root/'.dvc').mkdir(parents=True); (root/'nbs').mkdir()
-    for f in ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore'): shutil.copy(source_tree/f, root/f)
-    nbs = sorted(packaged_notebooks().glob('[0-9]*_*.ipynb'))
-    assert nbs, f'no stage notebooks in {packaged_notebooks()}'
-    for nb in nbs: shutil.copy(nb, root/'nbs'/nb.name)
+    copy_pipeline(source_tree, root)
     git(root, 'init', '-q'); git(root, 'config', 'user.name', 'test'); git(root, 'config', 'user.email', 'test@example.com')
     tag = uuid.uuid4().hex[:8]
     d = Demo(root, labelstudio, {'digits': f'pipeline-pool-{tag}', 'digits-benchmark': f'pipeline-bench-{tag}'})
@@ -96,11 +117,12 @@ def demo(labelstudio, source_tree, artifacts, tmp_path_factory):
 
 def test_full_repro(demo):
     "One `dvc repro` runs every stage once, in dependency order, and writes every declared output."
-    out,root = demo.ok(demo.repro1),demo.root
+    out,root,dag = demo.ok(demo.repro1),demo.root,demo.dag()
     stages = ran(out)
-    assert sorted(stages) == sorted(STAGES), stages
-    assert stages[0] == CHECK  # every export depends on the fingerprints it writes
-    assert [s for s in stages if s in ORDER] == ORDER
+    assert sorted(stages) == sorted(dag.stages), stages
+    assert {CHECK, POOL, 'dataset-benchmark', 'train', 'evaluate', 'compare'} | EXPORTS == dag.stages, dag.stages
+    assert stages[0] == CHECK and dag.below(CHECK) == dag.stages  # every export depends on the fingerprints it writes
+    assert dag.in_order(stages), stages
     assert demo.ok(demo.dvc('config', 'core.analytics')).strip() == 'false'
     for key in demo.titles:
         export = json.loads((root/f'data/raw_labels/{key}.json').read_text())
@@ -132,18 +154,72 @@ def test_second_repro_runs_nothing(demo):
     out = demo.ok(demo.dvc('repro', what='no-op repro'))
     t0 = time.time(); demo.status(); demo.timings['status'] = round(time.time()-t0, 1)
     assert ran(out) == [CHECK] and notebook_skipped(out) == 0, out
-    assert skipped(out) == STAGES - {CHECK}
+    assert skipped(out) == demo.dag().stages - {CHECK}
     assert 'labelstudio check: digits, digits-benchmark: unchanged' in out, out
     assert tree_hashes(root/'data/raw_labels') == before['exports']  # byte-identical exports
     assert sorted(map(str, (root/'runs').rglob('*'))) == before['runs']  # no executed notebook anywhere
     assert sha(root/'dvc.lock') == before['lock']
 
+def edit_cell(nb:Path, old:str, new:str):
+    "Replace `old` by `new` in the one cell of notebook `nb` that holds it, as an editor saves it."
+    d = json.loads(nb.read_text())
+    cells = [c for c in d['cells'] if old in ''.join(c['source'])]
+    assert len(cells) == 1, (nb.name, old, len(cells))
+    cells[0]['source'] = ''.join(cells[0]['source']).replace(old, new).splitlines(keepends=True)
+    nb.write_text(json.dumps(d, indent=1, ensure_ascii=False) + '\n')
+
+def test_code_and_pins_rerun_what_runs_them(demo):
+    """What reruns when code or a pin changes, read from `dvc status`: a helper notebook's code (edited, then
+    `nbdev_export`) reruns exactly the stages whose run imports it; its prose, its tests, or a module no stage imports
+    rerun nothing; a training-stack pin reruns train, an unrelated pin does not (`mlops-nb deps --write` records the
+    pins); `mlops-nb deps --check` (what `make check-sync` runs) names the stage and the module a dvc.yaml misses."""
+    root = demo.root
+    def export(): demo.ok(demo.run(BIN/'nbdev_export', what='nbdev_export'))
+    def restore():
+        git(root, 'checkout', '--', '.')
+        assert demo.stale() == set(), demo.status()
+    assert demo.stale() == set()
+    # a helper's code: small_cnn, the network every `arch: cnn` run builds
+    edit_cell(root/'nbs/25_models.ipynb', 'nn.ReLU(inplace=True)]', 'nn.ReLU6(inplace=True)]')
+    export()
+    assert 'nn.ReLU6(inplace=True)' in (root/'mlops_nb/models.py').read_text()
+    assert demo.stale() == {'train', 'evaluate'}, demo.status()
+    restore()
+    # a helper's prose and tests, and a comment in a module no stage runs (the lab server): nothing is stale
+    edit_cell(root/'nbs/25_models.ipynb', '## Architectures', '## Architectures, as the docs now call them')
+    edit_cell(root/'nbs/25_models.ipynb', "test_eq(head_keys(_m), ['11.weight', '11.bias'])",
+              "test_eq(head_keys(_m), ['11.weight', '11.bias'])  # the head, by its keys")
+    edit_cell(root/'nbs/70_lab.ipynb', 'def is_loopback(', '# a comment a reviewer asked for\ndef is_loopback(')
+    export()
+    assert '# a comment a reviewer asked for' in (root/'mlops_nb/lab.py').read_text()
+    assert demo.stale() == set(), demo.status()
+    restore()
+    # the training stack: a torch pin reruns train; a boto3 pin does not (evaluate's store and the fetcher import it)
+    pins = (root/'constraints.txt').read_text()
+    for old,new,train_stale in (('torch==2.14.1', 'torch==2.14.2', True), ('boto3==', 'boto3==9', False)):
+        assert old in pins
+        (root/'constraints.txt').write_text(pins.replace(old, new))
+        demo.ok(demo.run(BIN/'mlops-nb', 'deps', '--write'))
+        assert ('train' in demo.stale()) == train_stale, (old, demo.status())
+        restore()
+    # dvc.yaml that misses an import: the check names the stage and the module, and the fix
+    text = (root/'dvc.yaml').read_text()
+    (root/'dvc.yaml').write_text(text.replace('      - mlops_nb/learner.py\n', '', 1))
+    r = demo.run(BIN/'mlops-nb', 'deps', '--check')
+    assert r.returncode == 1, r.stdout
+    assert 'stage train does not list mlops_nb/learner.py (imported by its run)' in r.stdout, r.stdout
+    assert 'mlops-nb deps --write' in r.stdout and 'Traceback' not in r.stdout
+    demo.ok(demo.run(BIN/'mlops-nb', 'deps', '--write'))
+    assert (root/'dvc.yaml').read_text() == text  # comments, order and the other deps kept
+    assert demo.run(BIN/'mlops-nb', 'deps', '--check').returncode == 0
+    restore()
+
 def test_train_param_change_reruns_train_evaluate_compare(demo):
     "`dvc exp run -S train.epochs=15` reruns exactly train -> evaluate -> compare."
     out = demo.ok(demo.dvc('exp', 'run', '--name', 'epochs-15', '-S', 'train.epochs=15', what='exp run (train param)'))
-    notebooks = [s for s in ran(out) if s != CHECK]
-    assert notebooks == ['train', 'evaluate', 'compare'], out
-    assert notebook_skipped(out) == 0 and skipped(out) == EXPORTS | {'dataset-benchmark', 'dataset'}
+    notebooks,dag = [s for s in ran(out) if s != CHECK],demo.dag()
+    assert set(notebooks) == dag.below('train') and dag.in_order(notebooks), out
+    assert notebook_skipped(out) == 0 and skipped(out) == dag.stages - {CHECK} - dag.below('train')
     assert yaml.safe_load((demo.root/'params.yaml').read_text())['train']['epochs'] == 15
     assert demo.lock()['stages']['train']['params']['params.yaml']['train']['epochs'] == 15
     assert json.loads((demo.root/'data/models/model.json').read_text())['params']['epochs'] == 15
@@ -235,12 +311,14 @@ def test_benchmark_change_reruns_benchmark_side_only(demo):
     train_ds = tree_hashes(root/'data/datasets/digits')
     out = demo.ok(demo.dvc('repro', what='repro (benchmark change)'))
     notebooks = [s for s in ran(out) if s not in (CHECK, 'labelstudio@digits')]  # the pool's export: its notebook skips
-    assert notebooks == ['labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset', 'evaluate', 'compare'], out
+    dag = demo.dag()   # everything below the benchmark's export, but train: the pool's dataset came out byte-identical
+    assert set(notebooks) == dag.below('labelstudio@digits-benchmark') - {'train'} and dag.in_order(notebooks), out
+    assert POOL in notebooks  # its leakage check reads the benchmark
     assert notebook_skipped(out) == 1  # the training pool's export did not run its notebook
     assert skipped(out) == {'train'}
     lock = demo.lock()
     assert out_md5(lock, 'dataset-benchmark', 'data/datasets/digits-benchmark') != out_md5(lock0, 'dataset-benchmark', 'data/datasets/digits-benchmark')
-    assert out_md5(lock, 'dataset', 'data/datasets/digits') == out_md5(lock0, 'dataset', 'data/datasets/digits')
+    assert out_md5(lock, POOL, 'data/datasets/digits') == out_md5(lock0, POOL, 'data/datasets/digits')
     assert tree_hashes(root/'data/datasets/digits') == train_ds
     assert lock['stages']['train'] == lock0['stages']['train']
     rows = json.loads((root/'data/raw_labels/digits-benchmark.json').read_text())
@@ -274,7 +352,7 @@ def test_s3_push_clone_pull_round_trip(demo, s3_endpoint, tmp_path):
     # a clone is ready for CI: after `dvc pull` only the Label Studio check remains, and it finds nothing to do
     assert demo.status(cwd=clone) == {CHECK: ['always changed']}
     out = demo.ok(demo.dvc('repro', cwd=clone, what='repro in the clone'))
-    assert ran(out) == [CHECK] and notebook_skipped(out) == 0 and skipped(out) == STAGES - {CHECK}, out
+    assert ran(out) == [CHECK] and notebook_skipped(out) == 0 and skipped(out) == demo.dag().stages - {CHECK}, out
     demo.clone = clone
 
 def test_s3_endpoint_down_during_push(demo, s3_endpoint):

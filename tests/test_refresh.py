@@ -8,9 +8,8 @@ import json, os, re, shutil, subprocess, sys, time, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 import pytest, yaml
-from conftest import git
+from conftest import copy_pipeline, git
 from fake_github import FakeGitHub
-from mlops_nb.runner import packaged_notebooks
 
 BIN = Path(sys.executable).parent
 
@@ -50,11 +49,7 @@ def ok(r:subprocess.CompletedProcess)->str:
 
 def make_project(root:Path, source_tree:Path, titles:dict, bucket:str):
     "A pipeline project (this repo's dvc.yaml, params.yaml, notebooks) with an S3 default remote, committed on main."
-    (root/'.dvc').mkdir(parents=True)
-    (root/'nbs').mkdir()
-    for f in ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore'):
-        shutil.copy(source_tree/f, root/f)
-    for nb in sorted(packaged_notebooks().glob('[0-9]*_*.ipynb')): shutil.copy(nb, root/'nbs'/nb.name)
+    copy_pipeline(source_tree, root)
     params = yaml.safe_load((root/'params.yaml').read_text())   # the projects are the keys of params' labelstudio
     for key,title in titles.items(): params['labelstudio'][key] = {'project': title}
     (root/'params.yaml').write_text(yaml.safe_dump(params, sort_keys=False))
@@ -111,7 +106,7 @@ def test_refresh_pushes_branch_and_opens_one_pull_request(site):
     assert 'dvc.lock' in files and 'metrics/labelstudio.json' in files and 'metrics/dataset-digits.json' in files, files
     assert not [f for f in files if f.startswith(('data/', 'runs/'))], files
     lock = yaml.safe_load(git(site.origin, 'show', f'{head}:dvc.lock'))
-    assert {'labelstudio-check', 'labelstudio@digits', 'labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset'} <= set(lock['stages'])
+    assert {'labelstudio-check', 'labelstudio@digits', 'labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset@digits'} <= set(lock['stages'])
     assert 'train' not in lock['stages']  # training is the pull request's business
     fps = json.loads(git(site.origin, 'show', f'{head}:metrics/labelstudio.json'))
     assert fps['digits']['title'] == site.titles['digits'] and fps['digits']['tasks'] == 40
@@ -157,7 +152,7 @@ def test_new_annotation_updates_the_pull_request(site):
     out = ok(r)
     assert 'pull request #1 updated' in out, out
     assert "Running stage 'dataset-benchmark'" not in r.stderr, r.stderr[-3000:]
-    assert "Running stage 'dataset'" in r.stderr, r.stderr[-3000:]
+    assert "Running stage 'dataset@digits'" in r.stderr, r.stderr[-3000:]
     head = site.origin_ref('refs/heads/data-refresh')
     assert head != head0 and git(site.origin, 'rev-parse', f'{head}^').strip() == main0
     assert site.origin_ref('refs/heads/main') == main0
@@ -208,7 +203,7 @@ def test_benchmark_project_reruns_both_dataset_stages(site):
     ran = re.findall(r"^Running stage '([^']+)'", r.stderr, re.M)
     # the change check is upstream of every export; the pool's export reruns with the fingerprints file and finds
     # nothing new in its own project
-    want = ['labelstudio-check', 'labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset']
+    want = ['labelstudio-check', 'labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset@digits']
     assert [s for s in ran if s != 'labelstudio@digits'] == want, r.stderr[-3000:]
 
 def test_unknown_project_is_one_line(site):
