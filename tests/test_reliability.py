@@ -86,9 +86,9 @@ def test_existing_foreign_folder_never_replaced(trained, tmp_path):
 @pytest.mark.parametrize('args,msg', [
     (['train', '--params', 'no-train.yaml'], "params section 'train' not found: no-train.yaml has dataset"),
     (['dataset', '--section', 'dataset.nosuch'],
-     "params section 'dataset.nosuch' not found: section dataset has digits-benchmark, digits"),
+     "params section 'dataset.nosuch' not found: section dataset has digits"),
     (['train', '--section', 'trian'],
-     "params section 'trian' not found: {root}/params.yaml has labelstudio, dataset, train, evaluate, compare"),
+     "params section 'trian' not found: {root}/params.yaml has labelstudio, dataset, benchmark, train, evaluate, compare"),
 ])
 def test_missing_section_is_an_error(trained, args, msg):
     (trained/'no-train.yaml').write_text('dataset:\n  digits:\n    out: data/datasets/digits\n')
