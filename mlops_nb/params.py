@@ -4,10 +4,10 @@
 
 # %% ../nbs/02_params.ipynb #cb14d3f6
 from __future__ import annotations
-import copy, math, types, typing
+import copy, math, os, types, typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
-from .core import MlopsError, check_replaceable, confine_path
+from .core import MlopsError, check_file_output, check_replaceable, confine_path, project_root
 
 # %% auto #0
 __all__ = ['OUTPUT_KINDS', 'STAGE_PARAMS', 'RAW_LABELS_DIR', 'DATASETS_DIR', 'TRAIN_DATASET', 'BENCHMARK_DATASET', 'MODEL_DIR',
@@ -24,10 +24,11 @@ def param(default, # the notebook's default (lists and dicts are copied per inst
           below=None, # numbers must be smaller than this
           choices:tuple|None=None, # allowed strings
           kind:str|None=None, # `in`: an input path, `out`: an output, `cache`: a shared cache, `store`: a results store
-          markers:tuple|None=None # an output folder replaced whole: the files that show a stage wrote it
+          markers:tuple|None=None, # an output folder replaced whole: the files that show a stage wrote it
+          file:bool|None=None # an output that is one file (with `beside` ones): replaced only if a stage wrote it
          ): # a dataclass field carrying the checks in its metadata
     "A stage parameter: its default and the values it accepts."
-    checks = dict(lo=lo, hi=hi, above=above, below=below, choices=choices, kind=kind, markers=markers)
+    checks = dict(lo=lo, hi=hi, above=above, below=below, choices=choices, kind=kind, markers=markers, file=file)
     meta = {k: v for k,v in checks.items() if v is not None}
     if isinstance(default, (list, dict)): return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -140,6 +141,31 @@ class StageParams:
             if kind not in OUTPUT_KINDS or not v or (kind == 'store' and '://' in v): continue
             out[f.name] = confine_path(v, f'{section or self.stage}.{f.name}', root, allow_outside)
             if markers := f.metadata.get('markers'): check_replaceable(out[f.name], markers)
+        root = Path(root or project_root()).resolve()
+        for f in fields(self):
+            if not f.metadata.get('file') or not getattr(self, f.name): continue
+            mine = [root/d for d in (f.default, sample_path(f.default))]
+            defaults = tuple(p.relative_to(root).as_posix() for m in mine for p in (m, *self.beside(f.name, m)))
+            for path in self.output_files(root, f.name).values():
+                check_file_output(path, f'{section or self.stage}.{f.name}', root, defaults)
+        return out
+
+    def beside(self, name:str, # a file output's parameter
+               path:Path # where it is written
+              )->list[Path]: # the other files written with it (none by default)
+        "The files a file output writes beside itself (a summary, a meta file, a verdict)."
+        return []
+
+    def output_files(self, root:Path|None=None, # the project root
+                     only:str|None=None # just this file output's files
+                    )->dict[str, Path]: # name (`metrics_fp`, `metrics_fp+1`, ...) -> absolute path
+        "Every single file this stage writes through its file outputs, and the files written beside them."
+        root,out = Path(root or project_root()).resolve(),{}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not f.metadata.get('file') or not v or only not in (None, f.name): continue
+            out[f.name] = Path(os.path.normpath(root/Path(v).expanduser()))
+            out.update({f'{f.name}+{i+1}': p for i,p in enumerate(self.beside(f.name, out[f.name]))})
         return out
 
 # %% ../nbs/02_params.ipynb #470d0da7
@@ -176,13 +202,15 @@ class LabelstudioParams(StageParams):
     stage:typing.ClassVar[str] = 'labelstudio'
     skip_check:typing.ClassVar[bool] = True # an unchanged project is not exported again
     project:int|str = param('digits') # Label Studio project: id or exact title
-    out:str = param(f'{RAW_LABELS_DIR}/digits.json', kind='out') # export file; its .meta.json goes beside it
+    out:str = param(f'{RAW_LABELS_DIR}/digits.json', kind='out', file=True) # export file; its .meta.json goes beside it
     url:str = param('') # Label Studio URL, empty means $LABEL_STUDIO_URL
     timeout:int = param(600, lo=1) # seconds to wait for the export snapshot
     force:bool = param(False) # export even when the project looks unchanged
 
     @classmethod
     def instance_values(cls, name:str)->dict: return {'project': name, 'out': f'{RAW_LABELS_DIR}/{name}.json'}
+
+    def beside(self, name:str, path:Path)->list[Path]: return [path.with_name(f'{path.stem}.meta.json')]
 
     def check(self, section:str):
         if self.project in ('', None):
@@ -195,7 +223,7 @@ class DatasetParams(StageParams):
     stage:typing.ClassVar[str] = 'dataset'
     export:str = param(f'{RAW_LABELS_DIR}/digits.json', kind='in') # Label Studio JSON export
     out:str = param(TRAIN_DATASET, kind='out', markers=('dataset.json',)) # dataset folder (replaced atomically)
-    metrics_fp:str = param(f'{METRICS_DIR}/dataset-digits.json', kind='out') # counts per class and split
+    metrics_fp:str = param(f'{METRICS_DIR}/dataset-digits.json', kind='out', file=True) # counts per class and split
     mode:str = param('train', choices=('train', 'benchmark')) # train (train/valid split) or benchmark
     labels_map:dict = param({}) # Label Studio value -> class name; null excludes a value
     policy:str = param('latest', choices=('latest', 'majority')) # without a ground-truth annotation: latest or majority
@@ -247,7 +275,7 @@ class TrainParams(StageParams):
     monitor:str = param('accuracy') # picks the best epoch: valid_loss or one of metrics
     live_dir:str = param(LIVE_DIR, kind='out', markers=('metrics.json',)) # dvclive folder: per-epoch metrics and plots
     cache:str = param('auto', choices=('auto', 'memory', 'none')) # decode images once into memory
-    metrics_fp:str = param(TRAIN_METRICS_FP, kind='out') # best-epoch metrics for dvc; empty: not written
+    metrics_fp:str = param(TRAIN_METRICS_FP, kind='out', file=True) # best-epoch metrics for dvc; empty: not written
     distributed:int = param(0, lo=0) # worker processes, one per device: 0 or 1 trains in the kernel; N > 1: torchrun
 
     def check(self, section:str):
@@ -266,7 +294,7 @@ class EvaluateParams(StageParams):
     figures:typing.ClassVar[tuple] = (('Confusion matrix', r'confusion', 0),)
     model_dir:str = param(MODEL_DIR, kind='in') # trained model folder (best-model.pth + model.json)
     benchmark_dir:str = param(BENCHMARK_DATASET, kind='in') # benchmark dataset folder
-    metrics_fp:str = param(BENCHMARK_METRICS_FP, kind='out') # full metrics; the DVC headline goes beside it
+    metrics_fp:str = param(BENCHMARK_METRICS_FP, kind='out', file=True) # full metrics; the DVC headline goes beside it
     plots_dir:str = param(PLOTS_DIR, kind='out') # confusion.json, confusion.png, mistakes.png
     overlay_dir:str = param(OVERLAY_DIR, kind='out', markers=('mistakes.json',)) # mistake overlays
     max_overlays:int = param(16, lo=0) # most confident mistakes to draw
@@ -279,6 +307,8 @@ class EvaluateParams(StageParams):
     def check(self, section:str):
         if not self.split: raise MlopsError(f'{section}.split is empty', 'e.g. split: benchmark')
 
+    def beside(self, name:str, path:Path)->list[Path]: return [path.with_name(f'{path.stem}.summary.json')]
+
 # %% ../nbs/02_params.ipynb #b8025198
 @dataclass(frozen=True)
 class CompareParams(StageParams):
@@ -287,12 +317,14 @@ class CompareParams(StageParams):
     candidate:str = param(BENCHMARK_METRICS_FP, kind='in') # the candidate's metrics file
     champion:str = param('store') # store, git:REF, none, or a metrics file
     gates:dict = param({'accuracy': 0.005, 'macro_f1': 0.01}) # metric -> maximum allowed drop against the champion
-    out:str = param(COMPARE_REPORT, kind='out') # the markdown report; the verdict (.json) goes beside it
+    out:str = param(COMPARE_REPORT, kind='out', file=True) # the markdown report; the verdict (.json) goes beside it
     store:str = param(RESULTS_STORE, kind='store') # results store: a folder or s3://bucket/prefix
     model_dir:str = param(MODEL_DIR, kind='in') # the candidate's model folder (model.json)
     dataset_dir:str = param(TRAIN_DATASET, kind='in') # the candidate's training dataset (for the data diff)
     plots_dir:str = param(PLOTS_DIR, kind='in') # the candidate's confusion.png and mistakes.png
     overlay_dir:str = param(OVERLAY_DIR, kind='in') # the candidate's overlays and mistakes.json
+
+    def beside(self, name:str, path:Path)->list[Path]: return [path.with_suffix('.json')]
 
     def check(self, section:str):
         for metric,drop in (self.gates or {}).items():

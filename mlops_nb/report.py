@@ -8,7 +8,8 @@ import html, os, re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from .core import MlopsError, atomic_write, confine_path, log, redact, resolve_path
+from .core import (MlopsError, atomic_write, check_file_output, confine_path, log, record_outputs, redact,
+                           resolve_path)
 from .params import STAGE_PARAMS
 from .runs import RunInfo, _fmt_value, _key_rank, find_runs, fmt_duration, run_info, status_label
 from .run_page import (_b64_uri, _generator, csp_meta, curves_png, external_resources,
@@ -188,12 +189,14 @@ def build_runs_page(runs_dir:str='runs', # folder of executed notebooks, `runs/<
     if not runs_dir.is_dir():
         raise MlopsError(f'no runs folder at {runs_dir}', 'run a stage first (mlops-nb run STAGE) or pass --runs-dir')
     index = confine_path(out, 'report --out') if out else runs_dir/'index.html'
+    if out: check_file_output(index, 'report --out', runs_dir.parent.resolve())  # the default is always the page's
     runs,skipped = _render_pages(runs_dir, index, force)
     root = runs_dir.parent
     figures = pick_figures(runs, index.parent, resolve_path(plots_dir, root), resolve_path(live_dir, root))
     page = redact(index_html(runs, figures, index.parent, title or f'Runs · {root.name}'))
     if ext := external_resources(page): raise MlopsError(f'the runs page would load {ext[0]}', 'report this bug')
     atomic_write(index, page)
+    if out: record_outputs([index], runs_dir.parent.resolve())
     print(f'runs page: {index} ({len(runs)} runs, {sum(r.status == "failed" for r in runs)} failed'
           + (f', {len(skipped)} unreadable notebooks skipped' if skipped else '') + ')')
     return index

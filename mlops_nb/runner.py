@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.xtras import modified_env
 from .core import (
-    MlopsError, SECRET_NAME_RE, atomic_write, full_disk_names, log, plain_output, project_root, redact,
+    MlopsError, SECRET_NAME_RE, atomic_write, full_disk_names, log, plain_output, project_root, record_outputs, redact,
     remove_stale_temps, run_id, secret_values, skip_slow_optional_imports)
 from .kernel import kernel_env, start_kernel, stop_kernel
 from .params import STAGE_PARAMS, check_stage_params, instance_values
@@ -339,6 +339,8 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
     if _redact_file(tmp):
         log(f'[{stage}] WARNING: a secret value was found in the executed notebook and redacted; fix the stage code')
     _publish(tmp, dest)
+    if stage in STAGE_PARAMS: # its file outputs: a later run of the stage may replace them (see `core.check_file_output`)
+        record_outputs(list(STAGE_PARAMS[stage].from_dict(values).output_files(root).values()), root)
     res = StageResult(stage, rid, dest, read_scraps(dest), round(time.time()-t0, 2))
     log(f'[{stage}] done in {res.seconds:.1f}s: {dest.relative_to(root)}')
     return res

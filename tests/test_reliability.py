@@ -81,6 +81,29 @@ def test_existing_foreign_folder_never_replaced(trained, tmp_path):
         assert f'refusing to replace {where}: it is not empty' in one_error_line(r)
     assert snapshot(trained) == before and snapshot(outside) == before_out
 
+def test_file_outputs_never_replace_project_files(trained):
+    """Issue 32: a file output pointed at a file the user has (a stage's notebook, the README) is refused before any run,
+    one line, exit 2, every file byte-identical; an output the stage wrote itself is replaced on its next run."""
+    from mlops_nb.runner import packaged_notebooks
+    (trained/'README.md').write_text('# my project\n')
+    (trained/'nbs').mkdir(); shutil.copy(packaged_notebooks()/'30_train.ipynb', trained/'nbs/30_train.ipynb')
+    before = snapshot(trained)
+    for args,target in ((['evaluate', '-p', 'metrics_fp=nbs/30_train.ipynb'], 'nbs/30_train.ipynb'),
+                        (['evaluate', '-p', 'metrics_fp=README.md'], 'README.md'),
+                        (['compare', '-p', 'out=README.md'], 'README.md'),
+                        (['train', *_train_params(['-p', 'metrics_fp=README.md'])], 'README.md'),
+                        (['dataset', '--sample', '-p', 'metrics_fp=nbs/30_train.ipynb'], 'nbs/30_train.ipynb')):
+        r = cli('run', *args)
+        assert r.returncode == 2, r.stderr[-2000:]
+        assert f'refusing to replace {target} with ' in one_error_line(r), r.stderr
+    r = cli('report', '--out', 'README.md')
+    assert r.returncode == 2 and 'refusing to replace README.md with report --out' in r.stderr, r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr and snapshot(trained) == before
+    for _ in range(2):  # a file the stage wrote (runs/outputs.json records it) is the stage's to replace
+        r = cli('run', 'train', *_train_params(['-p', 'epochs=1', '-p', 'metrics_fp=metrics/mine.json']))
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((trained/'metrics/mine.json').read_text())['n_train'] > 0
+
 # --- item 2: a missing or misspelled params section is an error ---------------------------------------------------
 
 @pytest.mark.parametrize('args,msg', [
