@@ -14,7 +14,7 @@ from .folder import DatasetFolder, sample_dataset, write_dataset_folder
 from .fetch import Fetcher, SkipTask, fetch_all, resolve_ref
 from .params import DatasetParams
 from .sample import missing_input
-from .tasks import POLICIES, choice_annotation, choose_label, detect_from_name, load_export, parse_task
+from .tasks import POLICIES, choice_annotation, choose_label, detect_from_name, load_export, parse_task, nfc
 
 # %% auto #0
 __all__ = ['MODES', 'UNMAPPED', 'LEAKAGE', 'ON_CORRUPT', 'sample_export', 'sample_inputs', 'check_params', 'BuildInputs',
@@ -106,7 +106,7 @@ def resolve_inputs(p:DatasetParams # the stage's parameters
         raise MlopsError(f'Label Studio URL {ls_url!r} must start with http:// or https://')
     return BuildInputs(resolve_path(p.export), resolve_path(p.out), rawdata_dir,
                        resolve_path(p.cache_dir) if p.cache_dir else None, ls_url,
-                       {str(k): v for k,v in (p.labels_map or {}).items()}, list(hosts or []))
+                       {nfc(str(k)): nfc(v) if isinstance(v, str) else v for k,v in (p.labels_map or {}).items()}, list(hosts or []))
 
 # %% ../nbs/20_dataset.ipynb #70ae7161
 def _unmapped_error(counts:Counter # Label Studio value -> tasks whose label it is

@@ -12,9 +12,9 @@ from .core import (MlopsError, atomic_dir, digit_png, dumps_json, read_csv_rows,
                            sha256_bytes, sha256_file)
 
 # %% auto #0
-__all__ = ['LABEL_COLUMNS', 'LABELS_FILE', 'CARD_FILE', 'IMAGES_DIR', 'FOLDER_FILES', 'BUILD_FIRST', 'REBUILD', 'MODES',
-           'PNG_MAGIC', 'JPEG_MAGIC', 'labels_text', 'DatasetFolder', 'write_dataset_folder', 'sample_dataset',
-           'read_image', 'resize_image', 'ImageRows', 'dataloaders']
+__all__ = ['LABEL_COLUMNS', 'LABELS_FILE', 'CARD_FILE', 'IMAGES_DIR', 'FOLDER_FILES', 'BUILD_FIRST', 'REBUILD', 'FORMULA_START',
+           'MODES', 'PNG_MAGIC', 'JPEG_MAGIC', 'text_cell', 'cell_text', 'labels_text', 'DatasetFolder',
+           'write_dataset_folder', 'sample_dataset', 'read_image', 'resize_image', 'ImageRows', 'dataloaders']
 
 # %% ../nbs/15_folder.ipynb #b7eb0a3a
 LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
@@ -23,13 +23,24 @@ FOLDER_FILES = (CARD_FILE, LABELS_FILE)  # the small files that describe a datas
 BUILD_FIRST = 'run the dataset stage first (mlops-nb run dataset --section dataset.<name>)'
 REBUILD = 'rebuild the dataset (mlops-nb run dataset) or dvc pull it'
 
+FORMULA_START = ('=', '+', '-', '@', '\t', '\r', "'") # a spreadsheet runs a cell starting so as a formula
+
+def text_cell(v)->str:
+    "A value as a labels file stores it: a leading `'` before what a spreadsheet would run (and before a `'`)."
+    v = '' if v is None else str(v)
+    return "'" + v if v.startswith(FORMULA_START) else v
+
+def cell_text(cell:str)->str:
+    "The value a labels file's cell stores (`text_cell` undone)."
+    return cell[1:] if cell.startswith("'") else cell
+
 def labels_text(rows:list[dict] # one dict per image with the `LABEL_COLUMNS` (missing ones are written empty)
                )->str: # the labels file's text: a header, then one line per row, `\n` line ends
     "The labels file of `rows`, exactly as `write_dataset_folder` writes it (same rows, same bytes)."
     buf = io.StringIO()
     w = csv.DictWriter(buf, LABEL_COLUMNS, lineterminator='\n')
     w.writeheader()
-    w.writerows(rows)
+    w.writerows({k: text_cell(r.get(k)) for k in LABEL_COLUMNS} for r in rows)
     return buf.getvalue()
 
 # %% ../nbs/15_folder.ipynb #169f589c
@@ -39,7 +50,7 @@ def _read_files(path:Path # the dataset folder
     labels = path/LABELS_FILE
     if not labels.is_file(): raise MlopsError(f'dataset {path}: {LABELS_FILE} not found', BUILD_FIRST)
     meta = read_json(path/CARD_FILE, BUILD_FIRST)
-    rows = read_csv_rows(labels, LABEL_COLUMNS, BUILD_FIRST)
+    rows = [{k: cell_text(v) for k,v in r.items()} for r in read_csv_rows(labels, LABEL_COLUMNS, BUILD_FIRST)]
     return rows, meta, sha256_file(labels)
 
 def _check_images(path:Path, # the dataset folder

@@ -4,7 +4,7 @@
 
 # %% ../nbs/19_tasks.ipynb #ccb3450a
 from __future__ import annotations
-import json
+import json, unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +12,7 @@ from .core import MlopsError, sha256_bytes
 from .fetch import SkipTask
 
 # %% auto #0
-__all__ = ['RESULT_PARSERS', 'POLICIES', 'Annotation', 'Task', 'load_export', 'detect_from_name', 'parse_annotation',
+__all__ = ['RESULT_PARSERS', 'POLICIES', 'Annotation', 'Task', 'load_export', 'nfc', 'detect_from_name', 'parse_annotation',
            'parse_task', 'choice_annotation', 'Choice', 'choose_label']
 
 # %% ../nbs/19_tasks.ipynb #fa0ca695
@@ -73,13 +73,17 @@ def load_export(path:str|Path # Label Studio JSON export
     return tasks, sha256_bytes(data)
 
 # %% ../nbs/19_tasks.ipynb #2d0883e0
+def nfc(text:str)->str:
+    "A label in Unicode's composed form (NFC): `café` typed as `e` + accent and as `é` is one class, not two twins."
+    return unicodedata.normalize('NFC', text)
+
 def _parse_choices(r:dict)->str:
     "The single choice of a `choices` result (raises `SkipTask` otherwise)."
     cs = (r.get('value') or {}).get('choices') if isinstance(r.get('value'), dict) else None
     if not isinstance(cs, list) or not cs: raise SkipTask('choices result without a choice')
     if len(cs) != 1: raise SkipTask(f'{len(cs)} choices in one result (single-choice expected)')
     if not isinstance(cs[0], (str, int)) or isinstance(cs[0], bool): raise SkipTask(f'choice {cs[0]!r} is not a string')
-    return str(cs[0])
+    return nfc(str(cs[0]))
 
 RESULT_PARSERS = {'choices': _parse_choices} # result type -> parser; add 'rectanglelabels', 'brushlabels' here
 
