@@ -10,9 +10,9 @@ from .core import MlopsError, resolve_path, write_json, sha256_bytes, log, digit
 from .labelstudio import DIGIT_LABELS, DIGITS_CONFIG, Connection, choice_result, connect, read_meta
 
 # %% auto #0
-__all__ = ['ls_executable', 'server_env', 'secret_file', 'template_db', 'running_server', 'prepare_data_dir', 'launch',
-           'wait_healthy', 'check_token', 'serve', 'stop', 'demo_indices', 'demo_plan', 'upload_files', 'demo_tasks',
-           'demo_project', 'seed_project', 'seed_demo']
+__all__ = ['NO_PHONING_HOME', 'ls_executable', 'server_env', 'secret_file', 'template_db', 'running_server', 'prepare_data_dir',
+           'launch', 'wait_healthy', 'check_token', 'serve', 'stop', 'demo_indices', 'demo_plan', 'upload_files',
+           'demo_tasks', 'demo_project', 'seed_project', 'seed_demo']
 
 # %% ../nbs/12_labelstudio_server.ipynb #61208b68
 def ls_executable()->Path: # the `label-studio` command
@@ -29,10 +29,15 @@ def ls_executable()->Path: # the `label-studio` command
 # %% ../nbs/12_labelstudio_server.ipynb #3ccc84a0
 _SCRUBBED = ('USERNAME', 'PASSWORD', 'USER_TOKEN', 'PORT', 'HOST')
 
-def server_env()->dict: # the environment of the server process
-    "Environment for the server: no version check, no SSRF filter (it serves loopback), nothing it would misread."
+# Label Studio's own settings (label_studio/core/settings): its error reports go to Sentry, its usage to analytics
+NO_PHONING_HOME = dict(SENTRY_DSN='', FRONTEND_SENTRY_DSN='', COLLECT_ANALYTICS='false', LATEST_VERSION_CHECK='false')
+
+def server_env(webhooks:bool=False # let it post webhooks to a receiver on this machine (turns its SSRF filter off)
+              )->dict: # the environment of the server process
+    "Environment for the server: nothing sent outside (no error reports, analytics, version check), nothing misread."
     env = {k: v for k,v in os.environ.items() if not k.startswith(('LABEL_STUDIO_', 'DJANGO_')) and k not in _SCRUBBED}
-    env.update(LATEST_VERSION_CHECK='false', SSRF_PROTECTION_ENABLED='false', LOG_LEVEL='WARNING', PYTHONUNBUFFERED='1')
+    env.update(NO_PHONING_HOME, LOG_LEVEL='WARNING', PYTHONUNBUFFERED='1')
+    if webhooks: env['SSRF_PROTECTION_ENABLED'] = 'false'
     return env
 
 # %% ../nbs/12_labelstudio_server.ipynb #51e779db
@@ -119,12 +124,13 @@ def launch(exe:Path, # the label-studio command
            port:int, # port on 127.0.0.1
            username:str, # the admin user
            token:str, # its API token
-           password:str # its password
+           password:str, # its password
+           webhooks:bool=False # allow webhooks to this machine (`server_env`)
           )->subprocess.Popen: # the server process, in a session of its own
     "Start the server; token and password go through its environment (private), not argv (world-readable in `ps`)."
     cmd = [str(exe), 'start', '--no-browser', '--internal-host', '127.0.0.1', '--port', str(port), '--data-dir', str(d),
            '--username', username, '--enable-legacy-api-token']
-    env = {**server_env(), 'LABEL_STUDIO_PASSWORD': password, 'LABEL_STUDIO_USER_TOKEN': token}
+    env = {**server_env(webhooks), 'LABEL_STUDIO_PASSWORD': password, 'LABEL_STUDIO_USER_TOKEN': token}
     with open(d/'server.log', 'ab') as f:
         return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=d, env=env,
                                 start_new_session=True)
@@ -173,7 +179,8 @@ def check_token(url:str, # the running server
 def serve(port:int=8080, # port on 127.0.0.1 (Label Studio moves to the next free one if it is taken)
           data_dir:str='.labelstudio', # git-ignored folder for the database, uploads, log, token and password
           username:str='admin@example.com', # the admin user created on first start
-          timeout:int=600 # seconds to wait for the server to answer /health
+          timeout:int=600, # seconds to wait for the server to answer /health
+          webhooks:bool=False # let it post webhooks to `mlops-nb webhook serve` on this machine (its SSRF filter off)
          )->dict: # server.json: url, pid, port, username, data_dir
     "Start a local Label Studio on 127.0.0.1 (own venv, git-ignored data, generated token) or reuse the running one."
     d = resolve_path(data_dir)
@@ -185,7 +192,7 @@ def serve(port:int=8080, # port on 127.0.0.1 (Label Studio moves to the next fre
     token,password = prepare_data_dir(d, exe)
     logf = d/'server.log'
     start = logf.stat().st_size if logf.exists() else 0
-    proc = launch(exe, d, port, username, token, password)
+    proc = launch(exe, d, port, username, token, password, webhooks)
     url = wait_healthy(proc, logf, start, timeout)
     proc.returncode = 0  # it keeps running after we return: do not warn about it
     check_token(url, token, d)

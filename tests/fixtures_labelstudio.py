@@ -2,7 +2,8 @@
 
 It runs from its own venv ($MLOPS_LABELSTUDIO_VENV, else `label-studio` on PATH, else the venv that
 `.ci/env.sh labelstudio` builds or reuses), bound to 127.0.0.1 on a free port, with a temp data dir,
-a generated legacy API token, LATEST_VERSION_CHECK=false and SSRF_PROTECTION_ENABLED=false.
+a generated legacy API token, and the package's own server environment (no error reports, analytics or version
+check; SSRF_PROTECTION_ENABLED=false for the webhook tests).
 
 A fresh Label Studio database needs ~2 minutes of Django migrations; the first session on a machine
 migrates an empty database once and keeps it as a template under $MLOPS_CACHE (~/.cache/mlops_nb),
@@ -46,12 +47,9 @@ def free_port()->int:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 def server_env(**extra)->dict:
-    "Environment for a Label Studio process: no version check, no SSRF filter (loopback), no inherited user settings."
-    env = {k: v for k,v in os.environ.items()
-           if not k.startswith(('LABEL_STUDIO_', 'DJANGO_')) and k not in ('USERNAME', 'PASSWORD', 'USER_TOKEN', 'PORT', 'HOST')}
-    env.update(LATEST_VERSION_CHECK='false', SSRF_PROTECTION_ENABLED='false', LOG_LEVEL='WARNING',
-               PYTHONUNBUFFERED='1', **extra)
-    return env
+    "The environment `mlops-nb labelstudio serve --webhooks` gives its server (nothing sent outside, webhooks to loopback)."
+    from mlops_nb.labelstudio_server import server_env as package_env
+    return {**package_env(webhooks=True), **extra}
 
 def template_db(exe:Path)->Path|None:
     "A migrated, user-less sqlite database for this Label Studio install (built once per machine, atomically)."

@@ -204,6 +204,10 @@ def test_serve_reuse_and_server_stopped_mid_export(labelstudio, project, run_cli
         assert token not in r.stdout + r.stderr and token not in (data_dir/'server.json').read_text()
         assert info['url'].startswith('http://127.0.0.1:')
         assert token.encode() not in Path(f'/proc/{info["pid"]}/cmdline').read_bytes()  # not visible in `ps`
+        # issue 32: nothing phones home (no Sentry error reports, no analytics, no version check), no SSRF exception
+        environ = dict(kv.split(b'=', 1) for kv in Path(f'/proc/{info["pid"]}/environ').read_bytes().split(b'\0') if b'=' in kv)
+        quiet = {b'SENTRY_DSN': b'', b'FRONTEND_SENTRY_DSN': b'', b'COLLECT_ANALYTICS': b'false', b'LATEST_VERSION_CHECK': b'false'}
+        assert {k: environ.get(k) for k in quiet} == quiet and b'SSRF_PROTECTION_ENABLED' not in environ
         r2 = run_cli('labelstudio', 'serve', '--port', port, '--data-dir', data_dir, cwd=project, env=env)
         assert r2.returncode == 0 and json.loads((data_dir/'server.json').read_text())['pid'] == info['pid']
         monkeypatch.setenv('LABEL_STUDIO_URL', info['url']); monkeypatch.setenv('LABEL_STUDIO_API_KEY', token)
@@ -225,6 +229,7 @@ def test_serve_reuse_and_server_stopped_mid_export(labelstudio, project, run_cli
         assert {q: q.read_bytes() for q in before} == before
         assert sorted(q.name for q in out.parent.iterdir()) == ['short.json', 'short.meta.json']
         assert not (data_dir/'server.json').exists() and running_server(data_dir) is None
+        assert 'sentry' not in (data_dir/'server.log').read_text().lower()
     finally:
         stop(str(data_dir))
 
