@@ -13,10 +13,10 @@ import yaml
 # %% auto #0
 __all__ = ['ROOT_MARKERS', 'TEMP_PID_RE', 'OWNED_MARKERS', 'OUTPUTS_RECORD', 'SOURCE_DIRS', 'SECRET_ENV_VARS', 'SECRET_NAME_RE',
            'SLOW_OPTIONAL_MODULES', 'CLI_SLOW_OPTIONAL_MODULES', 'MlopsError', 'project_root', 'resolve_path',
-           'confine_path', 'yaml_load', 'parse_override', 'set_dotted', 'load_params', 'git_commit', 'run_id',
-           'full_disk_names', 'atomic_write', 'dumps_json', 'write_json', 'pid_alive', 'remove_stale_temps',
-           'check_replaceable', 'atomic_dir', 'sha256_file', 'sha256_bytes', 'pipeline_outputs', 'recorded_outputs',
-           'record_outputs', 'check_file_output', 'read_json', 'read_csv_rows', 'secret', 'secret_values', 'redact',
+           'confine_path', 'yaml_load', 'parse_override', 'set_dotted', 'load_params', 'pipeline_outputs', 'git_commit',
+           'run_id', 'full_disk_names', 'atomic_write', 'dumps_json', 'write_json', 'pid_alive', 'remove_stale_temps',
+           'check_replaceable', 'atomic_dir', 'sha256_file', 'sha256_bytes', 'recorded_outputs', 'record_outputs',
+           'check_file_output', 'read_json', 'read_csv_rows', 'secret', 'secret_values', 'redact',
            'skip_slow_optional_imports', 'freeze_at_exit', 'plain_output', 'log', 'digit_png', 'md_text']
 
 # %% ../nbs/00_core.ipynb #65622630
@@ -136,15 +136,24 @@ def load_params(path:str|Path|None=None, # params file (default: `params.yaml` i
     return params
 
 # %% ../nbs/00_core.ipynb #5e5fa524
+def pipeline_outputs(root:Path # the project root
+                    )->set[str]: # paths relative to `root`
+    "Every path `dvc.lock` records as a stage's output (metrics and plots included, foreach resolved)."
+    try: stages = (yaml_load((root/'dvc.lock').read_text()) or {}).get('stages') or {}
+    except (OSError, yaml.YAMLError, AttributeError): return set()
+    return {o['path'] for st in stages.values() if isinstance(st, dict) for o in st.get('outs') or []
+            if isinstance(o, dict) and isinstance(o.get('path'), str)}
+
 def git_commit(root:Path|None=None # the repository (default: project root)
-              )->tuple[str|None, bool]: # (full sha or None outside git, whether the tree has uncommitted changes)
-    "The current commit and dirty flag, or `(None, False)` when `root` is not in a git repository."
-    root = root or project_root()
+              )->tuple[str|None, bool]: # (full sha or None outside git, whether code or params differ from it)
+    "The current commit, and whether anything but the pipeline's own outputs (`dvc.lock` and what it records) changed."
+    root = Path(root or project_root())
     def git(*a): return subprocess.run(['git', *a], cwd=root, capture_output=True, text=True)
     try: r = git('rev-parse', 'HEAD')
     except FileNotFoundError: return None, False
     if r.returncode: return None, False
-    dirty = bool(git('status', '--porcelain', '--untracked-files=no').stdout.strip())
+    ours = [f':(exclude,top,literal){p}' for p in sorted(pipeline_outputs(root) | {'dvc.lock'})]
+    dirty = bool(git('status', '--porcelain', '--untracked-files=no', '--', ':(top)', *ours).stdout.strip())
     return r.stdout.strip(), dirty
 
 def run_id(root:Path|None=None, # the repository whose commit tags the run
@@ -271,14 +280,6 @@ def sha256_bytes(data:bytes)->str: return hashlib.sha256(data).hexdigest()
 # %% ../nbs/00_core.ipynb #0f1e2a02
 OUTPUTS_RECORD = 'runs/outputs.json' # file outputs stages wrote where the user pointed them: path -> sha256
 SOURCE_DIRS = ('nbs', 'mlops_nb', '.git', '.dvc', '.github', '.ci', 'tests', 'bench', 'envs') # never an output
-
-def pipeline_outputs(root:Path # the project root
-                    )->set[str]: # paths relative to `root`
-    "Every path `dvc.lock` records as a stage's output (metrics and plots included, foreach resolved)."
-    try: stages = (yaml_load((root/'dvc.lock').read_text()) or {}).get('stages') or {}
-    except (OSError, yaml.YAMLError, AttributeError): return set()
-    return {o['path'] for st in stages.values() if isinstance(st, dict) for o in st.get('outs') or []
-            if isinstance(o, dict) and isinstance(o.get('path'), str)}
 
 def _record_key(path:Path, root:Path)->str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)

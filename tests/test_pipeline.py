@@ -321,6 +321,8 @@ def test_benchmark_change_reruns_benchmark_side_only(demo):
     assert out_md5(lock, POOL, 'data/datasets/digits') == out_md5(lock0, POOL, 'data/datasets/digits')
     assert tree_hashes(root/'data/datasets/digits') == train_ds
     assert lock['stages']['train'] == lock0['stages']['train']
+    # issue 32: the earlier stages rewrote dvc.lock and metrics/ in this very repro; the commit is still clean
+    assert json.loads((root/'metrics/benchmark.json').read_text())['git']['dirty'] is False
     rows = json.loads((root/'data/raw_labels/digits-benchmark.json').read_text())
     assert next(t for t in rows if t['id'] == task['id'])['annotations']
     demo.commit('benchmark annotation')
