@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 from .core import MlopsError, atomic_write, digit_png, dumps_json, log, project_root, resolve_path, sha256_bytes
-from .folder import DatasetFolder, sample_dataset, write_dataset_folder
+from .folder import DatasetFolder, class_warnings, sample_dataset, write_dataset_folder
 from .fetch import Fetcher, SkipTask, fetch_all, resolve_ref
 from .params import DatasetParams
 from .sample import missing_input
@@ -278,6 +278,12 @@ def _nothing_usable(export:Path, n_tasks:int, dropped:dict)->MlopsError:
     return MlopsError(what,
                       'check the export, labels_map and image references')
 
+def _log_class_warnings(classes:list, rows:list):
+    "Say in the stage's report what the train stage will refuse (one class) or warn about (a class not validated)."
+    if len(classes) < 2:
+        log(f'[dataset] WARNING: only class {", ".join(map(repr, classes))}: the train stage needs two or more')
+    for w in class_warnings(rows, classes): log(f'[dataset] WARNING: {w}')
+
 def _log_drops(drops:list, shown:int=20):
     "One log line per dropped task (the first `shown`), then how many more."
     for d in drops[:shown]: log(f'[dataset] dropped task {d["task_id"]}: {d["reason"]}')
@@ -300,6 +306,7 @@ def build_dataset(p:DatasetParams # the stage's parameters (`mlops_nb.params.Dat
     meta = dataset_meta(p, inp, rows, dropped, len(raw), export_sha, from_name)
     meta = write_dataset_folder(inp.out, rows, {r['file']: got[r['task_id']][0] for r in rows}, meta).meta
     _log_drops(meta['dropped'])
+    if p.mode == 'train': _log_class_warnings(meta['classes'], rows)
     res = DatasetResult(inp.out, len(rows), meta['counts'], meta['classes'], meta['dropped'], export_sha,
                         meta['dataset_sha256'], fetcher.requests, fetcher.cache_hits, round(time.time()-t0, 2))
     log(f'[dataset] wrote {inp.out.name}: {res.n_images} images, {len(res.dropped)} dropped, '

@@ -8,13 +8,14 @@ import csv, functools, io, random
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from .core import (MlopsError, atomic_dir, digit_png, dumps_json, read_csv_rows, read_json, resolve_path,
+from .core import (MlopsError, atomic_dir, digit_png, dumps_json, log, read_csv_rows, read_json, resolve_path,
                            sha256_bytes, sha256_file)
 
 # %% auto #0
 __all__ = ['LABEL_COLUMNS', 'LABELS_FILE', 'CARD_FILE', 'IMAGES_DIR', 'FOLDER_FILES', 'BUILD_FIRST', 'REBUILD', 'FORMULA_START',
-           'MODES', 'PNG_MAGIC', 'JPEG_MAGIC', 'text_cell', 'cell_text', 'labels_text', 'DatasetFolder',
-           'write_dataset_folder', 'sample_dataset', 'read_image', 'resize_image', 'ImageRows', 'dataloaders']
+           'MODES', 'PNG_MAGIC', 'JPEG_MAGIC', 'text_cell', 'cell_text', 'labels_text', 'class_warnings',
+           'DatasetFolder', 'write_dataset_folder', 'sample_dataset', 'read_image', 'resize_image', 'ImageRows',
+           'dataloaders']
 
 # %% ../nbs/15_folder.ipynb #b7eb0a3a
 LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
@@ -81,6 +82,10 @@ def _check_train(path:Path, # the dataset folder
     unknown = sorted({r['label'] for r in rows if r['split'] in ('train', 'valid')} - set(classes))
     if unknown: raise MlopsError(f'dataset {path}: labels {", ".join(unknown)} are not in {CARD_FILE} classes',
                                  'rebuild the dataset')
+    if len(classes) < 2:
+        raise MlopsError(f'dataset {path} has {len(classes)} class{"" if len(classes) == 1 else "es"} '
+                         f'({", ".join(map(repr, classes)) or "none"}): a classifier needs two or more',
+                         'label images of at least two classes (a one-class model is always right and learns nothing)')
     have = {r['label'] for r in train}
     empty = [c for c in classes if c not in have]
     if not empty: return
@@ -88,6 +93,17 @@ def _check_train(path:Path, # the dataset folder
     names = ', '.join(map(repr, empty))
     raise MlopsError(f'dataset {path}: class{"es" * many} {names} {"have" if many else "has"} no training images',
                      'label some images of that class, or drop the class from the labeling config')
+
+# %% ../nbs/15_folder.ipynb #5c1a0e02
+def class_warnings(rows:list[dict], # a training dataset's labels rows
+                   classes:list[str] # its classes
+                  )->list[str]: # one line per problem that does not stop training
+    "What a dataset that can train still does wrong: classes no validation image measures."
+    valid = {r['label'] for r in rows if r['split'] == 'valid'}
+    if not (unmeasured := [c for c in classes if c not in valid]): return []
+    many = len(unmeasured) > 1
+    return [f'class{"es" * many} {", ".join(map(repr, unmeasured))} {"have" if many else "has"} no validation image: '
+            'its validation score is not measured (label more images of it, or raise valid_pct)']
 
 # %% ../nbs/15_folder.ipynb #bef350b9
 MODES = ('train', 'benchmark')
@@ -97,7 +113,9 @@ def _check_mode(folder:DatasetFolder, # a folder just read
                ):
     "Refuse a folder that cannot serve as `mode` data."
     if mode not in (None, *MODES): raise MlopsError(f'dataset mode {mode!r} is not one of {", ".join(MODES)}')
-    if mode == 'train': _check_train(folder.path, folder.rows, folder.classes)
+    if mode == 'train':
+        _check_train(folder.path, folder.rows, folder.classes)
+        for w in class_warnings(folder.rows, folder.classes): log(f'[dataset {folder.path.name}] WARNING: {w}')
     if mode == 'benchmark': folder.split('benchmark', required=True)
 
 # %% ../nbs/15_folder.ipynb #ef498e05

@@ -147,6 +147,7 @@ def _not_sd(p): import torch; torch.save({'epoch': 3, 'weights': [1, 2]}, p)
     ('monitor', {'monitor': 'macro_f1'}, 'train.monitor'),
     ('empty dataset', {'dataset': 'empty'}, 'has no training images'),
     ('class without training images', {'dataset': 'lonely'}, "classes '4', '9' have no training images"),
+    ('one class', {'dataset': 'oneclass'}, "has 1 class ('3'): a classifier needs two or more"),
     ('missing dataset', {'dataset': 'missing'}, 'labels.csv not found'),
     ('missing image', {'dataset': 'gone'}, 'listed in labels.csv is missing'),
     ('cache mode', {'cache': 'disk'}, "train.cache must be"),
@@ -163,6 +164,7 @@ def test_bad_input_one_line_nothing_written(case, kw, expect, digits, tmp_path, 
     if kw.get('dataset') == 'empty':
         ds = tmp_path/'empty'; ds.mkdir(); (ds/'labels.csv').write_text(','.join(LABEL_COLUMNS)+'\n'); (ds/'dataset.json').write_text('{"classes": []}')
     elif kw.get('dataset') == 'lonely': ds = sample_dataset(tmp_path/'lonely', n=10, size=16)
+    elif kw.get('dataset') == 'oneclass': ds = sample_dataset(tmp_path/'oneclass', n=20, size=16, classes=['3'])
     elif kw.get('dataset') == 'missing': ds = tmp_path/'nope'
     elif kw.get('dataset') == 'gone':
         ds = sample_dataset(tmp_path/'gone', n=40, size=16); next((ds/'images').iterdir()).unlink()
