@@ -164,7 +164,7 @@ def test_bad_input_one_line_nothing_written(case, kw, expect, digits, tmp_path, 
     if kw.get('dataset') == 'empty':
         ds = tmp_path/'empty'; ds.mkdir(); (ds/'labels.csv').write_text(','.join(LABEL_COLUMNS)+'\n'); (ds/'dataset.json').write_text('{"classes": []}')
     elif kw.get('dataset') == 'lonely': ds = sample_dataset(tmp_path/'lonely', n=10, size=16)
-    elif kw.get('dataset') == 'oneclass': ds = sample_dataset(tmp_path/'oneclass', n=20, size=16, classes=['3'])
+    elif kw.get('dataset') == 'oneclass': ds = sample_dataset(tmp_path/'oneclass', n=100, size=16, classes=['3'])
     elif kw.get('dataset') == 'missing': ds = tmp_path/'nope'
     elif kw.get('dataset') == 'gone':
         ds = sample_dataset(tmp_path/'gone', n=40, size=16); next((ds/'images').iterdir()).unlink()
