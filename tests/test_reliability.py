@@ -183,6 +183,7 @@ def test_kill_9_mid_training_changes_nothing(trained):
     (['evaluate', '-p', 'max_overlays=many'], "evaluate.max_overlays must be an integer, not 'many'"),
     (['compare', '-p', 'gates={accuracy: lots}'], "compare.gates.accuracy must be a number, not 'lots'"),
     (['train', '--params', str(CORPUS/'params_latin1.yaml')], 'params_latin1.yaml is not UTF-8 text (byte 18)'),
+    (['train', '--params', str(CORPUS)], f'params file {CORPUS} is a folder, not a file'),  # issue 32
 ])
 def test_bad_value_exit_2_names_key(trained, args, msg):
     before = snapshot(trained)
