@@ -18,7 +18,8 @@ from .params import STAGE_PARAMS, check_stage_params, instance_values
 __all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'SCRAP_MIME', 'JSONSCHEMA_FORMAT_MODULES', 'parameters_cell', 'notebook_parameters',
            'packaged_notebooks', 'stage_notebooks', 'stage_notebook', 'check_secrets', 'check_parameters',
            'stage_parameters', 'cell_directives', 'mark_test_cells', 'skip_reason', 'StageResult', 'read_scraps',
-           'scrap_output', 'glue', 'clean_stale_temps', 'stage_inputs', 'unused_run_id', 'run_stage']
+           'scrap_output', 'glue', 'clean_stale_temps', 'stage_inputs', 'mark_dead_kernel', 'unused_run_id',
+           'run_stage']
 
 # %% ../nbs/01_runner.ipynb #97dd31b2
 STAGE_RE = re.compile(r'^(\d+)_([a-z][a-z0-9_]*)\.ipynb$')
@@ -287,8 +288,33 @@ def stage_inputs(stage:str, # the stage
     given = set(params) | (set() if sample else set(instance_values(stage, name)))
     return {'params': {k: v for k,v in full.items() if k in given}, 'sample': sample}, full
 
+def mark_dead_kernel(path:Path # an executed notebook whose kernel died mid-run
+                    )->int|None: # the cell that was running: its execution count, else its place among code cells
+    "Mark the run failed, as papermill marks a cell that raised: the running cell gets the error, the notebook the flag."
+    nb = json.loads(path.read_text())
+    nb.setdefault('metadata', {}).setdefault('papermill', {})['exception'] = True
+    started = [c for c in nb['cells'] if c.get('metadata', {}).get('papermill', {}).get('start_time')]
+    cell = started[-1] if started else None # the last cell that started: papermill marks it completed all the same
+    if cell is not None:
+        cell['metadata']['papermill'].update(status='failed', exception=True)
+        cell.setdefault('outputs', []).append({'output_type': 'error', 'ename': 'DeadKernelError', 'traceback': [],
+                                               'evalue': 'the kernel died while this cell ran (out of memory, or killed)'})
+    atomic_write(path, json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    code = [c for c in nb['cells'] if c.get('cell_type') == 'code']
+    return (cell.get('execution_count') or code.index(cell) + 1) if cell else None
+
+def _dead_kernel(stage:str, tmp:Path, dest:Path, root:Path):
+    "The one line for a kernel the system killed (exit 2: the machine, not the stage's code), its notebook kept."
+    cell = mark_dead_kernel(tmp) if tmp.exists() else None
+    if tmp.exists(): _publish(tmp, dest, latest=False)
+    where = f' in cell {cell}' if cell else ''
+    raise MlopsError(f'stage {stage}: its kernel died{where} (out of memory, or killed by a signal)',
+                     f'see the executed notebook {dest.relative_to(root)}; free memory (a smaller bs or size) and run again',
+                     code=2) from None
+
 def _failed(e:BaseException, stage:str, nb:Path, tmp:Path, dest:Path, root:Path):
     "Keep a failed run's executed notebook under its run id and raise the one-line error (other errors pass through)."
+    if type(e).__name__ == 'DeadKernelError': _dead_kernel(stage, tmp, dest, root)
     if type(e).__name__ != 'PapermillExecutionError':
         tmp.unlink(missing_ok=True)
         raise e
