@@ -334,7 +334,6 @@ def _norm_time(t:str|None)->str|None:
     if not t: return None
     return _iso(datetime.fromisoformat(t.replace('Z', '+00:00')))
 
-
 # %% ../nbs/10_labelstudio.ipynb #05979b19
 PROJECT_FIELDS = 'id,title,task_number,total_annotations_number,skipped_annotations_number'
 
@@ -363,24 +362,47 @@ def _newest_update(http, pid:int)->str|None:
     return _norm_time(tasks[0]['updated_at']) if tasks else None
 
 # %% ../nbs/10_labelstudio.ipynb #f3447081
-def quick_fingerprints(projects:dict # key -> (project id or exact title, Label Studio URL; '' for `$LABEL_STUDIO_URL`)
-                      )->dict: # key -> the same dict as `fingerprint`
-    "`fingerprint` of many projects over plain HTTP, no SDK import: one project list per server, the rest at once."
+def _server_problem(e:Exception, url:str)->str:
+    "What went wrong asking the server at `url`, in the words the export uses."
+    import httpx
+    if isinstance(e, httpx.HTTPStatusError):
+        code = e.response.status_code
+        if code in (401, 403): return f'Label Studio at {url} rejected the token (HTTP {code}): check LABEL_STUDIO_API_KEY'
+        return f'Label Studio at {url} answered HTTP {code}'
+    if isinstance(e, httpx.TransportError): return f'Label Studio at {url} is unreachable ({type(e).__name__})'
+    return redact(f'Label Studio at {url} failed: {type(e).__name__}: {e}'[:300])
+
+def _server_fingerprints(url:str, wanted:dict, errors:dict)->dict:
+    "The fingerprints of one server's projects (`wanted`: key -> project); what fails goes to `errors` by key."
     import httpx
     from concurrent.futures import ThreadPoolExecutor
-    out,servers = {},{}
-    for key,(project,url) in projects.items(): servers.setdefault(server_url(url or None), {})[key] = project
-    for url,wanted in servers.items():
-        auth = _auth_headers(url, secret('LABEL_STUDIO_API_KEY'))
-        with httpx.Client(base_url=url, headers=auth, timeout=10) as http:
-            listed = _listed_projects(http)
-            picked = {k: _pick_project(listed, project) for k,project in wanted.items()}
-            with ThreadPoolExecutor(min(8, len(picked))) as pool:
+    try:
+        with httpx.Client(base_url=url, headers=_auth_headers(url, secret('LABEL_STUDIO_API_KEY')), timeout=10) as http:
+            listed,picked = _listed_projects(http),{}
+            for k,project in wanted.items():
+                try: picked[k] = _pick_project(listed, project)
+                except LookupError: errors[k] = f'no single project with id or exact title {project!r} at {url}'
+            with ThreadPoolExecutor(max(1, min(8, len(picked)))) as pool:
                 newest = dict(zip(picked, pool.map(lambda p: _newest_update(http, p['id']), picked.values())))
-        out.update({k: {'project_id': p['id'], 'title': p['title'], 'tasks': p.get('task_number') or 0,
-                        'annotations': p.get('total_annotations_number') or 0,
-                        'cancelled_annotations': p.get('skipped_annotations_number') or 0,
-                        'newest_updated_at': newest[k]} for k,p in picked.items()})
+    except Exception as e:
+        errors.update({k: _server_problem(e, url) for k in wanted if k not in errors})
+        return {}
+    return {k: {'project_id': p['id'], 'title': p['title'], 'tasks': p.get('task_number') or 0,
+                'annotations': p.get('total_annotations_number') or 0,
+                'cancelled_annotations': p.get('skipped_annotations_number') or 0,
+                'newest_updated_at': newest[k]} for k,p in picked.items()}
+
+def quick_fingerprints(projects:dict, # key -> (project id or exact title, Label Studio URL; '' for `$LABEL_STUDIO_URL`)
+                       errors:dict|None=None # key -> why that project could not be checked; None: raise the first
+                      )->dict: # key -> the same dict as `fingerprint`, for every project that could be checked
+    "`fingerprint` of many projects over plain HTTP, no SDK import: one project list per server, the rest at once."
+    out,servers,problems = {},{},{}
+    for key,(project,url) in projects.items(): servers.setdefault(server_url(url or None), {})[key] = project
+    for url,wanted in servers.items(): out.update(_server_fingerprints(url, wanted, problems))
+    if errors is None and problems:
+        key = next(iter(problems))
+        raise MlopsError(f'labelstudio.{key}: {problems[key]}', 'check LABEL_STUDIO_URL, the token and params.yaml')
+    if errors is not None: errors.update(problems)
     return out
 
 def quick_fingerprint(project:int|str, # project id or exact title

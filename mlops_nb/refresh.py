@@ -8,7 +8,8 @@ import json, os, subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.script import Param
-from .core import MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, redact, log, md_text
+from .core import (MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, redact, log,
+                           md_text, pipeline_outputs)
 from .params import build_params
 from .github import GitHub, github_if_set, open_or_update_pr
 
@@ -45,16 +46,12 @@ def pipeline_params(root:Path # the project
 # %% ../nbs/80_refresh.ipynb #d69d91ef
 FINGERPRINTS = 'metrics/labelstudio.json'
 
-def current_fingerprints(projects:dict # key -> export parameters (from `export_projects`)
-                        )->dict: # key -> fingerprint
+def current_fingerprints(projects:dict, # key -> export parameters (from `export_projects`)
+                         errors:dict|None=None # key -> why it could not be checked (None: raise the first)
+                        )->dict: # key -> fingerprint, for every project that could be checked
     "Ask Label Studio for every project's fingerprint at once (one request per project and one per server, no SDK)."
     from mlops_nb.labelstudio import quick_fingerprints
-    try: return quick_fingerprints({k: (c.get('project', k), c.get('url') or '') for k,c in projects.items()})
-    except MlopsError: raise
-    except Exception as e:
-        what = f'cannot read the fingerprints of {", ".join(projects)} from Label Studio ({type(e).__name__}: {e})'
-        fix = 'check LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY and the projects of params.yaml labelstudio'
-        raise MlopsError(redact(what[:300]), fix, code=1) from None
+    return quick_fingerprints({k: (c.get('project', k), c.get('url') or '') for k,c in projects.items()}, errors)
 
 # %% ../nbs/80_refresh.ipynb #330af069
 def git(root:Path, # the repository
@@ -84,7 +81,14 @@ def check_projects(root:str=None # the project (default: discovered)
                   )->int: # exit code
     "The change check of `dvc repro`: every Label Studio project's fingerprint into `metrics/labelstudio.json`."
     root = Path(root) if root else project_root()
-    current = current_fingerprints(export_projects(pipeline_params(root)))
+    projects,errors = export_projects(pipeline_params(root)),{}
+    current = current_fingerprints(projects, errors)
+    if errors:   # every project is checked; a failed check writes nothing, so the file still says what was last seen
+        for key in projects: print(f'labelstudio check: {key}: {errors.get(key, "ok")}', file=sys.stderr)
+        raise MlopsError(f'labelstudio check: {", ".join(errors)} could not be checked ({len(current)} of '
+                         f'{len(projects)} were); {FINGERPRINTS} left as it was',
+                         'fix each project named above (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY, or its project: '
+                         'in params.yaml labelstudio)')
     path,text = root/FINGERPRINTS,dumps_json(dict(sorted(current.items())))
     same = path.exists() and path.read_text() == text
     if not same: atomic_write(path, text)
@@ -167,9 +171,10 @@ def check_clean(root:Path # the repository
 # %% ../nbs/80_refresh.ipynb #e28b829b
 def refreshed_files(root:Path # the repository
                    )->list[str]: # paths that differ from HEAD or are new
-    "`dvc.lock`, the fingerprints and the files under `metrics/` that a refresh changed."
+    "`dvc.lock` and the pipeline's own small outputs (what `dvc.lock` records under `metrics/`) that a refresh changed."
     out = git(root, 'status', '--porcelain', '--untracked-files=all', '--', 'dvc.lock', 'metrics')
-    return sorted(line[3:].strip('"') for line in out.splitlines() if line[:2].strip())
+    ours = pipeline_outputs(root) | {'dvc.lock'}  # never a file of the user's that happens to lie in metrics/
+    return sorted(p for line in out.splitlines() if line[:2].strip() and (p := line[3:].strip('"')) in ours)
 
 def build_tree(root:Path, # the repository
                files:list[str] # paths to take from the working tree

@@ -118,6 +118,19 @@ def test_quick_fingerprint_matches_sdk_and_drives_skip(labelstudio, labelstudio_
     monkeypatch.setenv('LABEL_STUDIO_API_KEY', 'wrong-token-0123456789')
     assert skip_reason('stage-small', out) is None            # doubt means: run the stage (which reports the problem)
 
+def test_check_names_each_project_it_cannot_check(labelstudio, small, project, run_cli):
+    """Issue 32: `mlops-nb labelstudio check` asks every project; one missing from Label Studio, or a rejected token, is
+    named with its reason (the export's words), the others are checked, and the fingerprints file is left as it was."""
+    (project/'params.yaml').write_text(json.dumps({'labelstudio': {'small': {'project': 'stage-small'},
+                                                                   'gone': {'project': 'no-such-project-here'}}}))
+    r = run_cli('labelstudio', 'check', cwd=project, env=labelstudio.env)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert 'labelstudio check: small: ok' in r.stderr
+    assert "labelstudio check: gone: no single project with id or exact title 'no-such-project-here'" in r.stderr
+    assert 'gone could not be checked (1 of 2 were)' in r.stderr and not (project/'metrics/labelstudio.json').exists()
+    r = run_cli('labelstudio', 'check', cwd=project, env={**labelstudio.env, 'LABEL_STUDIO_API_KEY': 'f'*40})
+    assert r.returncode == 2 and 'rejected the token (HTTP 401)' in r.stderr, r.stderr[-2000:]
+
 def test_personal_access_token(labelstudio, labelstudio_env, small, project, monkeypatch):
     pat = labelstudio.personal_access_token()
     assert pat.count('.') == 2
