@@ -729,5 +729,7 @@ d = { 'settings': { 'branch': 'main',
                                   'mlops_nb.webhook.make_app': ('webhook.html#make_app', 'mlops_nb/webhook.py'),
                                   'mlops_nb.webhook.match_project': ('webhook.html#match_project', 'mlops_nb/webhook.py'),
                                   'mlops_nb.webhook.parse_event': ('webhook.html#parse_event', 'mlops_nb/webhook.py'),
+                                  'mlops_nb.webhook.read_body': ('webhook.html#read_body', 'mlops_nb/webhook.py'),
                                   'mlops_nb.webhook.serve': ('webhook.html#serve', 'mlops_nb/webhook.py'),
+                                  'mlops_nb.webhook.timed_protocol': ('webhook.html#timed_protocol', 'mlops_nb/webhook.py'),
                                   'mlops_nb.webhook.watched_projects': ('webhook.html#watched_projects', 'mlops_nb/webhook.py')}}}

@@ -121,9 +121,11 @@ def load_params(path:str|Path|None=None, # params file (default: `params.yaml` i
     "Load `params.yaml` (DVC's convention) and apply dotted overrides like `train.epochs=3`."
     path = Path(path) if path else project_root()/'params.yaml'
     if not path.exists(): raise MlopsError(f'params file {path} not found', 'pass --params PATH or create params.yaml')
-    if not path.is_file(): raise MlopsError(f'params file {path} is a folder, not a file', 'pass --params PATH/params.yaml')
+    if not path.is_file():
+        raise MlopsError(f'params file {path} is a folder, not a file', 'pass --params PATH/params.yaml')
     try: params = yaml_load(path.read_text(encoding='utf-8'))
-    except OSError as e: raise MlopsError(f'params file {path} cannot be read ({e.strerror})', 'check its permissions') from None
+    except OSError as e:
+        raise MlopsError(f'params file {path} cannot be read ({e.strerror})', 'check its permissions') from None
     except UnicodeDecodeError as e:
         raise MlopsError(f'params file {path} is not UTF-8 text (byte {e.start})', 'save it as UTF-8') from None
     except yaml.YAMLError as e:

@@ -106,7 +106,8 @@ def resolve_inputs(p:DatasetParams # the stage's parameters
         raise MlopsError(f'Label Studio URL {ls_url!r} must start with http:// or https://')
     return BuildInputs(resolve_path(p.export), resolve_path(p.out), rawdata_dir,
                        resolve_path(p.cache_dir) if p.cache_dir else None, ls_url,
-                       {nfc(str(k)): nfc(v) if isinstance(v, str) else v for k,v in (p.labels_map or {}).items()}, list(hosts or []))
+                       {nfc(str(k)): nfc(v) if isinstance(v, str) else v for k,v in (p.labels_map or {}).items()},
+                       list(hosts or []))
 
 # %% ../nbs/20_dataset.ipynb #70ae7161
 def _unmapped_error(counts:Counter # Label Studio value -> tasks whose label it is

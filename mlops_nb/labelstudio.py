@@ -367,7 +367,8 @@ def _server_problem(e:Exception, url:str)->str:
     import httpx
     if isinstance(e, httpx.HTTPStatusError):
         code = e.response.status_code
-        if code in (401, 403): return f'Label Studio at {url} rejected the token (HTTP {code}): check LABEL_STUDIO_API_KEY'
+        if code in (401, 403):
+            return f'Label Studio at {url} rejected the token (HTTP {code}): check LABEL_STUDIO_API_KEY'
         return f'Label Studio at {url} answered HTTP {code}'
     if isinstance(e, httpx.TransportError): return f'Label Studio at {url} is unreachable ({type(e).__name__})'
     return redact(f'Label Studio at {url} failed: {type(e).__name__}: {e}'[:300])

@@ -8,8 +8,8 @@ import json, os, subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.script import Param
-from .core import (MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, redact, log,
-                           md_text, pipeline_outputs)
+from .core import (MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, log, md_text,
+                           pipeline_outputs)
 from .params import build_params
 from .github import GitHub, github_if_set, open_or_update_pr
 

@@ -290,15 +290,16 @@ def stage_inputs(stage:str, # the stage
 
 def mark_dead_kernel(path:Path # an executed notebook whose kernel died mid-run
                     )->int|None: # the cell that was running: its execution count, else its place among code cells
-    "Mark the run failed, as papermill marks a cell that raised: the running cell gets the error, the notebook the flag."
+    "Mark the run failed as papermill marks a cell that raised: the running cell gets the error, the notebook the flag."
     nb = json.loads(path.read_text())
     nb.setdefault('metadata', {}).setdefault('papermill', {})['exception'] = True
     started = [c for c in nb['cells'] if c.get('metadata', {}).get('papermill', {}).get('start_time')]
     cell = started[-1] if started else None # the last cell that started: papermill marks it completed all the same
     if cell is not None:
         cell['metadata']['papermill'].update(status='failed', exception=True)
+        died = 'the kernel died while this cell ran (out of memory, or killed)'
         cell.setdefault('outputs', []).append({'output_type': 'error', 'ename': 'DeadKernelError', 'traceback': [],
-                                               'evalue': 'the kernel died while this cell ran (out of memory, or killed)'})
+                                               'evalue': died})
     atomic_write(path, json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     code = [c for c in nb['cells'] if c.get('cell_type') == 'code']
     return (cell.get('execution_count') or code.index(cell) + 1) if cell else None
@@ -309,7 +310,7 @@ def _dead_kernel(stage:str, tmp:Path, dest:Path, root:Path):
     if tmp.exists(): _publish(tmp, dest, latest=False)
     where = f' in cell {cell}' if cell else ''
     raise MlopsError(f'stage {stage}: its kernel died{where} (out of memory, or killed by a signal)',
-                     f'see the executed notebook {dest.relative_to(root)}; free memory (a smaller bs or size) and run again',
+                     f'see the executed notebook {dest.relative_to(root)}; free memory (smaller bs or size), run again',
                      code=2) from None
 
 def _failed(e:BaseException, stage:str, nb:Path, tmp:Path, dest:Path, root:Path):
@@ -365,7 +366,7 @@ def run_stage(stage:str, # stage name: `nbs/NN_<stage>.ipynb`
     if _redact_file(tmp):
         log(f'[{stage}] WARNING: a secret value was found in the executed notebook and redacted; fix the stage code')
     _publish(tmp, dest)
-    if stage in STAGE_PARAMS: # its file outputs: a later run of the stage may replace them (see `core.check_file_output`)
+    if stage in STAGE_PARAMS: # its file outputs: a later run of it may replace them (see `core.check_file_output`)
         record_outputs(list(STAGE_PARAMS[stage].from_dict(values).output_files(root).values()), root)
     res = StageResult(stage, rid, dest, read_scraps(dest), round(time.time()-t0, 2))
     log(f'[{stage}] done in {res.seconds:.1f}s: {dest.relative_to(root)}')

@@ -11,9 +11,9 @@ from fastcore.script import Param
 from .core import MlopsError, project_root, secret, redact, log
 
 # %% auto #0
-__all__ = ['SECRET_HEADER', 'SECRET_ENV', 'EVENT_TYPE', 'WEBHOOK_ACTIONS', 'authorized', 'parse_event', 'watched_projects',
-           'match_project', 'Debouncer', 'local_action', 'github_action', 'log_action', 'make_action', 'make_app',
-           'serve', 'ensure_webhook', 'connect_webhook']
+__all__ = ['SECRET_HEADER', 'SECRET_ENV', 'EVENT_TYPE', 'MAX_BODY', 'WEBHOOK_ACTIONS', 'authorized', 'parse_event',
+           'watched_projects', 'match_project', 'Debouncer', 'local_action', 'github_action', 'log_action',
+           'make_action', 'read_body', 'make_app', 'timed_protocol', 'serve', 'ensure_webhook', 'connect_webhook']
 
 # %% ../nbs/85_webhook.ipynb #591c1a46
 SECRET_HEADER = 'X-Mlops-Webhook-Secret'
@@ -202,10 +202,28 @@ def _answer(status:int, logger, line:str, **body):
     logger(redact(line))
     return JSONResponse(body, status_code=status)
 
+MAX_BODY = 2*1024*1024 # bytes: a Label Studio event is 1-5 KB (TASKS_CREATED lists the tasks, ~0.3 KB each)
+
+async def read_body(request, # a starlette request
+                    timeout:float # seconds for the whole body
+                   )->bytes: # the body; ValueError when it is over `MAX_BODY`, TimeoutError when it does not arrive
+    "The request's body, at most `MAX_BODY` bytes, within `timeout` seconds (a half-sent body is not waited for)."
+    import asyncio
+    n = request.headers.get('content-length', '')
+    if n.isdigit() and int(n) > MAX_BODY: raise ValueError(f'body of {n} bytes is over the {MAX_BODY} byte limit')
+    async def read():
+        body = b''
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY: raise ValueError(f'body over the {MAX_BODY} byte limit')
+        return body
+    return await asyncio.wait_for(read(), timeout)
+
 def make_app(projects:dict, # key -> project id or title (`watched_projects`)
              debouncer:Debouncer, # runs the refreshes
              secret_value:str, # the shared secret
-             logger=log # one-line logger
+             logger=log, # one-line logger
+             timeout:float=10. # seconds a request's body may take to arrive
             ): # a starlette app
     "The webhook receiver."
     from starlette.applications import Starlette
@@ -214,7 +232,11 @@ def make_app(projects:dict, # key -> project id or title (`watched_projects`)
     async def receive(request):
         if not authorized(request.headers.get(SECRET_HEADER), secret_value):
             return _answer(401, logger, '[webhook] rejected: missing or wrong secret header', error='unauthorized')
-        try: ev = parse_event(await request.body())
+        try: body = await read_body(request, timeout)
+        except ValueError as e: return _answer(413, logger, f'[webhook] rejected: {e}', error=str(e))
+        except TimeoutError:
+            return _answer(408, logger, f'[webhook] rejected: body not sent within {timeout:g}s', error='timeout')
+        try: ev = parse_event(body)
         except ValueError as e: return _answer(400, logger, f'[webhook] rejected: {e}', error=str(e))
         what = f'{ev["action"]} project {ev["project_id"]} ({ev["title"]!r})'
         if (key := match_project(ev, projects)) is None:
@@ -227,6 +249,27 @@ def make_app(projects:dict, # key -> project id or title (`watched_projects`)
                              'pending': sorted(d.pending), 'running': d.running})
     return Starlette(routes=[Route('/', receive, methods=['POST']), Route('/health', health, methods=['GET'])])
 
+# %% ../nbs/85_webhook.ipynb #d1819450
+def timed_protocol(timeout:float # seconds a connection may take to send a request's headers
+                  )->type: # uvicorn's h11 protocol, closing connections that send no request in time
+    "uvicorn's HTTP/1.1 protocol with a deadline for the request line and headers (half-sent requests are closed)."
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    class TimedH11Protocol(H11Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._deadline = self.loop.call_later(timeout, self._too_slow)
+        def on_response_complete(self):
+            super().on_response_complete()
+            self._deadline.cancel()
+            self._deadline = self.loop.call_later(timeout, self._too_slow)
+        def connection_lost(self, exc):
+            self._deadline.cancel()
+            super().connection_lost(exc)
+        def _too_slow(self):
+            busy = self.cycle is not None and not self.cycle.response_complete
+            if not busy and not self.transport.is_closing(): self.transport.close()
+    return TimedH11Protocol
+
 # %% ../nbs/85_webhook.ipynb #7a10ce77
 def serve(host:str='127.0.0.1', # interface to listen on (loopback unless --allow-remote)
           port:int=8765, # TCP port
@@ -235,7 +278,9 @@ def serve(host:str='127.0.0.1', # interface to listen on (loopback unless --allo
           quiet:float=5., # seconds without events before a refresh starts (debounce window)
           max_wait:float=300., # longest delay of a refresh under a steady stream of events
           attempts:int=4, # tries per refresh (exponential backoff)
-          allow_remote:bool=False # allow listening on a non-loopback interface
+          allow_remote:bool=False, # allow listening on a non-loopback interface
+          request_timeout:float=10., # seconds a client may take to send a request; idle connections close after it
+          max_connections:int=64 # open connections at most; more are answered 503
          ):
     "Receive Label Studio webhooks (secret header from $MLOPS_WEBHOOK_SECRET) and debounce them into refreshes."
     import uvicorn
@@ -247,7 +292,10 @@ def serve(host:str='127.0.0.1', # interface to listen on (loopback unless --allo
     debouncer = Debouncer(make_action(action, root), quiet=quiet, max_wait=max_wait, attempts=attempts)
     log(f'[webhook] listening on http://{host}:{port}/ (action {action}, quiet {quiet:g}s, '
         f'projects: {", ".join(projects)})')
-    try: uvicorn.run(make_app(projects, debouncer, key), host=host, port=port, log_level='warning', access_log=False)
+    app = make_app(projects, debouncer, key, timeout=request_timeout)
+    limits = dict(http=timed_protocol(request_timeout), timeout_keep_alive=min(5, request_timeout),
+                  limit_concurrency=max_connections, h11_max_incomplete_event_size=16*1024)
+    try: uvicorn.run(app, host=host, port=port, log_level='warning', access_log=False, **limits)
     finally: debouncer.close()
 
 # %% ../nbs/85_webhook.ipynb #f5def87a

@@ -6,7 +6,7 @@ The tests share ONE site (module fixture) and run in file order. The burst size 
 (default 150 annotations, each its own API call and so its own webhook: on the shared 2-core machine Label Studio took
 0.4-0.65 s per annotation with its synchronous webhook (200 in 131 s), so the issue's 500 take 3-5 min: run them with
 `MLOPS_TEST_WEBHOOK_BURST=500`)."""
-import json, os, re, subprocess, sys, threading, time, uuid
+import json, os, re, socket, subprocess, sys, threading, time, uuid
 from pathlib import Path
 import httpx, pytest, yaml
 from conftest import git
@@ -175,6 +175,32 @@ def test_bad_requests_are_refused_and_the_receiver_keeps_serving(site):
     assert httpx.get(f'{rec.url}/health').status_code == 200
     assert len(rec.lines('rejected: missing or wrong secret')) == 3 and rec.lines('ignored, not a project of the pipeline')
     assert SECRET not in rec.log.read_text()
+
+def test_receiver_limits(site):
+    """Issue 32: a body over the limit is refused (413, with the right secret); a half-sent request and an idle connection
+    are closed within the request timeout; a half-sent body is answered 408; beyond --max-connections, 503; the receiver
+    keeps serving throughout."""
+    rec = Receiver(site['root'], site['env'], '--action', 'log', '--request-timeout', '2', '--max-connections', '4')
+    def raw(data:bytes)->socket.socket:
+        s = socket.create_connection(('127.0.0.1', rec.port)); s.sendall(data); s.settimeout(8); return s
+    try:
+        event = pool_event(site, 'ANNOTATION_CREATED')
+        r = rec.post(json.dumps({**event, 'pad': 'x' * (3*1024*1024)}).encode())
+        assert r.status_code == 413 and 'limit' in r.json()['error'], r.text
+        head = f'POST / HTTP/1.1\r\nHost: x\r\nX-Mlops-Webhook-Secret: {SECRET}\r\nContent-Length: 100\r\n\r\n'
+        t0,socks = time.time(),[raw(b''), raw(b'POST / HTTP/1.1\r\nHost: x\r\n'), raw(head.encode() + b'{"action"')]
+        answers = [s.recv(4096) for s in socks]
+        assert answers[:2] == [b'', b''] and answers[2].startswith(b'HTTP/1.1 408'), answers
+        assert time.time() - t0 < 7
+        for s in socks: s.close()
+        idle = [raw(b'') for _ in range(4)]   # the connection cap: the fifth connection's request is refused
+        try: assert rec.post(event).status_code == 503
+        finally:
+            for s in idle: s.close()
+        time.sleep(0.5)
+        assert rec.post(event).status_code == 202 and rec.health()['status'] == 'ok'
+        assert rec.lines('rejected: body') and rec.lines('rejected: body not sent within 2s')
+    finally: rec.stop()
 
 def test_failing_refresh_is_retried(site):
     "A refresh that fails (the project's dvc.yaml broken for a moment) is retried with backoff, then succeeds."
