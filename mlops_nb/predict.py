@@ -4,13 +4,15 @@
 
 # %% ../nbs/26_predict.ipynb #74cd9ca8
 from __future__ import annotations
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from .core import MlopsError, read_json
+from .core import MlopsError, read_json, sha256_bytes, sha256_file
 from .models import create_model, import_torch, load_state_dict
 
 # %% auto #0
-__all__ = ['preprocessing', 'decode', 'read_model_card', 'Predictions', 'load_model', 'preprocess', 'predict']
+__all__ = ['preprocessing', 'decode', 'read_model_card', 'card_binding', 'check_card', 'Predictions', 'load_model', 'preprocess',
+           'predict']
 
 # %% ../nbs/26_predict.ipynb #5d5f28f3
 def preprocessing(dls # `DataLoaders` built by `mlops_nb.folder.dataloaders`
@@ -49,6 +51,28 @@ def read_model_card(path:str|Path # a `model.json` written by `train_model`
         raise MlopsError(f'model card {path} is invalid (missing or malformed: {what})', fix)
     return card
 
+# %% ../nbs/26_predict.ipynb #4d5c1c12
+def card_binding(weights_sha256:str, # sha256 of `best-model.pth`
+                 classes:list # the card's classes, in model-output order
+                )->str: # the card's `binding_sha256`
+    "The hash that binds a card's classes to its weights."
+    return sha256_bytes((weights_sha256 + '\n' + json.dumps([str(c) for c in classes])).encode())
+
+def check_card(card:dict, # a card from `read_model_card`
+               weights:Path, # the `best-model.pth` beside it
+               path:Path # the card's file, for messages
+              ):
+    "Refuse a card whose classes are not the ones its weights were trained with."
+    fix = 'retrain (mlops-nb run train) or restore the model folder (dvc checkout)'
+    classes = [str(c) for c in card['classes']]
+    if dups := sorted({c for c in classes if classes.count(c) > 1}):
+        raise MlopsError(f'model card {path} lists class{"es" * (len(dups) > 1)} {", ".join(map(repr, dups))} twice', fix)
+    if 'binding_sha256' not in card:
+        raise MlopsError(f'model card {path} has no binding_sha256 (it was written before cards were bound to weights)', fix)
+    if card_binding(sha256_file(weights), classes) != card['binding_sha256']:
+        raise MlopsError(f'model card {path} does not match {weights.name}: its classes or the weights changed after '
+                         'training', fix)
+
 # %% ../nbs/26_predict.ipynb #3e43a19e
 @dataclass
 class Predictions:
@@ -67,6 +91,7 @@ def load_model(model_dir:str|Path, # folder holding best-model.pth and model.jso
     if not (d/'model.json').is_file():
         raise MlopsError(f'model card {d/"model.json"} not found', 'run the train stage first (mlops-nb run train)')
     card = read_model_card(d/'model.json')
+    check_card(card, d/'best-model.pth', d/'model.json')
     model = create_model(card['arch'], len(card['classes']), n_in=card['preprocess']['n_in'])
     sd = load_state_dict(d/'best-model.pth')
     try: model.load_state_dict(sd)

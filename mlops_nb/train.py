@@ -14,7 +14,7 @@ from .folder import DatasetFolder, dataloaders, sample_dataset
 from .params import TRAIN_METRICS, TrainParams
 from .sample import missing_input
 from .models import check_arch, check_pretrained, checkpoint_weights, import_torch, state_dict_bytes
-from .predict import preprocess, preprocessing
+from .predict import card_binding, preprocess, preprocessing
 from .device import auto_batch_size, cores, cpu_threads, fast_loop, pick_device, prepare_device
 from .distributed import distributed_callbacks, launch_distributed, per_process_bs, rank, run_worker, world_size
 from .learner import live_callback, make_learner, plain_progress, start_from
@@ -258,7 +258,8 @@ def model_card(p:TrainParams, # the stage's parameters
             'normalize': {'mean': pre['mean'], 'std': pre['std']}, 'params': params, 'dataset': dataset,
             'dataset_sha256': info.sha256, 'git_commit': commit, 'git_dirty': dirty,
             'best': {'epoch': best.epoch, 'monitor': p.monitor, **best.metrics}, 'history': best.history,
-            'weights_sha256': sha256_bytes(weights), 'reinit': reinit}
+            'weights_sha256': sha256_bytes(weights), 'reinit': reinit,
+            'binding_sha256': card_binding(sha256_bytes(weights), list(info.classes))}
 
 # %% ../nbs/30_train.ipynb #b4381ecc
 def _swap_dir(new:Path, dest:Path):
