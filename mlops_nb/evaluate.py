@@ -18,7 +18,7 @@ from .sample import missing_input
 # %% auto #0
 __all__ = ['HEADLINE_METRICS', 'confusion_records', 'confusion_figure', 'figure_png', 'top_mistakes', 'overlay_image',
            'gallery_image', 'png_bytes', 'safe_name', 'overlay_name', 'model_identity', 'benchmark_identity',
-           'EvalResult', 'predict_all', 'with_unknown', 'mistake_overlays', 'write_results', 'evaluate_model',
+           'EvalResult', 'predict_all', 'check_known', 'mistake_overlays', 'write_results', 'evaluate_model',
            'summary_path', 'write_summary', 'sample_model', 'sample_inputs']
 
 # %% ../nbs/40_evaluate.ipynb #4309f83a
@@ -188,15 +188,17 @@ def predict_all(model_dir:Path, # the trained model
     return classes, labels, confs, np.concatenate(probs)
 
 # %% ../nbs/40_evaluate.ipynb #4acd46b0
-def with_unknown(y_true:list[str], # benchmark labels
-                 classes:list[str], # the model's classes
-                 probs:np.ndarray # (n, len(classes))
-                )->tuple[list[str], np.ndarray]: # classes and probs with the benchmark's unknown labels appended
-    "Benchmark labels the model does not know count as errors: they join the classes with probability 0."
+def check_known(y_true:list[str], # benchmark labels
+                classes:list[str], # the model's classes
+                benchmark:str # the benchmark folder, for the message
+               ):
+    "Refuse a benchmark whose labels the model does not know, naming them and how many images carry them."
     unknown = sorted(set(y_true) - set(classes))
-    if not unknown: return classes, probs
-    log(f'[evaluate] WARNING: benchmark labels {unknown} are not classes of the model; they count as errors')
-    return classes + unknown, np.hstack([probs, np.zeros((len(y_true), len(unknown)))])
+    if not unknown: return
+    n = sum(y in unknown for y in y_true)
+    raise MlopsError(f'benchmark {benchmark}: labels {", ".join(map(repr, unknown))} ({n} images) are not classes of '
+                     f'the model ({", ".join(classes)})',
+                     "train on a pool that has them, map them with the benchmark's labels_map, or drop them from it")
 
 # %% ../nbs/40_evaluate.ipynb #3f266c99
 def mistake_overlays(rows:list[dict], # benchmark rows (`file`, `label`, `task_id`)
@@ -248,8 +250,8 @@ def evaluate_model(p:EvaluateParams, # model_dir, benchmark_dir, metrics_fp, plo
     paths,y_true = [bench.path/r['file'] for r in rows],[r['label'] for r in rows]
     log(f'[evaluate] {len(rows)} benchmark images from {bench.path.name}, model {model_id["sha256"][:12]}')
     model_classes,y_pred,confs,probs = predict_all(model_dir, paths, p.bs, predict_fn)
-    classes,probs = with_unknown(y_true, model_classes, probs)
-    m = classification_metrics(y_true, y_pred, classes, probs)
+    check_known(y_true, model_classes, bench.path.name)
+    m = classification_metrics(y_true, y_pred, model_classes, probs)
     sha,dirty = git_commit(root)
     m.update(git={'commit': sha, 'dirty': dirty}, model=model_id, benchmark=benchmark_identity(bench, p.split, root))
     tiles,index = mistake_overlays(rows, paths, y_pred, confs, p.max_overlays)

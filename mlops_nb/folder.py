@@ -57,14 +57,25 @@ def _read_files(path:Path # the dataset folder
 def _check_images(path:Path, # the dataset folder
                   rows:list[dict] # its labels rows
                  ):
-    "Every listed image is a file under `images/` (no absolute paths, no `..`)."
+    "Every listed image is a plain file under `images/` holding the content its name (its sha256) says."
     for r in rows:
-        parts = Path(r['file']).parts
+        parts,f = Path(r['file']).parts,path/r['file']
         if len(parts) != 2 or parts[0] != IMAGES_DIR or parts[1] in ('.', '..'):
             raise MlopsError(f'dataset {path}: {LABELS_FILE} lists {r["file"]!r}, not a file in {IMAGES_DIR}/', REBUILD)
-        if not (path/r['file']).is_file():
-            listed = f'image {r["file"]} of task {r["task_id"]} listed in {LABELS_FILE}'
-            raise MlopsError(f'dataset {path}: {listed} is missing', REBUILD)
+        listed = f'image {r["file"]} of task {r["task_id"]} listed in {LABELS_FILE}'
+        if f.is_symlink(): raise MlopsError(f'dataset {path}: {listed} is a symbolic link, not an image file', REBUILD)
+        if not f.is_file(): raise MlopsError(f'dataset {path}: {listed} is missing', REBUILD)
+        if not (Path(r['file']).stem == r['sha256'] == sha256_file(f)):
+            raise MlopsError(f'dataset {path}: {listed} does not hold the content its name says (sha256 differs)',
+                             REBUILD)
+
+def _check_fingerprint(folder # a folder just read
+                      ):
+    "The labels file is the one the card was written with (`dataset_sha256`: it pins every image, label and split)."
+    want = folder.meta.get('dataset_sha256')
+    if want and want != folder.sha256:
+        raise MlopsError(f'dataset {folder.path}: {LABELS_FILE} is not the one {CARD_FILE} was written with '
+                         '(its sha256 differs from dataset_sha256)', REBUILD)
 
 # %% ../nbs/15_folder.ipynb #d0b2e243
 def _check_train(path:Path, # the dataset folder
@@ -133,6 +144,7 @@ class DatasetFolder:
             )->DatasetFolder:
         "Read and check a dataset folder; a problem is a one-line error naming the file and the fix."
         folder = cls(Path(path), *_read_files(Path(path)))
+        _check_fingerprint(folder)
         if images: _check_images(folder.path, folder.rows)
         _check_mode(folder, mode)
         return folder

@@ -212,6 +212,55 @@ def test_damaged_input_file_is_named(trained, damage, msg):
     after = snapshot(trained)
     assert {k: after[k] for k in before} == before
 
+def _reverse_classes(root:Path):
+    card = json.loads((root/'data/models/model.json').read_text())
+    (root/'data/models/model.json').write_text(json.dumps({**card, 'classes': card['classes'][::-1]}))
+
+def _duplicate_class(root:Path):
+    card = json.loads((root/'data/models/model.json').read_text())
+    (root/'data/models/model.json').write_text(json.dumps({**card, 'classes': [card['classes'][0]]*2 + card['classes'][2:]}))
+
+def _replace_image(root:Path):
+    from mlops_nb.core import digit_png
+    from mlops_nb.folder import DatasetFolder
+    row = DatasetFolder.read(root/'data/datasets/digits').split('valid')[0]
+    (root/'data/datasets/digits'/row['file']).write_bytes(digit_png(1500, 16)[0])   # a valid PNG, another digit
+
+def _change_label_byte(root:Path):
+    f = root/'data/datasets/digits/labels.csv'
+    lines = f.read_text().splitlines(keepends=True)
+    i = next(i for i,l in enumerate(lines) if ',valid,' in l)
+    label = lines[i].split(',')[1]
+    lines[i] = lines[i].replace(f',{label},', f',{(int(label)+1) % 10},', 1)
+    f.write_text(''.join(lines))
+
+def _unknown_label(root:Path):
+    from mlops_nb.folder import DatasetFolder, write_dataset_folder
+    ds = DatasetFolder.read(root/'data/datasets/digits')
+    rows = [{**r, 'split': 'benchmark', **({'label': 'cat'} if i == 0 else {})} for i,r in enumerate(ds.split('valid'))]
+    write_dataset_folder(root/'data/datasets/bench', rows, {r['file']: (ds.path/r['file']).read_bytes() for r in rows},
+                         {'classes': sorted({r['label'] for r in rows}), 'mode': 'benchmark'})
+
+@pytest.mark.parametrize('damage,msg', [
+    (_reverse_classes, 'data/models/model.json does not match best-model.pth: its classes or the weights changed'),
+    (_duplicate_class, "data/models/model.json lists class '0' twice"),
+    (_replace_image, 'does not hold the content its name says (sha256 differs)'),
+    (_change_label_byte, 'labels.csv is not the one dataset.json was written with'),
+    (_unknown_label, "labels 'cat' (1 images) are not classes of the model"),
+], ids=['reversed-classes', 'duplicated-class', 'replaced-image', 'labels-byte', 'unknown-label'])
+def test_inconsistent_inputs_are_never_evaluated(trained, damage, msg):
+    """Issue 32: a model card that does not belong to its weights, an image whose content is not its name, a labels file
+    changed behind its card, a benchmark label the model does not know: evaluate refuses with one line, writes nothing."""
+    damage(trained)
+    bench,split = ('data/datasets/bench', 'benchmark') if damage is _unknown_label else ('data/datasets/digits', 'valid')
+    before = snapshot(trained)
+    r = cli('run', 'evaluate', '-p', f'benchmark_dir={bench}', '-p', f'split={split}', env={'CUDA_VISIBLE_DEVICES': ''})
+    assert r.returncode == 1, r.stderr[-2000:]
+    line = one_error_line(r, only=False)
+    assert 'stage evaluate failed in cell' in line and msg in line, line
+    after = snapshot(trained)
+    assert {k: after[k] for k in before} == before and not (trained/'metrics/benchmark.json').exists()
+
 def _can_mount_tmpfs()->bool:
     r = subprocess.run(['unshare', '-rm', 'sh', '-c', 'mount -t tmpfs -o size=4k tmpfs /mnt'], capture_output=True)
     return r.returncode == 0
