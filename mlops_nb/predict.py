@@ -66,9 +66,10 @@ def check_card(card:dict, # a card from `read_model_card`
     fix = 'retrain (mlops-nb run train) or restore the model folder (dvc checkout)'
     classes = [str(c) for c in card['classes']]
     if dups := sorted({c for c in classes if classes.count(c) > 1}):
-        raise MlopsError(f'model card {path} lists class{"es" * (len(dups) > 1)} {", ".join(map(repr, dups))} twice', fix)
+        names = ', '.join(map(repr, dups))
+        raise MlopsError(f'model card {path} lists class{"es" * (len(dups) > 1)} {names} twice', fix)
     if 'binding_sha256' not in card:
-        raise MlopsError(f'model card {path} has no binding_sha256 (it was written before cards were bound to weights)', fix)
+        raise MlopsError(f'model card {path} has no binding_sha256 (written before cards were bound to weights)', fix)
     if card_binding(sha256_file(weights), classes) != card['binding_sha256']:
         raise MlopsError(f'model card {path} does not match {weights.name}: its classes or the weights changed after '
                          'training', fix)
