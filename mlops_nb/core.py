@@ -11,13 +11,14 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['ROOT_MARKERS', 'TEMP_PID_RE', 'OWNED_MARKERS', 'OUTPUTS_RECORD', 'SOURCE_DIRS', 'SECRET_ENV_VARS', 'SECRET_NAME_RE',
-           'SLOW_OPTIONAL_MODULES', 'CLI_SLOW_OPTIONAL_MODULES', 'MlopsError', 'project_root', 'resolve_path',
-           'confine_path', 'yaml_load', 'parse_override', 'set_dotted', 'load_params', 'pipeline_outputs', 'git_commit',
-           'run_id', 'full_disk_names', 'atomic_write', 'dumps_json', 'write_json', 'pid_alive', 'remove_stale_temps',
-           'check_replaceable', 'atomic_dir', 'sha256_file', 'sha256_bytes', 'recorded_outputs', 'record_outputs',
-           'check_file_output', 'read_json', 'read_csv_rows', 'secret', 'secret_values', 'redact',
-           'skip_slow_optional_imports', 'freeze_at_exit', 'plain_output', 'log', 'digit_png', 'md_text']
+__all__ = ['ROOT_MARKERS', 'FULL_DISK', 'TORCH_WRITE_FAILED', 'TEMP_PID_RE', 'OWNED_MARKERS', 'OUTPUTS_RECORD', 'SOURCE_DIRS',
+           'SECRET_ENV_VARS', 'SECRET_NAME_RE', 'SLOW_OPTIONAL_MODULES', 'CLI_SLOW_OPTIONAL_MODULES', 'MlopsError',
+           'project_root', 'resolve_path', 'confine_path', 'yaml_load', 'parse_override', 'set_dotted', 'load_params',
+           'pipeline_outputs', 'git_commit', 'run_id', 'free_bytes', 'full_disk_names', 'atomic_write', 'dumps_json',
+           'write_json', 'pid_alive', 'remove_stale_temps', 'check_replaceable', 'atomic_dir', 'sha256_file',
+           'sha256_bytes', 'recorded_outputs', 'record_outputs', 'check_file_output', 'read_json', 'read_csv_rows',
+           'secret', 'secret_values', 'redact', 'skip_slow_optional_imports', 'freeze_at_exit', 'plain_output', 'log',
+           'digit_png', 'md_text']
 
 # %% ../nbs/00_core.ipynb #65622630
 class MlopsError(Exception):
@@ -169,14 +170,26 @@ def run_id(root:Path|None=None, # the repository whose commit tags the run
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{sha[:7] if sha else 'nogit'}{'-dirty' if dirty else ''}"
 
 # %% ../nbs/00_core.ipynb #46b31fdd
+FULL_DISK = 'no space left on the device' # how every full-disk error starts (the runner exits 2 on it)
+TORCH_WRITE_FAILED = re.compile(r'PytorchStreamWriter|inline_container|unexpected pos|file write failed')
+
+def free_bytes(path:Path)->int:
+    "Free space on the file system that holds `path` (or its nearest existing parent)."
+    p = Path(path)
+    while not p.exists() and p != p.parent: p = p.parent
+    return shutil.disk_usage(p).free
+
 @contextmanager
 def full_disk_names(path:Path # the file or folder being written, named in the error
                    ):
-    "Turn a full disk (ENOSPC, EDQUOT) while writing `path` into a one-line error naming it."
+    "Turn a full disk (ENOSPC, EDQUOT; or torch's writer failing on a full disk) while writing `path` into one line."
     try: yield
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
-        raise MlopsError(f'no space left on the device to write {path}', 'free some disk space and run again') from None
+        raise MlopsError(f'{FULL_DISK} to write {path}', 'free some disk space and run again') from None
+    except RuntimeError as e:   # torch.save reports a full disk as a RuntimeError of its C++ writer, without errno
+        if not TORCH_WRITE_FAILED.search(str(e)) or free_bytes(path) > 16 << 20: raise
+        raise MlopsError(f'{FULL_DISK} to write {path}', 'free some disk space and run again') from None
 
 def atomic_write(path:str|Path, # destination file
                  data:str|bytes # content: text is written as UTF-8

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.xtras import modified_env
 from .core import (
-    MlopsError, SECRET_NAME_RE, atomic_write, full_disk_names, log, plain_output, project_root, record_outputs, redact,
-    remove_stale_temps, run_id, secret_values, skip_slow_optional_imports)
+    FULL_DISK, MlopsError, SECRET_NAME_RE, atomic_write, full_disk_names, log, plain_output, project_root,
+    record_outputs, redact, remove_stale_temps, run_id, secret_values, skip_slow_optional_imports)
 from .kernel import kernel_env, start_kernel, stop_kernel
 from .params import STAGE_PARAMS, check_stage_params, instance_values
 
@@ -323,9 +323,10 @@ def _failed(e:BaseException, stage:str, nb:Path, tmp:Path, dest:Path, root:Path)
         _redact_file(tmp)
         _publish(tmp, dest, latest=False)
     where = dest.relative_to(root) if dest.exists() else nb
+    full = e.ename == 'MlopsError' and str(e.evalue).startswith(FULL_DISK)   # the machine, not the stage: exit 2
     raise MlopsError(f'stage {stage} failed in cell {e.exec_count}: {e.ename}: {redact(str(e.evalue))}',
                      f'see the executed notebook {where} (latest.ipynb still holds the last good run)',
-                     code=1) from None
+                     code=2 if full else 1) from None
 
 # %% ../nbs/01_runner.ipynb #f3ff7e7a
 def unused_run_id(out_dir:Path, # the stage's `runs/<stage>/` folder

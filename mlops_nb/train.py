@@ -333,17 +333,18 @@ def train_model(p:TrainParams, # the stage's parameters (`mlops_nb.params`); rel
     dls = train_dataloaders(p, info, bs, device, num_workers)
     pre,params = preprocessing(dls),card_params(p, metric_names)
     work = _work_dir(Path(p.out), Path(p.live_dir) if p.live_dir else None)
-    try:
-        learn = make_learner(p, dls, len(info.classes), work, device, metric_names)
-        start_from(learn, sd, reinit, p)
-        fast_loop(learn, device == 'cuda')   # on CUDA: channels-last + autocast; the smoothed loss stays on the device
-        if plain_output(): plain_progress(learn, p.epochs)
-        lr,live = fit_learner(learn, p, params, work, cbs)
-        best = best_epoch(learn, p, live)
-        weights = final_weights(learn, dls, pre, info, device == 'cuda')
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    with full_disk_names(Path(p.out)):   # checkpoints and curves go to `work`, beside the model folder
+        try:
+            learn = make_learner(p, dls, len(info.classes), work, device, metric_names)
+            start_from(learn, sd, reinit, p)
+            fast_loop(learn, device == 'cuda')   # CUDA: channels-last + autocast; the smoothed loss stays on the device
+            if plain_output(): plain_progress(learn, p.epochs)
+            lr,live = fit_learner(learn, p, params, work, cbs)
+            best = best_epoch(learn, p, live)
+            weights = final_weights(learn, dls, pre, info, device == 'cuda')
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
     used = {**params, 'lr_used': lr, 'bs_used': bs*max(1, world_size())}   # bs_used: the global batch
     card = model_card(p, used, info, pre, best, weights, reinit)
     publish_model(p, work, weights, card)
