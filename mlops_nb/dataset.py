@@ -209,6 +209,10 @@ def benchmark_hashes(benchmark:str|Path, # benchmark dataset folder ('': no chec
     if mode == 'benchmark':
         raise MlopsError('the leakage check (benchmark parameter) applies to training datasets',
                          'set benchmark to "" in benchmark mode')
+    if not DatasetFolder.exists(resolve_path(benchmark)):
+        raise MlopsError(f'the benchmark parameter names {benchmark}, where there is no dataset yet (the leakage check '
+                         'compares every training image with it)',
+                         "build the benchmark first (dvc repro dataset-benchmark), or set benchmark: '' to skip the check")
     return {r['sha256']: r.get('task_id') for r in DatasetFolder.read(resolve_path(benchmark), images=False).rows}
 
 def _leak_error(leaks:list, bench:dict, name:str)->MlopsError:

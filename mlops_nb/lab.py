@@ -194,7 +194,9 @@ def jupyter_args(ip:str, # interface to bind
             '--ServerApp.tornado_settings={"ws_ping_timeout": 30000}',  # ms, as jupyter_server's kernel websocket reads
             f'--FileContentsManager.pre_save_hook={SAVE_HOOK}', '--KernelManager.transport=ipc',
             f'--LabApp.app_settings_dir={lab_settings_dir(workdir)}', '--LabApp.news_url=None',
-            '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate', '--LabApp.extension_manager=readonly']
+            '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate', '--LabApp.extension_manager=readonly',
+            # the open tabs' layout and the trusted-notebook database: in the private folder, not under ~/.jupyter, ~/.local
+            f'--LabApp.workspaces_dir={workdir/"workspaces"}', f'--NotebookNotary.db_file={workdir/"nbsignatures.db"}']
 
 # %% ../nbs/70_lab.ipynb #ee7ed715
 def serve_root(root:str|Path|None=None # folder to serve (default: the project root, else the working directory)

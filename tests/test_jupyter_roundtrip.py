@@ -122,8 +122,9 @@ def test_jupyterlab_round_trip_changes_nothing(nb_project, lab_server, artifacts
     assert r.returncode == 0, r.stdout + r.stderr
     assert git(nb_project, 'status', '--porcelain', '--untracked-files=all') == f' M nbs/{nb}\n'
     git(nb_project, 'checkout', '--', f'nbs/{nb}')  # the project is shared with the tunnel test
-    # nothing in the user's home but Jupyter's own runtime/workspace files; no config written there
+    # nothing in the user's home: no config, no workspace layout naming the open notebooks, no signatures (issue 32)
     assert not list(home.rglob('jupyter_*_config.py')), list(home.rglob('*'))
+    assert not list(home.rglob('workspaces/*')) and not list(home.rglob('nbsignatures.db')), list(home.rglob('*'))
     log = '\n'.join(lines)
     for noisy in ('pre_save_hook', 'Traceback'): assert noisy not in log, log[-3000:]
 
