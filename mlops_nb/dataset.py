@@ -212,7 +212,7 @@ def benchmark_hashes(benchmark:str|Path, # benchmark dataset folder ('': no chec
     if not DatasetFolder.exists(resolve_path(benchmark)):
         raise MlopsError(f'the benchmark parameter names {benchmark}, where there is no dataset yet (the leakage check '
                          'compares every training image with it)',
-                         "build the benchmark first (dvc repro dataset-benchmark), or set benchmark: '' to skip the check")
+                         "build the benchmark first (dvc repro dataset-benchmark), or set benchmark: '' to skip it")
     return {r['sha256']: r.get('task_id') for r in DatasetFolder.read(resolve_path(benchmark), images=False).rows}
 
 def _leak_error(leaks:list, bench:dict, name:str)->MlopsError:
@@ -277,7 +277,7 @@ def dataset_meta(p:DatasetParams, # the stage's parameters
 # %% ../nbs/20_dataset.ipynb #1ec8a87b
 def _nothing_usable(export:Path, n_tasks:int, dropped:dict)->MlopsError:
     "The error for an export without a single usable task: the three most common reasons."
-    why = Counter(r.split(' (')[0] for r in dropped.values()).most_common(3)
+    why = Counter(r[:160] for r in dropped.values()).most_common(3)   # whole reasons: they say the fix
     common = '; '.join(f'{w} x{n}' for w,n in why) or 'none'
     what = f'no usable task in {export.name} ({n_tasks} tasks, {len(dropped)} dropped; most common: {common})'
     return MlopsError(what,

@@ -195,7 +195,7 @@ def jupyter_args(ip:str, # interface to bind
             f'--FileContentsManager.pre_save_hook={SAVE_HOOK}', '--KernelManager.transport=ipc',
             f'--LabApp.app_settings_dir={lab_settings_dir(workdir)}', '--LabApp.news_url=None',
             '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate', '--LabApp.extension_manager=readonly',
-            # the open tabs' layout and the trusted-notebook database: in the private folder, not under ~/.jupyter, ~/.local
+            # the open tabs' layout and the trusted-notebook database: in the private folder, never under ~
             f'--LabApp.workspaces_dir={workdir/"workspaces"}', f'--NotebookNotary.db_file={workdir/"nbsignatures.db"}']
 
 # %% ../nbs/70_lab.ipynb #ee7ed715

@@ -12,8 +12,8 @@ from .core import MlopsError, sha256_bytes
 from .fetch import SkipTask
 
 # %% auto #0
-__all__ = ['RESULT_PARSERS', 'POLICIES', 'Annotation', 'Task', 'load_export', 'nfc', 'detect_from_name', 'parse_annotation',
-           'parse_task', 'choice_annotation', 'Choice', 'choose_label']
+__all__ = ['RESULT_PARSERS', 'REGION_KEYS', 'POLICIES', 'Annotation', 'Task', 'load_export', 'nfc', 'detect_from_name',
+           'parse_annotation', 'parse_task', 'choice_annotation', 'Choice', 'choose_label']
 
 # %% ../nbs/19_tasks.ipynb #fa0ca695
 @dataclass
@@ -106,11 +106,26 @@ def _problem(ann:Annotation, why:str)->Annotation:
     ann.problem = why
     return ann
 
+REGION_KEYS = ('x', 'y', 'width', 'height', 'points', 'start', 'end') # a result value with these labels a region
+
+def _not_image_level(mine:list, kind:str, from_name:str, data:dict, image_key:str)->str|None:
+    "Why the `kind` results of `from_name` in one annotation are not one label of the image, or None."
+    if len(mine) > 1: return f'{len(mine)} {kind} results from {from_name!r} in one annotation (per-region choices?)'
+    r = mine[0]
+    if r.get('parentID') or (isinstance(r.get('value'), dict) and set(r['value']) & set(REGION_KEYS)):
+        return f'{kind} result from {from_name!r} labels a region, not the image'
+    to = r.get('to_name')
+    if isinstance(to, str) and to != image_key and to in data:
+        return f'{kind} result from {from_name!r} labels data[{to!r}], not the image data[{image_key!r}]'
+    return None
+
 def parse_annotation(a, # one raw annotation of a task
                      from_name:str, # the control whose results are the label
-                     kind:str='choices' # the result type to read
+                     kind:str='choices', # the result type to read
+                     data:dict|None=None, # the task's data (tells a result aimed at another field apart)
+                     image_key:str='image' # the key of the image the label is for
                     )->Annotation: # its value, or the problem why there is none
-    "Reduce one raw annotation to its value for control `from_name` (or the problem why there is none)."
+    "Reduce one raw annotation to its image-level value for control `from_name` (or the problem why there is none)."
     if not isinstance(a, dict): return Annotation(None, None, problem='annotation is not an object')
     ann = Annotation(a.get('id'), None, bool(a.get('was_cancelled')), bool(a.get('ground_truth')),
                      str(a.get('updated_at') or a.get('created_at') or ''))
@@ -118,9 +133,13 @@ def parse_annotation(a, # one raw annotation of a task
     if not isinstance(res, list) or not res: return _problem(ann, 'empty result')
     mine = [r for r in res if isinstance(r, dict) and r.get('from_name') == from_name and r.get('type') == kind]
     if not mine:
-        others = sorted({str(r.get('from_name')) for r in res if isinstance(r, dict)})
-        return _problem(ann, f'no {kind} result from {from_name!r} (found: {", ".join(others) or "nothing"})')
-    try: ann.value = RESULT_PARSERS[kind](mine[-1])
+        same = sorted({repr(r.get('from_name')) for r in res if isinstance(r, dict) and r.get('type') == kind})
+        kinds = sorted({str(r.get('type')) for r in res if isinstance(r, dict)})
+        why = (f'its {kind} results come from {", ".join(same)}: set from_name' if same else
+               f'this annotation holds {", ".join(kinds) or "no"} results, not {kind}')
+        return _problem(ann, f'no {kind} result from {from_name!r} ({why})')
+    if why := _not_image_level(mine, kind, from_name, data or {}, image_key): return _problem(ann, why)
+    try: ann.value = RESULT_PARSERS[kind](mine[0])
     except SkipTask as e: ann.problem = str(e)
     return ann
 
@@ -144,11 +163,11 @@ def parse_task(raw:dict, # one task of the export
         t.problem = why
         return t
     t.image = raw['data'][image_key].strip()
-    anns = raw.get('annotations') or []
+    anns = (raw.get('annotations') if 'annotations' in raw else raw.get('completions')) or []  # pre-1.0: completions
     if not isinstance(anns, list):
         t.problem = 'annotations is not a list'
         return t
-    t.annotations = [parse_annotation(a, from_name) for a in anns]
+    t.annotations = [parse_annotation(a, from_name, data=raw['data'], image_key=image_key) for a in anns]
     return t
 
 # %% ../nbs/19_tasks.ipynb #3de1aa78
