@@ -11,14 +11,13 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['ROOT_MARKERS', 'FULL_DISK', 'TORCH_WRITE_FAILED', 'TEMP_PID_RE', 'OWNED_MARKERS', 'OUTPUTS_RECORD', 'SOURCE_DIRS',
-           'SECRET_ENV_VARS', 'SECRET_NAME_RE', 'SLOW_OPTIONAL_MODULES', 'CLI_SLOW_OPTIONAL_MODULES', 'MlopsError',
-           'project_root', 'resolve_path', 'confine_path', 'yaml_load', 'parse_override', 'set_dotted', 'load_params',
-           'pipeline_outputs', 'git_commit', 'run_id', 'free_bytes', 'full_disk_names', 'atomic_write', 'dumps_json',
-           'write_json', 'pid_alive', 'remove_stale_temps', 'check_replaceable', 'atomic_dir', 'sha256_file',
-           'sha256_bytes', 'recorded_outputs', 'record_outputs', 'check_file_output', 'read_json', 'read_csv_rows',
-           'secret', 'secret_values', 'redact', 'skip_slow_optional_imports', 'freeze_at_exit', 'plain_output', 'log',
-           'digit_png', 'md_text']
+__all__ = ['ROOT_MARKERS', 'FULL_DISK', 'TORCH_WRITE_FAILED', 'TEMP_PID_RE', 'OWNED_MARKERS', 'SECRET_ENV_VARS', 'SECRET_NAME_RE',
+           'SLOW_OPTIONAL_MODULES', 'CLI_SLOW_OPTIONAL_MODULES', 'MlopsError', 'project_root', 'resolve_path',
+           'confine_path', 'yaml_load', 'parse_override', 'set_dotted', 'load_params', 'pipeline_outputs', 'git_commit',
+           'run_id', 'free_bytes', 'full_disk_names', 'atomic_write', 'dumps_json', 'write_json', 'pid_alive',
+           'remove_stale_temps', 'check_replaceable', 'atomic_dir', 'sha256_file', 'sha256_bytes', 'read_json',
+           'read_csv_rows', 'secret', 'secret_values', 'redact', 'skip_slow_optional_imports', 'freeze_at_exit',
+           'plain_output', 'log', 'digit_png', 'md_text']
 
 # %% ../nbs/00_core.ipynb #65622630
 class MlopsError(Exception):
@@ -293,45 +292,6 @@ def sha256_file(path:str|Path, # file to hash
     return h.hexdigest()
 
 def sha256_bytes(data:bytes)->str: return hashlib.sha256(data).hexdigest()
-
-# %% ../nbs/00_core.ipynb #0f1e2a02
-OUTPUTS_RECORD = 'runs/outputs.json' # file outputs stages wrote where the user pointed them: path -> sha256
-SOURCE_DIRS = ('nbs', 'mlops_nb', '.git', '.dvc', '.github', '.ci', 'tests', 'bench', 'envs') # never an output
-
-def _record_key(path:Path, root:Path)->str:
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
-
-def recorded_outputs(root:Path)->dict:
-    "The files stages wrote where they were pointed (`OUTPUTS_RECORD`): path -> sha256."
-    try: return json.loads((root/OUTPUTS_RECORD).read_text())
-    except (OSError, ValueError): return {}
-
-# %% ../nbs/00_core.ipynb #0f1e2a03
-def record_outputs(paths:list, # files a stage run just wrote
-                   root:Path # the project root
-                  ):
-    "Remember that a stage wrote these files (with their content's sha256), so a later run of it may replace them."
-    rec = recorded_outputs(root)
-    rec.update({_record_key(Path(p), root): sha256_file(p) for p in paths if Path(p).is_file()})
-    atomic_write(root/OUTPUTS_RECORD, json.dumps(rec, indent=1, sort_keys=True) + '\n')
-
-def check_file_output(path:Path, # an output file about to be written (absolute)
-                      key:str, # the parameter it came from, for the message (e.g. `evaluate.metrics_fp`)
-                      root:Path, # the project root
-                      defaults:tuple=() # the output's own default places, relative to `root`
-                     ):
-    "Refuse to replace an existing file no stage wrote: a source never; others only as the output's own kind of file."
-    if not path.exists() and not path.is_symlink(): return
-    rel = _record_key(path, root)
-    if path.is_dir() and not path.is_symlink():
-        raise MlopsError(f'{key}: {rel} is a folder, not a file', 'name a file for this output')
-    source = path.is_relative_to(root) and rel.split('/')[0] in SOURCE_DIRS
-    ours = (rel in defaults or rel in pipeline_outputs(root) or
-            (path.is_file() and recorded_outputs(root).get(rel) == sha256_file(path)))
-    if source or not ours:
-        raise MlopsError(f'refusing to replace {rel} with {key}: no stage wrote that file',
-                         'choose a path that does not exist yet, or the default '
-                         + (defaults[0] if defaults else 'of the parameter'))
 
 # %% ../nbs/00_core.ipynb #4900ecb6
 def read_json(path:str|Path, # a JSON file another stage wrote

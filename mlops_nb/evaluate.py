@@ -10,16 +10,17 @@ from pathlib import Path
 import numpy as np
 from .core import (MlopsError, atomic_dir, atomic_write, git_commit, log, project_root, read_json, resolve_path,
                            sha256_bytes, sha256_file, write_json)
+from .outputs import unchanged_on_failure
 from .folder import DatasetFolder, sample_dataset
 from .metrics import _r, classification_metrics
 from .params import EvaluateParams, TrainParams
 from .sample import missing_input
 
 # %% auto #0
-__all__ = ['HEADLINE_METRICS', 'confusion_records', 'confusion_figure', 'figure_png', 'top_mistakes', 'overlay_image',
-           'gallery_image', 'png_bytes', 'safe_name', 'overlay_name', 'model_identity', 'benchmark_identity',
-           'EvalResult', 'predict_all', 'check_known', 'mistake_overlays', 'write_results', 'evaluate_model',
-           'summary_path', 'write_summary', 'sample_model', 'sample_inputs']
+__all__ = ['HEADLINE_METRICS', 'PLOT_FILES', 'confusion_records', 'confusion_figure', 'figure_png', 'top_mistakes',
+           'overlay_image', 'gallery_image', 'png_bytes', 'safe_name', 'overlay_name', 'model_identity',
+           'benchmark_identity', 'EvalResult', 'predict_all', 'check_known', 'mistake_overlays', 'write_results',
+           'evaluate_model', 'summary_path', 'write_summary', 'evaluate_and_publish', 'sample_model', 'sample_inputs']
 
 # %% ../nbs/40_evaluate.ipynb #4309f83a
 def confusion_records(y_true:list[str], # true label of each sample
@@ -278,6 +279,24 @@ def write_summary(metrics:dict, # the full metrics (`evaluate_model(...).metrics
     "Write the headline numbers (`HEADLINE_METRICS`) as the DVC metrics file of the evaluate stage."
     headline = {k: metrics[k] for k in HEADLINE_METRICS if k in metrics}
     return write_json(resolve_path(summary_path(metrics_fp)), headline)
+
+# %% ../nbs/40_evaluate.ipynb #8d4b1f71
+PLOT_FILES = ('confusion.json', 'confusion.png', 'mistakes.png') # what `write_results` writes into `plots_dir`
+
+def evaluate_and_publish(p:EvaluateParams # the stage's parameters
+                        )->tuple: # (`EvalResult`, the store entry's URL or None)
+    "Evaluate, write the headline, and publish to `p.store` if set; a failed publish leaves every output as it was."
+    plots = resolve_path(p.plots_dir)
+    outs = [resolve_path(p.metrics_fp), resolve_path(summary_path(p.metrics_fp)), resolve_path(p.overlay_dir),
+            *(plots/f for f in PLOT_FILES)]
+    with unchanged_on_failure(outs):
+        result = evaluate_model(p)
+        write_summary(result.metrics, p.metrics_fp)
+        if not p.store: return result, None
+        from mlops_nb.store import ResultsStore, publish_results
+        entry = publish_results(ResultsStore(p.store), p.metrics_fp, p.model_dir, p.plots_dir, p.overlay_dir,
+                                p.dataset_dir or None, force=p.force)
+    return result, entry['url']
 
 # %% ../nbs/40_evaluate.ipynb #8d4b1f61
 def sample_model(out:str|Path, # model folder to write (best-model.pth + model.json)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy, math, os, types, typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
-from .core import MlopsError, check_file_output, check_replaceable, confine_path, project_root
+from .core import MlopsError, check_replaceable, confine_path, project_root
+from .outputs import check_file_output
 
 # %% auto #0
 __all__ = ['OUTPUT_KINDS', 'STAGE_PARAMS', 'RAW_LABELS_DIR', 'DATASETS_DIR', 'TRAIN_DATASET', 'BENCHMARK_DATASET', 'MODEL_DIR',

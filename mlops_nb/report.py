@@ -8,8 +8,8 @@ import html, os, re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from .core import (MlopsError, atomic_write, check_file_output, confine_path, log, record_outputs, redact,
-                           resolve_path)
+from .core import MlopsError, atomic_write, confine_path, log, redact, resolve_path
+from .outputs import check_file_output, record_outputs
 from .params import STAGE_PARAMS
 from .runs import RunInfo, _fmt_value, _key_rank, find_runs, fmt_duration, run_info, status_label
 from .run_page import (_b64_uri, _generator, csp_meta, curves_png, external_resources,

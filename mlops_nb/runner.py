@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.xtras import modified_env
 from .core import (
-    FULL_DISK, MlopsError, SECRET_NAME_RE, atomic_write, full_disk_names, log, plain_output, project_root,
-    record_outputs, redact, remove_stale_temps, run_id, secret_values, skip_slow_optional_imports)
+    FULL_DISK, MlopsError, SECRET_NAME_RE, atomic_write, full_disk_names, log, plain_output, project_root, redact,
+    remove_stale_temps, run_id, secret_values, skip_slow_optional_imports)
+from .outputs import record_outputs
 from .kernel import kernel_env, start_kernel, stop_kernel
 from .params import STAGE_PARAMS, check_stage_params, instance_values
 

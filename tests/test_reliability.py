@@ -261,6 +261,21 @@ def test_inconsistent_inputs_are_never_evaluated(trained, damage, msg):
     after = snapshot(trained)
     assert {k: after[k] for k in before} == before and not (trained/'metrics/benchmark.json').exists()
 
+def test_store_down_leaves_local_results(trained):
+    """Issue 32: evaluate publishing to an S3 store whose endpoint is down fails, and the metrics, plots, overlays and
+    latest.ipynb are byte-identical: the local outputs and the run record never disagree."""
+    from fixtures_labelstudio import free_port
+    args,env = ['-p', 'benchmark_dir=data/datasets/digits', '-p', 'split=valid'],{'CUDA_VISIBLE_DEVICES': ''}
+    assert cli('run', 'evaluate', *args, env=env).returncode == 0
+    before = snapshot(trained)
+    down = {**env, 'AWS_ENDPOINT_URL': f'http://127.0.0.1:{free_port()}', 'AWS_ACCESS_KEY_ID': 'AKIA' + 'X'*16,
+            'AWS_SECRET_ACCESS_KEY': 'y'*40}
+    r = cli('run', 'evaluate', *args, '-p', 'store=s3://results-bucket/x', env=down)
+    assert r.returncode in (1, 2) and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    after = snapshot(trained)
+    assert {k: after[k] for k in before} == before
+    assert [k for k in set(after) - set(before) if not k.startswith('runs/evaluate/')] == []
+
 def _can_mount_tmpfs()->bool:
     r = subprocess.run(['unshare', '-rm', 'sh', '-c', 'mount -t tmpfs -o size=4k tmpfs /mnt'], capture_output=True)
     return r.returncode == 0
