@@ -15,13 +15,13 @@ __all__ = ['preprocessing', 'decode', 'read_model_card', 'card_binding', 'check_
            'predict']
 
 # %% ../nbs/26_predict.ipynb #5d5f28f3
-def preprocessing(dls # `DataLoaders` built by `mlops_nb.folder.dataloaders`
+def preprocessing(dls # `DataLoaders` built by `mlops_nb.loaders.dataloaders`
                  )->dict: # the card's `preprocess` section
     "What `predict` must do to an image to match the `DataLoaders`' validation pipeline (mode, resize, normalization)."
     from fastai.vision.all import Normalize
     pre = getattr(dls, 'preprocess', None)
     if pre is None:
-        fix = 'build them with mlops_nb.folder.dataloaders'
+        fix = 'build them with mlops_nb.loaders.dataloaders'
         raise MlopsError('the dataloaders do not say how they preprocess', fix)
     ns = [t for t in dls.valid.after_batch.fs if isinstance(t, Normalize)]
     n_in = pre['n_in']
@@ -33,7 +33,7 @@ def decode(images:list, # image paths, bytes or PIL images
            pre:dict # the card's `preprocess` section
           ): # uint8 tensor (n, c, h, w)
     "Decode and resize images exactly as the training and validation loaders do (no normalization yet)."
-    from mlops_nb.folder import read_image, resize_image
+    from mlops_nb.loaders import read_image, resize_image
     torch = import_torch()
     w,h = pre['size']   # (width, height), as fastai's Resize stores it
     out = [resize_image(read_image(img, pre['mode']), (w, h), pre['resize']) for img in images]

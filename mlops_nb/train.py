@@ -10,7 +10,8 @@ from pathlib import Path
 from .core import (MlopsError, check_replaceable, dumps_json, full_disk_names, git_commit, log,
                            plain_output, project_root, remove_stale_temps, resolve_path,
                            sha256_bytes)
-from .folder import DatasetFolder, dataloaders, sample_dataset
+from .folder import DatasetFolder, sample_dataset
+from .loaders import dataloaders
 from .params import TRAIN_METRICS, TrainParams
 from .sample import missing_input
 from .models import check_arch, check_pretrained, checkpoint_weights, import_torch, state_dict_bytes

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from mlops_nb.core import MlopsError, digit_png, sha256_bytes, dumps_json
 from mlops_nb.dataset import build_dataset, sample_export
-from mlops_nb.folder import DatasetFolder, dataloaders
+from mlops_nb.folder import DatasetFolder
+from mlops_nb.loaders import dataloaders
 from mlops_nb.params import DatasetParams
 
 CORPUS = Path(__file__).parent/'data'/'corpus'
