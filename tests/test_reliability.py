@@ -280,18 +280,21 @@ def _can_mount_tmpfs()->bool:
     r = subprocess.run(['unshare', '-rm', 'sh', '-c', 'mount -t tmpfs -o size=4k tmpfs /mnt'], capture_output=True)
     return r.returncode == 0
 
+def full_disk_run(root:Path, script:str)->tuple:
+    "Run `script` (which mounts a tiny tmpfs, then execs mlops-nb) in a user namespace: exit 2 and its one error line."
+    r = subprocess.run(['unshare', '-rm', 'sh', '-c', script], cwd=root, capture_output=True, text=True,
+                       env={**os.environ, 'CUDA_VISIBLE_DEVICES': ''}, timeout=600)
+    assert r.returncode == 2, r.stderr[-3000:]
+    return r, one_error_line(r, only=False)
+
 @pytest.mark.skipif(not shutil.which('unshare') or not _can_mount_tmpfs(),
                     reason='needs a user namespace to mount a tiny tmpfs')
 def test_full_disk_names_the_folder(trained):
     "A full disk under runs/ (a real 4 KiB tmpfs, filled): exit 2 naming the folder; nothing the project had changes."
     before = snapshot(trained)
-    script = ('mount -t tmpfs -o size=4k tmpfs runs && mkdir -p runs/train && '
-              '(dd if=/dev/zero of=runs/fill bs=1k 2>/dev/null; true) && '
-              f'exec {BIN/"mlops-nb"} run train')
-    r = subprocess.run(['unshare', '-rm', 'sh', '-c', script], cwd=trained, capture_output=True, text=True,
-                       env={**os.environ, 'CUDA_VISIBLE_DEVICES': ''}, timeout=600)
-    assert r.returncode == 2, r.stderr[-3000:]
-    line = one_error_line(r, only=False)
+    r,line = full_disk_run(trained, 'mount -t tmpfs -o size=4k tmpfs runs && mkdir -p runs/train && '
+                                    '(dd if=/dev/zero of=runs/fill bs=1k 2>/dev/null; true) && '
+                                    f'exec {BIN/"mlops-nb"} run train')
     assert f'no space left on the device to write the executed notebook in {trained}/runs/train' in line, line
     assert snapshot(trained) == before
 
@@ -300,13 +303,9 @@ def test_full_disk_names_the_folder(trained):
 def test_full_disk_during_training_names_the_model_folder(trained, tmp_path):
     """Issue 32: the disk fills up while training (a real tmpfs over data/, holding the dataset and the model with 64 KiB
     to spare, so the first checkpoint does not fit): exit 2, one line naming the model folder, not torch's C++ error."""
-    script = (f'cp -a data {tmp_path}/ && size=$(( $(du -sk data | cut -f1) + 64 )) && '
-              f'mount -t tmpfs -o size=${{size}}k tmpfs data && cp -a {tmp_path}/data/. data/ && '
-              f'exec {BIN/"mlops-nb"} run train -p size=16 -p bs=16 -p epochs=2')
-    r = subprocess.run(['unshare', '-rm', 'sh', '-c', script], cwd=trained, capture_output=True, text=True,
-                       env={**os.environ, 'CUDA_VISIBLE_DEVICES': ''}, timeout=600)
-    assert r.returncode == 2, r.stderr[-3000:]
-    line = one_error_line(r, only=False)
+    r,line = full_disk_run(trained, f'cp -a data {tmp_path}/ && size=$(( $(du -sk data | cut -f1) + 64 )) && '
+                                    f'mount -t tmpfs -o size=${{size}}k tmpfs data && cp -a {tmp_path}/data/. data/ && '
+                                    f'exec {BIN/"mlops-nb"} run train -p size=16 -p bs=16 -p epochs=2')
     assert f'no space left on the device to write {trained}/data/models' in line, line
     assert 'inline_container' not in r.stderr and 'Traceback' not in r.stderr
 
