@@ -6,14 +6,15 @@
 from __future__ import annotations
 import ast, io, json, re, shlex, sys
 from dataclasses import dataclass
+from packaging.utils import canonicalize_name
 from pathlib import Path
 from .core import MlopsError, atomic_write, project_root
 from .runner import mark_test_cells, stage_notebook
 
 # %% auto #0
 __all__ = ['PACKAGE', 'SKIPPED_MODULES', 'RUN_MACHINERY', 'ENV_DIR', 'CODE_DEP_RE', 'package_modules', 'module_imports',
-           'code_closure', 'executed_source', 'StageCode', 'stage_code', 'canonical', 'pins', 'env_lines', 'env_text',
-           'run_stages', 'code_deps', 'set_code_deps', 'sync_deps', 'deps']
+           'code_closure', 'executed_source', 'StageCode', 'stage_code', 'pins', 'env_lines', 'env_text', 'run_stages',
+           'code_deps', 'set_code_deps', 'sync_deps', 'deps']
 
 # %% ../nbs/07_deps.ipynb #0d7e4a91
 PACKAGE = 'mlops_nb'
@@ -101,17 +102,13 @@ def stage_code(stage:str, # a stage with a notebook (`mlops-nb stages`)
 # %% ../nbs/07_deps.ipynb #0b5d2f86
 ENV_DIR = 'envs' # one `<stage>.txt` per stage: the pins of the packages it imports
 
-def canonical(name:str)->str:
-    "A distribution name as pip compares them (PEP 503): `PyYAML` -> `pyyaml`, `ruamel.yaml` -> `ruamel-yaml`."
-    return re.sub(r'[-_.]+', '-', name).lower()
-
 def pins(constraints:Path # a pip constraints file of `name==version` lines
         )->dict[str, str]: # canonical name -> its line
-    "The pinned lines of a constraints file, by distribution."
+    "The pinned lines of a constraints file, by distribution (names compared as pip does, PEP 503)."
     out = {}
     for line in Path(constraints).read_text().splitlines():
         req = line.split('#', 1)[0].strip()
-        if '==' in req: out[canonical(req.split('==', 1)[0].split('[', 1)[0])] = req
+        if '==' in req: out[canonicalize_name(req.split('==', 1)[0].split('[', 1)[0])] = req
     return out
 
 # %% ../nbs/07_deps.ipynb #e6c0b9f4
@@ -121,7 +118,7 @@ def env_lines(packages:list[str], # top-level import names (`StageCode.packages`
     "The pinned distributions behind import names (`PIL` -> `pillow==...`), from the installed packages' metadata."
     from importlib.metadata import packages_distributions
     provides = packages_distributions()
-    dists = {canonical(d) for p in packages for d in provides.get(p, [])}
+    dists = {canonicalize_name(d) for p in packages for d in provides.get(p, [])}
     return sorted(pinned[d] for d in dists if d in pinned)
 
 def env_text(code:StageCode, # what the stage runs
@@ -175,8 +172,10 @@ def sync_deps(root:Path, # the project root
     y,found,envs = _yaml(),[],{}
     doc = y.load((root/'dvc.yaml').read_text())
     pinned = pins(root/'constraints.txt')
+    codes = {}   # a stage run once per project (foreach, the benchmark) runs the same code
     for name,(body,stage) in run_stages(doc).items():
-        code = stage_code(stage, root)
+        if stage not in codes: codes[stage] = stage_code(stage, root)
+        code = codes[stage]
         added,removed = set_code_deps(body.setdefault('deps', []), code_deps(code))
         why = lambda d: ('its notebook' if d == code.notebook else 'its pins' if d.startswith(ENV_DIR)
                          else 'imported by its run')

@@ -308,7 +308,9 @@ def mark_dead_kernel(path:Path # an executed notebook whose kernel died mid-run
 def _dead_kernel(stage:str, tmp:Path, dest:Path, root:Path):
     "The one line for a kernel the system killed (exit 2: the machine, not the stage's code), its notebook kept."
     cell = mark_dead_kernel(tmp) if tmp.exists() else None
-    if tmp.exists(): _publish(tmp, dest, latest=False)
+    if tmp.exists():
+        _redact_file(tmp)   # kept for reading, like any failed run: no secret value in it
+        _publish(tmp, dest, latest=False)
     where = f' in cell {cell}' if cell else ''
     raise MlopsError(f'stage {stage}: its kernel died{where} (out of memory, or killed by a signal)',
                      f'see the executed notebook {dest.relative_to(root)}; free memory (smaller bs or size), run again',

@@ -4,8 +4,9 @@
 
 # %% ../nbs/85_webhook.ipynb #7512aff7
 from __future__ import annotations
-import hmac, json, re, subprocess, sys, threading, time
+import functools, hmac, json, re, subprocess, sys, threading, time
 from pathlib import Path
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from fastcore.basics import patch
 from fastcore.script import Param
 from .core import MlopsError, project_root, secret, redact, log
@@ -13,7 +14,7 @@ from .core import MlopsError, project_root, secret, redact, log
 # %% auto #0
 __all__ = ['SECRET_HEADER', 'SECRET_ENV', 'EVENT_TYPE', 'MAX_BODY', 'WEBHOOK_ACTIONS', 'authorized', 'parse_event',
            'watched_projects', 'match_project', 'Debouncer', 'local_action', 'github_action', 'log_action',
-           'make_action', 'read_body', 'make_app', 'timed_protocol', 'serve', 'ensure_webhook', 'connect_webhook']
+           'make_action', 'read_body', 'make_app', 'TimedH11Protocol', 'serve', 'ensure_webhook', 'connect_webhook']
 
 # %% ../nbs/85_webhook.ipynb #591c1a46
 SECRET_HEADER = 'X-Mlops-Webhook-Secret'
@@ -250,25 +251,25 @@ def make_app(projects:dict, # key -> project id or title (`watched_projects`)
     return Starlette(routes=[Route('/', receive, methods=['POST']), Route('/health', health, methods=['GET'])])
 
 # %% ../nbs/85_webhook.ipynb #d1819450
-def timed_protocol(timeout:float # seconds a connection may take to send a request's headers
-                  )->type: # uvicorn's h11 protocol, closing connections that send no request in time
-    "uvicorn's HTTP/1.1 protocol with a deadline for the request line and headers (half-sent requests are closed)."
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-    class TimedH11Protocol(H11Protocol):
-        def connection_made(self, transport):
-            super().connection_made(transport)
-            self._deadline = self.loop.call_later(timeout, self._too_slow)
-        def on_response_complete(self):
-            super().on_response_complete()
-            self._deadline.cancel()
-            self._deadline = self.loop.call_later(timeout, self._too_slow)
-        def connection_lost(self, exc):
-            self._deadline.cancel()
-            super().connection_lost(exc)
-        def _too_slow(self):
-            busy = self.cycle is not None and not self.cycle.response_complete
-            if not busy and not self.transport.is_closing(): self.transport.close()
-    return TimedH11Protocol
+class TimedH11Protocol(H11Protocol):
+    "uvicorn's HTTP/1.1 protocol with a deadline for a request's line and headers (half-sent requests are closed)."
+    def __init__(self, *args, request_timeout:float=10., **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request_timeout = request_timeout
+    def _arm(self): self._deadline = self.loop.call_later(self.request_timeout, self._too_slow)
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self._arm()
+    def on_response_complete(self):
+        super().on_response_complete()
+        self._deadline.cancel()
+        self._arm()
+    def connection_lost(self, exc):
+        self._deadline.cancel()
+        super().connection_lost(exc)
+    def _too_slow(self):
+        busy = self.cycle is not None and not self.cycle.response_complete
+        if not busy and not self.transport.is_closing(): self.transport.close()
 
 # %% ../nbs/85_webhook.ipynb #7a10ce77
 def serve(host:str='127.0.0.1', # interface to listen on (loopback unless --allow-remote)
@@ -293,7 +294,8 @@ def serve(host:str='127.0.0.1', # interface to listen on (loopback unless --allo
     log(f'[webhook] listening on http://{host}:{port}/ (action {action}, quiet {quiet:g}s, '
         f'projects: {", ".join(projects)})')
     app = make_app(projects, debouncer, key, timeout=request_timeout)
-    limits = dict(http=timed_protocol(request_timeout), timeout_keep_alive=min(5, request_timeout),
+    limits = dict(http=functools.partial(TimedH11Protocol, request_timeout=request_timeout),
+                  timeout_keep_alive=min(5, request_timeout),
                   limit_concurrency=max_connections, h11_max_incomplete_event_size=16*1024)
     try: uvicorn.run(app, host=host, port=port, log_level='warning', access_log=False, **limits)
     finally: debouncer.close()
