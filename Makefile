@@ -9,7 +9,7 @@ LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 # zizmor + actionlint + ruff in their own hash-pinned venv (`make audit-env`), for the workflow audits and `make lint`
 AUDIT_VENV = $$(.ci/env.sh audit | tail -1)
 
-.PHONY: deps chromium install labelstudio-env audit-env demo pipeline promote pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
+.PHONY: deps chromium install labelstudio-env audit-env demo pipeline promote suggest pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -47,6 +47,11 @@ refresh: install
 promote: install
 	$(BIN)/dvc repro --single-item --force evaluate
 	$(BIN)/mlops-nb promote --section compare
+
+## the champion's predictions -> Label Studio pre-annotations on every unannotated task of the training projects, and
+## the saved view "Most uncertain first" (LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY from the environment)
+suggest: install
+	$(BIN)/mlops-nb suggest
 
 ## the model job of a labelled pull request (.github/workflows/model.yml): data and cache from the remote, the
 ## pipeline, results back to the remote. Idempotent: on its own output it reruns nothing and pushes nothing new.

@@ -12,7 +12,7 @@ from fastcore.script import Param
 from .core import MlopsError, project_root, freeze_at_exit
 
 # %% auto #0
-__all__ = ['COMMANDS', 'stages', 'run', 'demo', 'build_parser', 'main']
+__all__ = ['COMMANDS', 'stages', 'run', 'demo_champion', 'demo', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #dc010917
 def stages(root:str=None # project root (default: discovered from the working directory)
@@ -55,6 +55,17 @@ def run(stage:str, # stage to run (see `mlops-nb stages`)
     if msg := res.scraps.get('message'): print(msg, file=sys.stderr if rc else sys.stdout)
     return rc
 
+# %% ../nbs/90_cli.ipynb #e55cc7e4
+def demo_champion():
+    "The demo's first model becomes the champion (a later demo keeps the champion it has, like `main` does)."
+    from mlops_nb.core import load_params
+    from mlops_nb.params import build_params
+    from mlops_nb.promote import promote
+    from mlops_nb.store import ResultsStore
+    root = project_root()
+    cp = build_params('compare', load_params(root/'params.yaml').get('compare') or {}, section='compare')
+    if ResultsStore(cp.store, root).champion() is None: promote(section='compare', force=True)
+
 # %% ../nbs/90_cli.ipynb #e55cc7e5
 def demo(port:int=8080, # port of the local Label Studio on 127.0.0.1
          pool:int=1000, # tasks in the `digits` training pool
@@ -75,9 +86,13 @@ def demo(port:int=8080, # port of the local Label Studio on 127.0.0.1
     if r.returncode not in (0,):
         raise MlopsError(f'dvc repro failed (exit {r.returncode})',
                          'see the stage output above and runs/<stage>/latest.ipynb', code=1)
+    demo_champion()
+    from mlops_nb.suggest import suggest
+    suggest()
     t2 = time.time()
     page = build_runs_page()
-    print(f'\ndemo done in {time.time()-t0:.0f}s (dvc repro {t2-t1:.1f}s, runs page {time.time()-t2:.1f}s)')
+    print(f'\ndemo done in {time.time()-t0:.0f}s (dvc repro, champion, suggestions {t2-t1:.1f}s, '
+          f'runs page {time.time()-t2:.1f}s)')
     from mlops_nb.params import BENCHMARK_METRICS_FP, COMPARE_REPORT, MODEL_DIR
     for what,p in (('benchmark metrics', BENCHMARK_METRICS_FP), ('champion comparison', COMPARE_REPORT),
                    ('runs page', page), ('model', f'{MODEL_DIR}/model.json')):
@@ -107,6 +122,8 @@ COMMANDS = {
     },
     'gate': ('mlops_nb.promote:gate', 'Exit 3 when the compare verdict says a gated metric got worse.'),
     'promote': ('mlops_nb.promote:promote', "Mark the current commit's benchmark results as the champion."),
+    'suggest': ('mlops_nb.suggest:suggest',
+                "Push the champion's predictions to Label Studio as pre-annotations, least sure first."),
     'report': ('mlops_nb.report:build_runs_page',
                'Render executed notebooks under runs/ to HTML and write runs/index.html.'),
     'lab': ('mlops_nb.lab:lab', 'Start JupyterLab on 127.0.0.1 with a token and print the SSH tunnel line.'),

@@ -300,6 +300,23 @@ def test_gate_after_promote(demo):
     assert gate.returncode == 0 and gate.stdout.startswith('gate passed (experiment champion-settings)'), gate.stdout
     demo.commit('champion settings')
 
+def test_suggest_after_promote(demo):
+    """`make suggest` after `make promote`: every unannotated task of the pool shows exactly one suggestion named
+    after the champion's weights, the benchmark project none; a second push imports nothing."""
+    root,client = demo.root,demo.ls.client
+    champion = json.loads((root/'results/champion.json').read_text())
+    version = f'cnn-{champion["model_sha256"][:12]}'
+    out = demo.ok(demo.run(BIN/'mlops-nb', 'suggest', what='suggest'))
+    assert f'suggesting with the champion (commit {champion["commit"][:12]}' in out and version in out, out
+    pid = next(p.id for p in client.projects.list() if p.title == demo.titles['digits'])
+    bid = next(p.id for p in client.projects.list() if p.title == demo.titles['digits-benchmark'])
+    unlabeled = {t.id for t in client.tasks.list(project=pid, fields='task_only') if not t.total_annotations}
+    preds = [(p.task, p.model_version) for p in client.predictions.list(project=pid)]
+    assert unlabeled and sorted(preds) == sorted((t, version) for t in unlabeled), (preds, unlabeled)
+    assert list(client.predictions.list(project=bid)) == []
+    assert re.search(rf'^digits \(project {pid}\): {version}: 0 imported, 0 replaced, {len(unlabeled)} already shown',
+                     demo.ok(demo.run(BIN/'mlops-nb', 'suggest')), re.M)
+
 def test_benchmark_change_reruns_benchmark_side_only(demo):
     "A new benchmark annotation reruns its export, both dataset stages (leakage-check dep), evaluate and compare; not train."
     root,lock0 = demo.root,demo.lock()

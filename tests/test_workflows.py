@@ -131,3 +131,5 @@ def test_pull_requests_gate_and_main_does_not(source_tree):
     pr = runs('model.yml')
     assert ['make', 'gate'] in pr and pr.index(['make', 'gate']) > pr.index(['make', 'pr-comment'])
     assert not any('gate' in r for r in runs('benchmark.yml'))
+    main = [t for r in runs('benchmark.yml') if r[0] == 'make' for t in r[1:]]
+    assert main.index('suggest') > main.index('promote')  # labelers see the champion, once it is one
