@@ -19,9 +19,9 @@ from .store import ResultsStore, publish_results
 
 # %% auto #0
 __all__ = ['SUMMARY_METRICS', 'flatten', 'params_diff', 'training_rows', 'data_diff', 'Side', 'local_side', 'store_side',
-           'git_side', 'verdict_lines', 'sides_lines', 'metrics_table', 'per_class_table', 'params_section',
-           'data_section', 'images_section', 'render_report', 'CompareResult', 'report_images', 'write_verdict',
-           'compare_models', 'sample_candidate', 'sample_champion', 'sample_inputs']
+           'git_side', 'verdict_lines', 'audit_lines', 'sides_lines', 'metrics_table', 'per_class_table',
+           'params_section', 'data_section', 'images_section', 'render_report', 'CompareResult', 'report_images',
+           'write_verdict', 'compare_models', 'sample_candidate', 'sample_champion', 'sample_inputs']
 
 # %% ../nbs/50_compare.ipynb #c24fe9a9
 def flatten(d:dict, prefix:str='')->dict:
@@ -181,6 +181,17 @@ def verdict_lines(champion:Side|None, # the results to beat
     held = f'no gated metric ({", ".join(md_text(g.metric) for g in gates)}) got worse than allowed.'
     return ['**✅ Gate passed** — ' + (held if gates else 'no gates configured.')]
 
+# %% ../nbs/50_compare.ipynb #35c00002
+def audit_lines(audit:dict|None # the benchmark's audit file (`metrics/audit-<benchmark>.json`), None without one
+               )->list[str]: # a warning paragraph, or nothing
+    "The benchmark labels the audit flagged, and how far they may move the gate's figures."
+    n,total = (audit or {}).get('n_issues', 0),(audit or {}).get('n_labeled', 0)
+    if not n or not total: return []
+    return ['', f'> ⚠️ **{n} benchmark label{"s" * (n > 1)} flagged** by the label audit: the gate\'s figures may be '
+                f'off by up to {n/total:.4f} accuracy ({n} of {total} images). They are listed in '
+                f'`metrics/audit-{md_text(audit.get("project", "benchmark"))}.json` and sent to Label Studio for a '
+                'second look (`mlops-nb review`), never changed automatically.']
+
 # %% ../nbs/50_compare.ipynb #9d9bceb2
 def sides_lines(candidate:Side, champion:Side|None, # the two sides
                 experiment:str='' # the DVC experiment, if any
@@ -292,10 +303,11 @@ def render_report(candidate:Side, # the new results
                   mistakes:list[dict]|None=None, # top mistakes (`mistakes.json` rows), overlays relative to the report
                   params:tuple|None=None, # (champion params, candidate params) when not the sides' own
                   experiment:str='', # the DVC experiment these results belong to (`DVC_EXP_NAME`); empty: none
-                  max_mistakes:int=8 # rows in the mistakes table
+                  max_mistakes:int=8, # rows in the mistakes table
+                  audit:dict|None=None # the benchmark's label audit, if any
                  )->str: # markdown
     "The comparison as markdown, ready for `cml comment update`."
-    lines = ['## Benchmark: candidate vs champion', '', *verdict_lines(champion, gates),
+    lines = ['## Benchmark: candidate vs champion', '', *verdict_lines(champion, gates), *audit_lines(audit),
              *sides_lines(candidate, champion, experiment), *metrics_table(candidate, champion, gates),
              *per_class_table(candidate, champion)]
     if champion: lines += params_section(candidate, champion, params) + data_section(candidate, champion)
@@ -370,7 +382,8 @@ def compare_models(p:CompareParams, # candidate, champion, gates, out, store, mo
         pf = root/'params.yaml'
         params = (champ.params, yaml_load(pf.read_text()) if pf.is_file() else None)
     images,mistakes = report_images(resolve_path(p.plots_dir, root), resolve_path(p.overlay_dir, root), out.parent)
-    md = render_report(cand, champ, verdicts, images, mistakes, params, experiment=experiment)
+    audit = _json_file(resolve_path(p.benchmark_audit, root)) if p.benchmark_audit else None
+    md = render_report(cand, champ, verdicts, images, mistakes, params, experiment=experiment, audit=audit)
     failures = [g.message for g in verdicts if not g.passed]
     res = CompareResult(not failures, failures, out, (champ.commit or champ.source) if champ else None, verdicts)
     atomic_write(out, md)

@@ -13,9 +13,10 @@ from .outputs import check_file_output
 # %% auto #0
 __all__ = ['OUTPUT_KINDS', 'STAGE_PARAMS', 'RAW_LABELS_DIR', 'DATASETS_DIR', 'TRAIN_DATASET', 'BENCHMARK_DATASET', 'MODEL_DIR',
            'LIVE_DIR', 'METRICS_DIR', 'TRAIN_METRICS_FP', 'BENCHMARK_METRICS_FP', 'PLOTS_DIR', 'OVERLAY_DIR',
-           'COMPARE_REPORT', 'VERDICT', 'RESULTS_STORE', 'IMAGE_CACHE', 'SAMPLE_DIR', 'TRAIN_METRICS', 'param',
-           'check_value', 'StageParams', 'sample_path', 'LabelstudioParams', 'DatasetParams', 'TrainParams',
-           'EvaluateParams', 'CompareParams', 'instance_values', 'sample_values', 'build_params', 'check_stage_params']
+           'COMPARE_REPORT', 'VERDICT', 'RESULTS_STORE', 'IMAGE_CACHE', 'SAMPLE_DIR', 'TRAIN_METRICS',
+           'AUDIT_TRAIN_KEYS', 'param', 'check_value', 'StageParams', 'sample_path', 'LabelstudioParams',
+           'DatasetParams', 'TrainParams', 'AuditParams', 'EvaluateParams', 'CompareParams', 'instance_values',
+           'sample_values', 'build_params', 'check_stage_params']
 
 # %% ../nbs/02_params.ipynb #89ee7d2a
 def param(default, # the notebook's default (lists and dicts are copied per instance)
@@ -287,6 +288,28 @@ class TrainParams(StageParams):
         if not self.arch:
             raise MlopsError(f'{section}.arch is empty', 'use cnn or a torchvision model such as resnet18')
 
+# %% ../nbs/02_params.ipynb #35b00001
+AUDIT_TRAIN_KEYS = ('arch', 'bs', 'size', 'lr', 'augment') # what audit folds take from `train`
+
+@dataclass(frozen=True)
+class AuditParams(StageParams):
+    "Parameters of the `audit` stage (confident learning over one labeled project's dataset)."
+    stage:typing.ClassVar[str] = 'audit'
+    figures:typing.ClassVar[tuple] = (('Labels to look at again', r'flagged', 0),)
+    dataset:str = param(TRAIN_DATASET, kind='in') # the project's dataset folder
+    export_meta:str = param(f'{RAW_LABELS_DIR}/digits.meta.json', kind='in') # its export's meta (project id, URL)
+    metrics_fp:str = param(f'{METRICS_DIR}/audit-digits.json', kind='out', file=True) # counts and the flagged labels
+    folds:int = param(5, lo=2) # K of the K-fold cross-validation
+    epochs:int = param(5, lo=1) # training epochs of each fold's model (the train section gives the rest)
+    budget:int = param(50, lo=0) # most flagged labels listed and pushed for review, worst first
+    seed:int = param(42) # seeds the folds and the fold trainings
+
+    @classmethod
+    def instance_values(cls, name:str)->dict:
+        return {'dataset': f'{DATASETS_DIR}/{name}', 'export_meta': f'{RAW_LABELS_DIR}/{name}.meta.json',
+                'metrics_fp': f'{METRICS_DIR}/audit-{name}.json'}
+
+
 # %% ../nbs/02_params.ipynb #59c4b5ce
 @dataclass(frozen=True)
 class EvaluateParams(StageParams):
@@ -324,6 +347,7 @@ class CompareParams(StageParams):
     dataset_dir:str = param(TRAIN_DATASET, kind='in') # the candidate's training dataset (for the data diff)
     plots_dir:str = param(PLOTS_DIR, kind='in') # the candidate's confusion.png and mistakes.png
     overlay_dir:str = param(OVERLAY_DIR, kind='in') # the candidate's overlays and mistakes.json
+    benchmark_audit:str = param(f'{METRICS_DIR}/audit-digits-benchmark.json', kind='in') # flagged benchmark labels
 
     def beside(self, name:str, path:Path)->list[Path]: return [path.with_suffix('.json')]
 

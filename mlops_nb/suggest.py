@@ -132,7 +132,7 @@ def project_tasks(conn, # a `mlops_nb.labelstudio.Connection`
                  )->list: # `TaskState`s
     "Every task of the project: id, data, and whether a labeler annotated it."
     def read():
-        pages = conn.client.tasks.list(project=pid, fields='task_only', page_size=1000)
+        pages = conn.client.tasks.list(project=pid, fields='task_only', page_size=200)
         return [TaskState(t.id, dict(t.data or {}), (t.total_annotations or 0) > 0) for t in pages]
     return conn(f'listing the tasks of project {pid}', read)
 
@@ -295,7 +295,8 @@ def suggest_project(conn, # the connection to the project's server
     values = class_values(classes, control, key, inp.labels_map)
     tasks = project_tasks(conn, proj.id)
     plan = plan_suggestions(tasks, project_predictions(conn, proj.id), version, all_tasks)
-    todo = [t for t in tasks if t.id in set(plan.predict)]
+    wanted = set(plan.predict)
+    todo = [t for t in tasks if t.id in wanted]
     local,dropped,fetcher = dataset_images(dataset),{},Fetcher(inp.cache_dir, inp.ls_url, inp.allowed_hosts)
     images = lambda b: task_images(b, control.data_key, local, fetcher, inp, dropped)
     to_sug = lambda t,p: suggestion(t, p, classes, values, control, version)
