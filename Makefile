@@ -9,7 +9,7 @@ LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 # zizmor + actionlint + ruff in their own hash-pinned venv (`make audit-env`), for the workflow audits and `make lint`
 AUDIT_VENV = $$(.ci/env.sh audit | tail -1)
 
-.PHONY: deps chromium install labelstudio-env audit-env demo pipeline promote suggest pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
+.PHONY: deps chromium install labelstudio-env audit-env demo pipeline promote suggest review pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -52,6 +52,11 @@ promote: install
 ## the saved view "Most uncertain first" (LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY from the environment)
 suggest: install
 	$(BIN)/mlops-nb suggest
+
+## the label audit's flags (metrics/audit-<project>.json) -> Label Studio: one suggestion per flagged task, scored by its
+## label quality, and the saved view "Needs a second look"; annotations are never changed
+review: install
+	$(BIN)/mlops-nb review
 
 ## the model job of a labelled pull request (.github/workflows/model.yml): data and cache from the remote, the
 ## pipeline, results back to the remote. Idempotent: on its own output it reruns nothing and pushes nothing new.

@@ -87,11 +87,13 @@ def demo(port:int=8080, # port of the local Label Studio on 127.0.0.1
         raise MlopsError(f'dvc repro failed (exit {r.returncode})',
                          'see the stage output above and runs/<stage>/latest.ipynb', code=1)
     demo_champion()
+    from mlops_nb.review import review
     from mlops_nb.suggest import suggest
     suggest()
+    review()
     t2 = time.time()
     page = build_runs_page()
-    print(f'\ndemo done in {time.time()-t0:.0f}s (dvc repro, champion, suggestions {t2-t1:.1f}s, '
+    print(f'\ndemo done in {time.time()-t0:.0f}s (dvc repro, champion, suggestions, review {t2-t1:.1f}s, '
           f'runs page {time.time()-t2:.1f}s)')
     from mlops_nb.params import BENCHMARK_METRICS_FP, COMPARE_REPORT, MODEL_DIR
     for what,p in (('benchmark metrics', BENCHMARK_METRICS_FP), ('champion comparison', COMPARE_REPORT),
@@ -124,6 +126,8 @@ COMMANDS = {
     'promote': ('mlops_nb.promote:promote', "Mark the current commit's benchmark results as the champion."),
     'suggest': ('mlops_nb.suggest:suggest',
                 "Push the champion's predictions to Label Studio as pre-annotations, least sure first."),
+    'review': ('mlops_nb.review:review',
+               "Send the label audit's flags to Label Studio for a second look (annotations never change)."),
     'report': ('mlops_nb.report:build_runs_page',
                'Render executed notebooks under runs/ to HTML and write runs/index.html.'),
     'lab': ('mlops_nb.lab:lab', 'Start JupyterLab on 127.0.0.1 with a token and print the SSH tunnel line.'),

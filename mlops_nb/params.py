@@ -297,7 +297,7 @@ class AuditParams(StageParams):
     stage:typing.ClassVar[str] = 'audit'
     figures:typing.ClassVar[tuple] = (('Labels to look at again', r'flagged', 0),)
     dataset:str = param(TRAIN_DATASET, kind='in') # the project's dataset folder
-    export_meta:str = param(f'{RAW_LABELS_DIR}/digits.meta.json', kind='in') # its export's meta (project id, URL)
+    export:str = param(f'{RAW_LABELS_DIR}/digits.json', kind='in') # its export (+ .meta.json): task links, label times
     metrics_fp:str = param(f'{METRICS_DIR}/audit-digits.json', kind='out', file=True) # counts and the flagged labels
     folds:int = param(5, lo=2) # K of the K-fold cross-validation
     epochs:int = param(5, lo=1) # training epochs of each fold's model (the train section gives the rest)
@@ -306,7 +306,7 @@ class AuditParams(StageParams):
 
     @classmethod
     def instance_values(cls, name:str)->dict:
-        return {'dataset': f'{DATASETS_DIR}/{name}', 'export_meta': f'{RAW_LABELS_DIR}/{name}.meta.json',
+        return {'dataset': f'{DATASETS_DIR}/{name}', 'export': f'{RAW_LABELS_DIR}/{name}.json',
                 'metrics_fp': f'{METRICS_DIR}/audit-{name}.json'}
 
 

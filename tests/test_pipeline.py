@@ -17,6 +17,7 @@ BIN = Path(sys.executable).parent
 CHECK = 'labelstudio-check'  # always_changed: one process asks every Label Studio project for its fingerprint
 EXPORTS = {'labelstudio@digits', 'labelstudio@digits-benchmark'}  # rerun only when metrics/labelstudio.json moved
 POOL = 'dataset@digits'  # the training pool's dataset stage (foreach over params.yaml's dataset section)
+AUDITS = {'audit@digits', 'audit@digits-benchmark'}  # the label audit of each project (foreach over the audit section)
 
 @dataclass
 class Dag:
@@ -118,9 +119,10 @@ def demo(labelstudio, source_tree, artifacts, tmp_path_factory):
 def test_full_repro(demo):
     "One `dvc repro` runs every stage once, in dependency order, and writes every declared output."
     out,root,dag = demo.ok(demo.repro1),demo.root,demo.dag()
+    ds_rows = {}
     stages = ran(out)
     assert sorted(stages) == sorted(dag.stages), stages
-    assert {CHECK, POOL, 'dataset-benchmark', 'train', 'evaluate', 'compare'} | EXPORTS == dag.stages, dag.stages
+    assert {CHECK, POOL, 'dataset-benchmark', 'train', 'evaluate', 'compare'} | EXPORTS | AUDITS == dag.stages, dag.stages
     assert stages[0] == CHECK and dag.below(CHECK) == dag.stages  # every export depends on the fingerprints it writes
     assert dag.in_order(stages), stages
     assert demo.ok(demo.dvc('config', 'core.analytics')).strip() == 'false'
@@ -131,6 +133,7 @@ def test_full_repro(demo):
         assert meta['project']['title'] == demo.titles[key]
         ds = json.loads((root/f'data/datasets/{key}/dataset.json').read_text())
         rows = (root/f'data/datasets/{key}/labels.csv').read_text().splitlines()[1:]
+        ds_rows[key] = len(rows)
         assert 0 < ds['n_images'] == len(rows) == len(list((root/f'data/datasets/{key}/images').iterdir())) <= len(export)
     assert (root/'data/models/best-model.pth').stat().st_size > 0
     assert json.loads((root/'data/models/model.json').read_text())['params']['epochs'] == 1
@@ -141,7 +144,13 @@ def test_full_repro(demo):
     assert verdict == {'gate': 'no champion', 'experiment': '', 'gates': [], 'sides': sides}
     # every path came from the stages' typed defaults: no stage wrote sample data
     assert not (root/'data/sample').exists() and not (root/'data/smoke').exists()
-    for run in ('dataset-digits-benchmark', 'dataset-digits', 'train', 'evaluate', 'compare'):
+    for key in demo.titles:  # the audits: what was audited, links to the project's tasks
+        audit = json.loads((root/f'metrics/audit-{key}.json').read_text())
+        assert audit['project'] == key and audit['n_labeled'] == ds_rows[key] and audit['version'].startswith('label-review-')
+        assert audit['labelstudio']['project_id'] == json.loads((root/f'data/raw_labels/{key}.meta.json').read_text())['project']['id']
+    bench = json.loads((root/'metrics/audit-digits-benchmark.json').read_text())
+    assert (f'{bench["n_issues"]} benchmark label' in (root/'reports/compare.md').read_text()) == (bench['n_issues'] > 0)
+    for run in ('dataset-digits-benchmark', 'dataset-digits', 'audit-digits', 'audit-digits-benchmark', 'train', 'evaluate', 'compare'):
         assert (root/f'runs/{run}/latest.ipynb').exists(), run
     # nothing left to do but ask Label Studio
     assert demo.status() == {CHECK: ['always changed']}
@@ -183,7 +192,7 @@ def test_code_and_pins_rerun_what_runs_them(demo):
     edit_cell(root/'nbs/25_models.ipynb', 'nn.ReLU(inplace=True)]', 'nn.ReLU6(inplace=True)]')
     export()
     assert 'nn.ReLU6(inplace=True)' in (root/'mlops_nb/models.py').read_text()
-    assert demo.stale() == {'train', 'evaluate'}, demo.status()
+    assert demo.stale() == {'train', 'evaluate'} | AUDITS, demo.status()  # the audits' fold models are cnns too
     restore()
     # a helper's prose and tests, and a comment in a module no stage runs (the lab server): nothing is stale
     edit_cell(root/'nbs/25_models.ipynb', '## Architectures', '## Architectures, as the docs now call them')
@@ -204,7 +213,7 @@ def test_code_and_pins_rerun_what_runs_them(demo):
         restore()
     # dvc.yaml that misses an import: the check names the stage and the module, and the fix
     text = (root/'dvc.yaml').read_text()
-    (root/'dvc.yaml').write_text(text.replace('      - mlops_nb/learner.py\n', '', 1))
+    (root/'dvc.yaml').write_text(text.replace('\n      - mlops_nb/learner.py\n', '\n', 1))  # train's (foreach stages indent 8)
     r = demo.run(BIN/'mlops-nb', 'deps', '--check')
     assert r.returncode == 1, r.stdout
     assert 'stage train does not list mlops_nb/learner.py (imported by its run)' in r.stdout, r.stdout
@@ -278,7 +287,8 @@ def test_gate_after_promote(demo):
     assert champion['accuracy'] >= 0.4, champion['accuracy']
     out = demo.ok(demo.dvc('exp', 'run', '--name', 'worse', '-S', 'train.epochs=1', '-S', 'train.lr=0.000001',
                            what='exp run (worse)'))
-    assert [s for s in ran(out) if s != CHECK] == ['train', 'evaluate', 'compare'], out
+    assert [s for s in ran(out) if s != CHECK and s not in AUDITS] == ['train', 'evaluate', 'compare'], out
+    assert AUDITS <= set(ran(out))  # the folds train with train.lr: a new lr reruns the audits
     verdict = json.loads((root/'reports/compare.json').read_text())
     assert (verdict['gate'], verdict['experiment']) == ('failed', 'worse'), verdict
     exp = find_exp(json.loads(demo.ok(demo.dvc('exp', 'show', '--json'))), 'worse')
@@ -329,10 +339,11 @@ def test_benchmark_change_reruns_benchmark_side_only(demo):
     out = demo.ok(demo.dvc('repro', what='repro (benchmark change)'))
     notebooks = [s for s in ran(out) if s not in (CHECK, 'labelstudio@digits')]  # the pool's export: its notebook skips
     dag = demo.dag()   # everything below the benchmark's export, but train: the pool's dataset came out byte-identical
-    assert set(notebooks) == dag.below('labelstudio@digits-benchmark') - {'train'} and dag.in_order(notebooks), out
+    same = {'train', 'audit@digits'}  # the pool's dataset came out byte-identical: neither its model nor its audit reruns
+    assert set(notebooks) == dag.below('labelstudio@digits-benchmark') - same and dag.in_order(notebooks), out
     assert POOL in notebooks  # its leakage check reads the benchmark
     assert notebook_skipped(out) == 1  # the training pool's export did not run its notebook
-    assert skipped(out) == {'train'}
+    assert skipped(out) == same
     lock = demo.lock()
     assert out_md5(lock, 'dataset-benchmark', 'data/datasets/digits-benchmark') != out_md5(lock0, 'dataset-benchmark', 'data/datasets/digits-benchmark')
     assert out_md5(lock, POOL, 'data/datasets/digits') == out_md5(lock0, POOL, 'data/datasets/digits')
@@ -366,7 +377,7 @@ def test_s3_push_clone_pull_round_trip(demo, s3_endpoint, tmp_path):
     assert tree_hashes(clone/'data') == tree_hashes(root/'data')
     # the executed notebooks (runs/<stage>/latest.ipynb), the report, metrics and plots come back too
     ours = {k: v for k,v in tree_hashes(root/'runs').items() if k.endswith('/latest.ipynb') and not k.startswith('labelstudio-')}
-    assert tree_hashes(clone/'runs') == ours and len(ours) == 5
+    assert tree_hashes(clone/'runs') == ours and len(ours) == 7  # two datasets, two audits, train, evaluate, compare
     for d in ('reports', 'dvclive', 'metrics', 'plots'): assert tree_hashes(clone/d) == tree_hashes(root/d), d
     # a clone is ready for CI: after `dvc pull` only the Label Studio check remains, and it finds nothing to do
     assert demo.status(cwd=clone) == {CHECK: ['always changed']}
