@@ -90,11 +90,11 @@ def suggestion(task_id:int, # the task
     return {'task': int(task_id), 'model_version': version, 'score': round(float(probs[i]), 6), 'result': result}
 
 # %% ../nbs/54_suggest.ipynb #54a00015
-@dataclass
+@dataclass(slots=True)
 class TaskState:
-    "What the plan needs of a Label Studio task."
+    "What the plan needs of a Label Studio task (small: a project lists thousands)."
     id:int # task id
-    data:dict # its data (the image reference)
+    ref:object # its image reference (the value of the config's data key; None when absent)
     annotated:bool # it has an annotation that was not cancelled
 
 @dataclass
@@ -128,12 +128,13 @@ def plan_suggestions(tasks:list, # `TaskState`s of the project
 
 # %% ../nbs/54_suggest.ipynb #54a00018
 def project_tasks(conn, # a `mlops_nb.labelstudio.Connection`
-                  pid:int # the project id
+                  pid:int, # the project id
+                  key:str='image' # the data key of the image reference (`ChoiceControl.data_key`)
                  )->list: # `TaskState`s
-    "Every task of the project: id, data, and whether a labeler annotated it."
+    "Every task of the project: id, image reference, and whether a labeler annotated it (200 per request)."
     def read():
         pages = conn.client.tasks.list(project=pid, fields='task_only', page_size=200)
-        return [TaskState(t.id, dict(t.data or {}), (t.total_annotations or 0) > 0) for t in pages]
+        return [TaskState(t.id, (t.data or {}).get(key), (t.total_annotations or 0) > 0) for t in pages]
     return conn(f'listing the tasks of project {pid}', read)
 
 def project_predictions(conn, pid:int)->list: # dicts with `id`, `task`, `model_version`, `score`
@@ -217,7 +218,7 @@ def dataset_images(folder:str|Path # a dataset folder ('' or missing: none)
             if str(r.get('task_id', '')).isdigit() and (Path(folder)/r['file']).is_file()}
 
 def task_images(tasks:list, # `TaskState`s of one batch
-                key:str, # the data key of the image
+                key:str, # the data key of the image (for messages)
                 local:dict, # task id -> image path, from `dataset_images`
                 fetcher, # a `mlops_nb.fetch.Fetcher`
                 inp, # the dataset stage's `BuildInputs` (reference rules)
@@ -228,9 +229,9 @@ def task_images(tasks:list, # `TaskState`s of one batch
     out,jobs = {},{}
     for t in tasks:
         if t.id in local: out[t.id] = local[t.id]
-        elif not isinstance(ref := t.data.get(key), str) or not ref: dropped[t.id] = f'no image reference in data.{key}'
+        elif not isinstance(t.ref, str) or not t.ref: dropped[t.id] = f'no image reference in data.{key}'
         else:
-            try: jobs[t.id] = resolve_ref(ref, inp.ls_url, inp.allowed_hosts, inp.rawdata_dir)
+            try: jobs[t.id] = resolve_ref(t.ref, inp.ls_url, inp.allowed_hosts, inp.rawdata_dir)
             except SkipTask as e: dropped[t.id] = str(e)
     got = fetch_all(jobs, fetcher, fetcher.workers, 'drop', dropped) if jobs else {}
     return out | {tid: data for tid,(data,_) in got.items()}
@@ -293,7 +294,7 @@ def suggest_project(conn, # the connection to the project's server
     control = choice_control(proj.label_config, key, from_name)
     classes = model[1]['classes']
     values = class_values(classes, control, key, inp.labels_map)
-    tasks = project_tasks(conn, proj.id)
+    tasks = project_tasks(conn, proj.id, control.data_key)
     plan = plan_suggestions(tasks, project_predictions(conn, proj.id), version, all_tasks)
     wanted = set(plan.predict)
     todo = [t for t in tasks if t.id in wanted]
