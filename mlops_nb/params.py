@@ -95,6 +95,7 @@ class StageParams:
     stage:typing.ClassVar[str] = '' # the stage these parameters belong to (registers the class in `STAGE_PARAMS`)
     figures:typing.ClassVar[tuple] = () # (title, regex on the image name, index when none matches) for the runs page
     skip_check:typing.ClassVar[bool] = False # the stage's module defines `skip_reason(**params)` (see mlops_nb.runner)
+    refresh:typing.ClassVar[bool] = False # `mlops-nb refresh` rebuilds it with its project's export (a PR's data)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -223,6 +224,7 @@ class LabelstudioParams(StageParams):
 class DatasetParams(StageParams):
     "Parameters of the `dataset` stage (Label Studio export -> image dataset folder)."
     stage:typing.ClassVar[str] = 'dataset'
+    refresh:typing.ClassVar[bool] = True
     export:str = param(f'{RAW_LABELS_DIR}/digits.json', kind='in') # Label Studio JSON export
     out:str = param(TRAIN_DATASET, kind='out', markers=('dataset.json',)) # dataset folder (replaced atomically)
     metrics_fp:str = param(f'{METRICS_DIR}/dataset-digits.json', kind='out', file=True) # counts per class and split

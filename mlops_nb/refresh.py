@@ -4,13 +4,13 @@
 
 # %% ../nbs/80_refresh.ipynb #9ff0610a
 from __future__ import annotations
-import json, os, subprocess, sys, tempfile, time
+import json, os, re, subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from fastcore.script import Param
 from .core import (MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, log, md_text,
                            pipeline_outputs)
-from .params import build_params
+from .params import STAGE_PARAMS, build_params
 from .github import GitHub, github_if_set, open_or_update_pr
 
 # %% auto #0
@@ -105,12 +105,16 @@ def changed_projects(current:dict, # key -> fingerprint now
 # %% ../nbs/80_refresh.ipynb #1cba4e28
 def _feeds(out:str, dep:str)->bool: return dep == out or dep.startswith(out.rstrip('/') + '/')
 
-def data_stages(graph:dict, # stage address -> {'deps': [paths], 'outs': [paths]} (relative to the root)
+def _rebuilt(s:dict)->bool:
+    cls = STAGE_PARAMS.get(s.get('stage'))
+    return bool(cls and cls.refresh)
+
+def data_stages(graph:dict, # stage address -> {'stage', 'deps': [paths], 'outs': [paths]} (relative to the root)
                 exports:list[str], # the export files of every project (params `labelstudio.<name>.out`)
                 chosen:list[str] # the export files of the projects to refresh
                )->list[str]: # stage addresses to reproduce, in graph order
-    "The export stages producing `chosen` and every dataset stage (a stage fed by an export) downstream of them."
-    dataset = {a for a,s in graph.items() if any(_feeds(e, d) for e in exports for d in s['deps'])}
+    "The export stages producing `chosen` and every dataset stage (fed by an export, `refresh`) downstream of them."
+    dataset = {a for a,s in graph.items() if _rebuilt(s) and any(_feeds(e, d) for e in exports for d in s['deps'])}
     picked = {a for a,s in graph.items() if set(s['outs']) & set(chosen)}
     while True:
         outs = [o for a in picked for o in graph[a]['outs']]
@@ -120,12 +124,14 @@ def data_stages(graph:dict, # stage address -> {'deps': [paths], 'outs': [paths]
 
 # %% ../nbs/80_refresh.ipynb #fb84122e
 def stage_graph(root:Path # the project root (holding dvc.yaml)
-               )->dict: # stage address -> {'deps': [...], 'outs': [...]}, paths relative to `root`
+               )->dict: # stage address -> {'stage': its `mlops-nb run` stage, 'deps': [...], 'outs': [...]}
     "The pipeline's stages as DVC resolves them (foreach and templating included)."
     from dvc.repo import Repo
     rel = lambda p: Path(os.path.relpath(p, root)).as_posix()
+    stage = lambda cmd: m.group(1) if (m := re.match(r'\s*mlops-nb\s+run\s+(\S+)', str(cmd))) else None
     with Repo(str(root)) as repo:
-        return {s.addressing: {'deps': [rel(d.fs_path) for d in s.deps], 'outs': [rel(o.fs_path) for o in s.outs]}
+        return {s.addressing: {'stage': stage(s.cmd), 'deps': [rel(d.fs_path) for d in s.deps],
+                               'outs': [rel(o.fs_path) for o in s.outs]}
                 for s in repo.index.stages if getattr(s, 'cmd', None)}
 
 # %% ../nbs/80_refresh.ipynb #0a7f9af2

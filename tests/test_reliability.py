@@ -111,7 +111,7 @@ def test_file_outputs_never_replace_project_files(trained):
     (['dataset', '--section', 'dataset.nosuch'],
      "params section 'dataset.nosuch' not found: section dataset has digits"),
     (['train', '--section', 'trian'],
-     "params section 'trian' not found: {root}/params.yaml has labelstudio, dataset, benchmark, train, evaluate, compare"),
+     "params section 'trian' not found: {root}/params.yaml has labelstudio, dataset, benchmark, audit, train, evaluate, compare"),
 ])
 def test_missing_section_is_an_error(trained, args, msg):
     (trained/'no-train.yaml').write_text('dataset:\n  digits:\n    out: data/datasets/digits\n')
