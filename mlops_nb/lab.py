@@ -343,8 +343,10 @@ def lab(port:int=8888, # port to listen on (0: pick a free one)
         print('git hooks installed in .git (notebook merges cell by cell; commits holding a secret refused)',
               flush=True)
     def _term(signum, frame): raise KeyboardInterrupt
-    # SIGHUP: the SSH session that started us went away; the server (its own session) must not outlive it
-    old = {s: signal.signal(s, _term) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGHUP: the SSH session that started us went away; the server (its own session) must not outlive it.
+    # SIGINT too, explicitly: started as a background job of a script, Python inherits it ignored and Ctrl-C (or
+    # `kill -INT`) would never stop the server
+    old = {s: signal.signal(s, _term) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     server = None
     try:
         server = start_lab(port, ip, allow_remote, root, background=False, timeout=timeout)
