@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from .core import MlopsError, load_params, project_root, read_json, resolve_path
-from .tasks import nfc
 from .suggest import (ChoiceControl, choice_control, class_values, delete_suggestions, import_suggestions,
-                              project_predictions, version_counts)
+                              project_inputs, project_predictions, saved_view, version_counts)
 
 # %% auto #0
 __all__ = ['REVIEW_PREFIX', 'REVIEW_VIEW', 'review_plan', 'changed_since', 'review_prediction', 'select_review', 'review_view',
@@ -83,15 +82,10 @@ def review_view(conn, # the connection
                 project # the SDK's project
                )->str: # the view's URL
     "Keep the saved view of the flagged tasks, worst first (created once, then left as labelers shape it)."
-    views = conn(f'listing the views of project {project.id}', conn.client.views.list, project=project.id)
-    view = next((v for v in views if (v.data or {}).get('title') == REVIEW_VIEW), None)
-    if view is None:
-        flagged = {'filter': 'filter:tasks:predictions_model_versions', 'operator': 'contains', 'type': 'List',
-                   'value': [REVIEW_PREFIX]}
-        data = {'title': REVIEW_VIEW, 'ordering': ['tasks:predictions_score'],
-                'filters': {'conjunction': 'and', 'items': [flagged]}}
-        view = conn(f'creating a view in project {project.id}', conn.client.views.create, project=project.id, data=data)
-    return f'{conn.url}/projects/{project.id}/data?tab={view.id}'
+    flagged = {'filter': 'filter:tasks:predictions_model_versions', 'operator': 'contains', 'type': 'List',
+               'value': [REVIEW_PREFIX]}
+    return saved_view(conn, project, {'title': REVIEW_VIEW, 'ordering': ['tasks:predictions_score'],
+                                      'filters': {'conjunction': 'and', 'items': [flagged]}})
 
 # %% ../nbs/57_review.ipynb #57a00015
 @dataclass
@@ -165,12 +159,9 @@ def review(project:str=None # a key of params.yaml's audit section (default: eve
         ap = build_params('audit', section_params(params, f'audit.{key}', 'params.yaml'), section=f'audit.{key}',
                           name=key)
         audit = read_audit(resolve_path(ap.metrics_fp, root), key)
-        lsp = build_params('labelstudio', section_params(params, f'labelstudio.{key}', 'params.yaml'),
-                           section=f'labelstudio.{key}', name=key)
         section = f'dataset.{key}' if key in (params.get('dataset') or {}) else f'benchmark.{key}'
-        dp = build_params('dataset', section_params(params, section, 'params.yaml'), section=section, name=key)
-        labels_map = {nfc(str(k)): v for k,v in (dp.labels_map or {}).items()}
-        r = review_project(connect(lsp.url or None), key, lsp.project, audit, labels_map, dp.from_name)
+        lsp,dp,inp = project_inputs(params, key, section)
+        r = review_project(connect(lsp.url or None), key, lsp.project, audit, inp.labels_map, dp.from_name)
         print(r.line())
         print(f'  view "{REVIEW_VIEW}": {r.view_url}')
     return 0

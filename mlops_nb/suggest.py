@@ -13,9 +13,9 @@ from .tasks import nfc
 # %% auto #0
 __all__ = ['SUGGESTION_VERSION', 'UNCERTAIN_VIEW', 'ChoiceControl', 'choice_control', 'class_values', 'model_version',
            'suggestion', 'TaskState', 'Plan', 'plan_suggestions', 'project_tasks', 'project_predictions',
-           'version_counts', 'import_suggestions', 'delete_suggestions', 'uncertain_view_data', 'show_suggestions',
-           'dataset_images', 'task_images', 'suggest_batches', 'SuggestResult', 'suggest_project', 'champion_model',
-           'target_projects', 'suggest']
+           'version_counts', 'import_suggestions', 'delete_suggestions', 'uncertain_view_data', 'saved_view',
+           'show_suggestions', 'dataset_images', 'task_images', 'suggest_batches', 'SuggestResult', 'suggest_project',
+           'champion_model', 'target_projects', 'project_inputs', 'suggest']
 
 # %% ../nbs/54_suggest.ipynb #54a00006
 @dataclass(frozen=True)
@@ -192,6 +192,17 @@ def uncertain_view_data()->dict: # the Data Manager view's `data`
     return {'title': UNCERTAIN_VIEW, 'ordering': ['tasks:predictions_score'],
             'filters': {'conjunction': 'and', 'items': [unlabeled]}}
 
+def saved_view(conn, # the connection
+               project, # the SDK's project
+               data:dict # the view's `data`, with its `title`
+              )->str: # the view's URL
+    "The project's saved view of this title: created once, then left as labelers shape it."
+    views = conn(f'listing the views of project {project.id}', conn.client.views.list, project=project.id)
+    view = next((v for v in views if (v.data or {}).get('title') == data['title']), None)
+    if view is None:
+        view = conn(f'creating a view in project {project.id}', conn.client.views.create, project=project.id, data=data)
+    return f'{conn.url}/projects/{project.id}/data?tab={view.id}'
+
 def show_suggestions(conn, # the connection
                      project, # the SDK's project
                      version:str # the version labelers should see
@@ -200,12 +211,7 @@ def show_suggestions(conn, # the connection
     if project.model_version != version or not project.show_collab_predictions:
         conn(f'showing {version} in project {project.id}', conn.client.projects.update, id=project.id,
              model_version=version, show_collab_predictions=True)
-    views = conn(f'listing the views of project {project.id}', conn.client.views.list, project=project.id)
-    view = next((v for v in views if (v.data or {}).get('title') == UNCERTAIN_VIEW), None)
-    if view is None:
-        view = conn(f'creating a view in project {project.id}', conn.client.views.create, project=project.id,
-                    data=uncertain_view_data())
-    return f'{conn.url}/projects/{project.id}/data?tab={view.id}'
+    return saved_view(conn, project, uncertain_view_data())
 
 # %% ../nbs/54_suggest.ipynb #54a00024
 def dataset_images(folder:str|Path # a dataset folder ('' or missing: none)
@@ -363,8 +369,11 @@ def target_projects(params:dict, # params.yaml
                      'name a key of the dataset section')
 
 # %% ../nbs/54_suggest.ipynb #54a00036
-def _project_inputs(params:dict, key:str, section:str):
-    "The project's export settings and the dataset stage's inputs (reference rules, labels_map, folder)."
+def project_inputs(params:dict, # params.yaml
+                   key:str, # the project's key (its labelstudio section)
+                   section:str # its dataset stage's section: dataset.<key> or benchmark.<key>
+                  )->tuple: # (LabelstudioParams, DatasetParams, the dataset stage's BuildInputs)
+    "A project's export settings, its dataset parameters and their inputs (reference rules, labels_map, folder)."
     from mlops_nb.dataset import resolve_inputs
     from mlops_nb.params import build_params
     from mlops_nb.pipeline import section_params
@@ -393,7 +402,7 @@ def suggest(project:str=None, # a training pool of params.yaml's dataset section
     if folder != resolve_path(cp.model_dir, root): shutil.rmtree(folder, ignore_errors=True)  # read from DVC
     print(f'suggesting with {what}: {version}')
     for key,section in targets:
-        lsp,dp,inp = _project_inputs(params, key, section)
+        lsp,dp,inp = project_inputs(params, key, section)
         r = suggest_project(connect(lsp.url or None), key, lsp.project, model, version, inp, inp.out, dp.from_name,
                             all_tasks, batch)
         print(r.line())
