@@ -9,7 +9,7 @@ LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 # zizmor + actionlint + ruff in their own hash-pinned venv (`make audit-env`), for the workflow audits and `make lint`
 AUDIT_VENV = $$(.ci/env.sh audit | tail -1)
 
-.PHONY: deps chromium install labelstudio-env audit-env demo pipeline promote suggest review pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
+.PHONY: image image-test image-check image-push image-champion deps chromium install labelstudio-env audit-env demo pipeline promote suggest review pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -84,11 +84,36 @@ check-lock: install
 
 
 
-## every test: notebooks clean and in sync, notebook tests, then pytest on the installed wheel
-test: install labelstudio-env audit-env chromium check-sync check-lock nbtest wheel-test
+## every test: notebooks clean and in sync, notebook tests, pytest on the installed wheel, then the container image
+test: install labelstudio-env audit-env chromium check-sync check-lock nbtest wheel-test image-check
 
 chromium:
 	tests/install_chromium.sh
+
+## the container image (Containerfile): podman on a Debian base made here (or CONTAINER=docker, BASE=...), with the
+## pinned deps and this package's built wheel; IMAGE names it (default localhost/mlops-nb:dev)
+image:
+	.ci/image.sh build
+
+## tests/test_image.py against the built image: --help, the sample pipeline on a mounted clone as a non-root host user,
+## a stage against Label Studio on the host, no root / .git / token / test data inside
+image-test: install labelstudio-env
+	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) .ci/image.sh test
+
+## `make test`'s last step: build and test the image where podman runs (.ci/run installs it); IMAGE_TEST=skip skips
+## it (ci.yml: image.yml builds and tests the image on GitHub)
+image-check:
+	@if [ "$${IMAGE_TEST:-}" = skip ]; then echo "[image] IMAGE_TEST=skip: not built here"; \
+	elif command -v podman >/dev/null; then $(MAKE) --no-print-directory image image-test; \
+	else echo "[image] skipped: no podman here (Debian: apt-get install podman runc mmdebstrap)"; fi
+
+## push the tested image to IMAGE_REPO (ghcr.io/<owner>/<repo>) as sha-<commit> and, on main, main
+image-push:
+	.ci/image.sh push
+
+## after `make promote`: this commit's image also gets the champion's model version as a tag
+image-champion:
+	.ci/image.sh tag-champion
 
 lint:  ## ruff at 120 columns on the package (config in pyproject.toml)
 	.ci/lint.sh

@@ -2,7 +2,8 @@
 # ruff on the package at 120 columns (config in pyproject.toml; ruff pinned in requirements-audit.txt).
 # nbdev writes each module's `__all__` wrapped at 120 columns *after* its 10-character `__all__ = ` prefix, so that one
 # generated line may reach 130: like `_modidx.py`, it is nbdev's output, not ours, and is not held to 120.
-# Then the size rules of the codebase: no function over 50 lines, no module over 450 (issue 17).
+# Then the size rules of the codebase: no function over 50 lines, no module over 450 (issue 17); then hadolint on the
+# Containerfile.
 set -uo pipefail
 status=0
 cd "$(dirname "$0")/.."
@@ -36,4 +37,6 @@ print(*bad, sep='\n') if bad else print(f'ok: no function over {MAX_FN} lines, n
 sys.exit(1 if bad else 0)
 PY
 [ $? = 0 ] || status=1
+# the Containerfile (config: .hadolint.yaml)
+if "$A/bin/hadolint" --config .hadolint.yaml Containerfile; then echo "ok: hadolint clean"; else status=1; fi
 exit $status

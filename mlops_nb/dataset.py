@@ -10,17 +10,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 from .core import MlopsError, atomic_write, digit_png, dumps_json, log, project_root, resolve_path, sha256_bytes
-from .folder import DatasetFolder, class_warnings, sample_dataset, write_dataset_folder
-from .fetch import Fetcher, SkipTask, fetch_all, resolve_ref
+from .folder import DatasetFolder, class_warnings, dataset_refs, sample_dataset, write_dataset_folder
+from .fetch import Fetcher, SkipTask, fetch_all, is_immutable, resolve_ref
 from .params import DatasetParams
 from .sample import missing_input
 from .tasks import POLICIES, choice_annotation, choose_label, detect_from_name, load_export, parse_task, nfc
 
 # %% auto #0
 __all__ = ['MODES', 'UNMAPPED', 'LEAKAGE', 'ON_CORRUPT', 'sample_export', 'sample_inputs', 'check_params', 'BuildInputs',
-           'resolve_inputs', 'label_tasks', 'fetch_images', 'split_for', 'dedupe_and_split', 'benchmark_hashes',
-           'check_leakage', 'DatasetResult', 'dataset_meta', 'build_dataset', 'html_table', 'counts_html',
-           'dropped_html']
+           'resolve_inputs', 'label_tasks', 'reuse_images', 'fetch_images', 'split_for', 'dedupe_and_split',
+           'benchmark_hashes', 'check_leakage', 'DatasetResult', 'dataset_meta', 'build_dataset', 'html_table',
+           'counts_html', 'dropped_html']
 
 # %% ../nbs/20_dataset.ipynb #920d2f40
 def sample_export(dest:str|Path, # folder for `export.json` and `images/`
@@ -139,6 +139,20 @@ def label_tasks(raw:list[dict], # the export's tasks
     if unmapped_counts and unmapped == 'error': raise _unmapped_error(unmapped_counts)
     return labels, dropped
 
+# %% ../nbs/20_dataset.ipynb #6b1d2e10
+def reuse_images(jobs:dict, # task id -> `Source`
+                 refs:dict, # task id -> its image reference
+                 previous:dict # image reference -> image file of the previous dataset (`dataset_refs`)
+                )->dict: # task id -> (bytes, extension), for the images taken from the previous dataset
+    "The images the previous dataset holds under the same immutable reference, each checked against its hash."
+    out = {}
+    for tid,src in jobs.items():
+        f = previous.get(refs[tid])
+        if f is None or not is_immutable(src) or not f.is_file(): continue
+        data = f.read_bytes()
+        if sha256_bytes(data) == f.stem: out[tid] = (data, f.suffix[1:])
+    return out
+
 # %% ../nbs/20_dataset.ipynb #fdf14253
 def fetch_images(labels:dict, # task id -> (Choice, image reference), from `label_tasks`
                  inp:BuildInputs, # the Label Studio URL, allowed hosts, `rawdata_dir` and cache of this build
@@ -146,16 +160,20 @@ def fetch_images(labels:dict, # task id -> (Choice, image reference), from `labe
                  on_corrupt:str='drop', # an undecodable image: 'drop' or 'fail'
                  dropped:dict|None=None, # task id -> reason, added to for every task whose image is dropped
                  n_tasks:int=0 # tasks in the export (for the progress line)
-                )->tuple[dict, Fetcher]: # ({task id: (bytes, extension)}, the fetcher with its request counts)
-    "Phase 2: resolve every task's image reference by its rule, then fetch and verify the images concurrently."
+                )->tuple[dict, Fetcher]: # ({task id: (bytes, extension)}, the fetcher with its counts)
+    "Phase 2: resolve each task's image reference by its rule, reuse the previous build's, fetch the rest concurrently."
     dropped = {} if dropped is None else dropped
     jobs = {}
     for tid,(_,ref) in labels.items():
         try: jobs[tid] = resolve_ref(ref, inp.ls_url, inp.allowed_hosts, inp.rawdata_dir)
         except SkipTask as e: dropped[tid] = str(e)
+    reused = reuse_images(jobs, {t: ref for t,(_,ref) in labels.items()}, dataset_refs(inp.out))
     fetcher = Fetcher(inp.cache_dir, inp.ls_url, inp.allowed_hosts, workers)
-    log(f'[dataset] {inp.export.name}: {n_tasks} tasks, {len(jobs)} images to load, {len(dropped)} dropped so far')
-    return fetch_all(jobs, fetcher, workers, on_corrupt, dropped), fetcher
+    fetcher.reused = len(reused)
+    log(f'[dataset] {inp.export.name}: {n_tasks} tasks, {len(jobs)} images ({len(reused)} from the previous dataset), '
+        f'{len(dropped)} dropped so far')
+    got = fetch_all({t: s for t,s in jobs.items() if t not in reused}, fetcher, workers, on_corrupt, dropped)
+    return got | reused, fetcher
 
 # %% ../nbs/20_dataset.ipynb #614d07df
 def split_for(sha:str, # the image's sha256
@@ -247,6 +265,7 @@ class DatasetResult:
     dataset_sha256:str # hash of the labels table (names every image by hash): the dataset's fingerprint
     requests:int=0 # network requests made (0 on a warm rebuild)
     cache_hits:int=0 # images served from the cache
+    reused:int=0 # images taken from the previous build of this dataset
     seconds:float=0.
 
 def _counts(rows:list)->dict:
@@ -309,13 +328,15 @@ def build_dataset(p:DatasetParams # the stage's parameters (`mlops_nb.params.Dat
     rows = check_leakage(rows, bench, p.leakage, Path(p.benchmark).name, dropped)
     if not rows: raise _nothing_usable(inp.export, len(raw), dropped)
     meta = dataset_meta(p, inp, rows, dropped, len(raw), export_sha, from_name)
-    meta = write_dataset_folder(inp.out, rows, {r['file']: got[r['task_id']][0] for r in rows}, meta).meta
+    refs = {labels[r['task_id']][1]: r['file'] for r in rows}
+    meta = write_dataset_folder(inp.out, rows, {r['file']: got[r['task_id']][0] for r in rows}, meta, refs).meta
     _log_drops(meta['dropped'])
     if p.mode == 'train': _log_class_warnings(meta['classes'], rows)
     res = DatasetResult(inp.out, len(rows), meta['counts'], meta['classes'], meta['dropped'], export_sha,
-                        meta['dataset_sha256'], fetcher.requests, fetcher.cache_hits, round(time.time()-t0, 2))
+                        meta['dataset_sha256'], fetcher.requests, fetcher.cache_hits, fetcher.reused,
+                        round(time.time()-t0, 2))
     log(f'[dataset] wrote {inp.out.name}: {res.n_images} images, {len(res.dropped)} dropped, '
-        f'{res.requests} requests, {res.cache_hits} from cache')
+        f'{res.requests} requests, {res.cache_hits} from cache, {res.reused} from the previous dataset')
     return res
 
 # %% ../nbs/20_dataset.ipynb #a72e1650

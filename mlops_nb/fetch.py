@@ -14,7 +14,7 @@ from .core import MlopsError, log, plain_output, secret, sha256_bytes
 
 # %% auto #0
 __all__ = ['LS_PREFIXES', 'FORMATS', 'MAX_IMAGE_BYTES', 'SkipTask', 'CorruptImage', 'ls_ref_problem', 'Source', 'resolve_ref',
-           'verify_image', 'Fetcher', 'RefusedImage', 'fetch_all']
+           'is_immutable', 'verify_image', 'Fetcher', 'RefusedImage', 'fetch_all']
 
 # %% ../nbs/18_fetch.ipynb #9f41b60e
 class SkipTask(Exception):
@@ -113,6 +113,12 @@ def resolve_ref(ref:str, # the image reference from the task's data
         raise SkipTask(f'unsupported scheme {scheme}:// (use /data/..., http(s), s3 or a path)')
     return _resolve_file(ref, rawdata_dir)
 
+# %% ../nbs/18_fetch.ipynb #6b1d2e02
+def is_immutable(src:Source # a resolved reference
+                )->bool: # whether its bytes can never change
+    "A Label Studio upload: the server never rewrites one (a new upload gets a new name)."
+    return src.kind == 'labelstudio' and urlsplit(src.url).path.startswith('/data/upload/')
+
 # %% ../nbs/18_fetch.ipynb #e3c44437
 FORMATS = {'PNG': 'png', 'JPEG': 'jpg', 'GIF': 'gif', 'BMP': 'bmp', 'WEBP': 'webp', 'TIFF': 'tif'}
 
@@ -159,6 +165,7 @@ class Fetcher:
         self.cache = Path(cache_dir) if cache_dir else None
         self.ls_url,self.allowed_hosts,self.workers,self.timeout = ls_url,allowed_hosts,workers,timeout
         self.requests,self.cache_hits,self.ls_fetched = 0,0,0 # ls_fetched: images Label Studio sent (the token works)
+        self.reused = 0 # images its caller had already (the dataset stage: from the previous dataset)
         self._lock,self._auth_lock = threading.Lock(),threading.Lock()
         self._session,self._s3,self._auth = None,None,None
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_folder.ipynb #497fe2a0
 from __future__ import annotations
-import csv, io
+import csv, io, json, re
 from dataclasses import dataclass
 from pathlib import Path
 from .core import (MlopsError, atomic_dir, digit_png, dumps_json, log, read_csv_rows, read_json, sha256_bytes,
@@ -12,8 +12,8 @@ from .core import (MlopsError, atomic_dir, digit_png, dumps_json, log, read_csv_
 
 # %% auto #0
 __all__ = ['LABEL_COLUMNS', 'LABELS_FILE', 'CARD_FILE', 'IMAGES_DIR', 'FOLDER_FILES', 'BUILD_FIRST', 'REBUILD', 'FORMULA_START',
-           'MODES', 'text_cell', 'cell_text', 'labels_text', 'class_warnings', 'DatasetFolder', 'write_dataset_folder',
-           'sample_dataset']
+           'MODES', 'REFS_FILE', 'text_cell', 'cell_text', 'labels_text', 'class_warnings', 'DatasetFolder',
+           'write_dataset_folder', 'dataset_refs', 'sample_dataset']
 
 # %% ../nbs/15_folder.ipynb #b7eb0a3a
 LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
@@ -170,7 +170,8 @@ class DatasetFolder:
 def write_dataset_folder(out:str|Path, # the dataset folder (replaced whole, atomically)
                          rows:list[dict], # one per image, with the `LABEL_COLUMNS`; `file` is `images/<name>`
                          images:dict, # row `file` -> the image's bytes
-                         meta:dict # the card (`dataset.json`); its `dataset_sha256` is set here
+                         meta:dict, # the card (`dataset.json`); its `dataset_sha256` is set here
+                         refs:dict|None=None # image reference -> row `file`: written as `refs.json` (None: no file)
                         )->DatasetFolder: # the folder as written
     "Write the images, the labels and the card into a temp sibling, then swap it into place."
     out,text = Path(out),labels_text(rows)
@@ -181,7 +182,20 @@ def write_dataset_folder(out:str|Path, # the dataset folder (replaced whole, ato
         for r in rows: (tmp/r['file']).write_bytes(images[r['file']])
         (tmp/LABELS_FILE).write_text(text, encoding='utf-8')
         (tmp/CARD_FILE).write_text(dumps_json(meta), encoding='utf-8')
+        if refs is not None: (tmp/REFS_FILE).write_text(dumps_json(dict(sorted(refs.items()))), encoding='utf-8')
     return DatasetFolder(out, list(csv.DictReader(io.StringIO(text))), meta, meta['dataset_sha256'])
+
+# %% ../nbs/15_folder.ipynb #5e7a0c12
+REFS_FILE = 'refs.json'
+_IMAGE_NAME = re.compile(rf'{IMAGES_DIR}/[0-9a-f]{{64}}\.[a-z]{{2,4}}')
+
+def dataset_refs(path:str|Path # a dataset folder (missing, or without `refs.json`: no references)
+                )->dict: # image reference -> `Path` of its image file in the folder
+    "The image references a dataset folder was built from, each to its image file there."
+    try: refs = json.loads((Path(path)/REFS_FILE).read_text())
+    except (OSError, ValueError): return {}
+    if not isinstance(refs, dict): return {}
+    return {r: Path(path)/f for r,f in refs.items() if isinstance(f, str) and _IMAGE_NAME.fullmatch(f)}
 
 # %% ../nbs/15_folder.ipynb #69d83bea
 def _sample_rows(n:int, size:int, mode:str, start:int, valid_every:int, classes:list|None)->tuple[list, dict]:

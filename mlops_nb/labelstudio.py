@@ -260,7 +260,8 @@ def save_export(tasks:list[dict], # normalized export
                 source:dict, # the fingerprint the export was made at
                 url:str, # the server
                 snapshot_id:int|None=None, # the snapshot it came from
-                now:datetime|None=None # export time (default: now)
+                now:datetime|None=None, # export time (default: now)
+                made:dict|None=None # how it was made: {'server_version', 'method'} (`mlops_nb.export_delta`)
                )->tuple[bool, dict]: # (whether the export file changed, the meta written)
     "Write the export and its meta atomically; files whose content did not change are not touched."
     out,mp = Path(out),meta_path(out)
@@ -274,7 +275,7 @@ def save_export(tasks:list[dict], # normalized export
             'newest_updated_at': source.get('newest_updated_at'), 'sha256': sha, 'bytes': len(data),
             'exported_at': prev.get('exported_at', now) if same else now,
             'snapshot_id': prev.get('snapshot_id', snapshot_id) if same else snapshot_id, 'source': source,
-            'format': 'label-studio-json'}
+            **(made or {}), 'format': 'label-studio-json'}
     text = dumps_json(meta)
     if not mp.exists() or mp.read_text() != text: atomic_write(mp, text)
     return not same, meta
@@ -305,7 +306,8 @@ def export_project(p:LabelstudioParams, # project, out (relative to the project 
                    attempts:int=4, # tries per request when the host is unreachable (exponential backoff)
                    backoff:float=0.5 # first retry wait in seconds
                   )->ExportResult:
-    "Export a Label Studio project through the snapshot API to deterministic JSON, skipping it when nothing changed."
+    "Export a Label Studio project to deterministic JSON: nothing when unchanged, else only what changed if it can."
+    from mlops_nb.export_delta import updated_export
     t0,out = time.time(),resolve_path(p.out)
     conn = connect(p.url or None, attempts=attempts, backoff=backoff)
     proj = find_project(conn, p.project)
@@ -313,11 +315,11 @@ def export_project(p:LabelstudioParams, # project, out (relative to the project 
     if not p.force and is_unchanged(out, fp): return _unchanged_result(proj, out, t0)
     log(f'[labelstudio] exporting project {proj.id} ({proj.title}): {fp["tasks"]} tasks, '
         f'{fp["annotations"]} annotations not counting {fp["cancelled_annotations"]} cancelled')
-    raw,snap_id = snapshot_export(conn, proj.id, p.timeout)
-    tasks = normalize_export(raw)
-    changed,meta = save_export(tasks, out, {'id': proj.id, 'title': proj.title}, fp, conn.url, snap_id)
+    tasks,snap_id,version,how = updated_export(conn, proj, out, fp, p.full, p.timeout)
+    changed,meta = save_export(tasks, out, {'id': proj.id, 'title': proj.title}, fp, conn.url, snap_id,
+                               made={'server_version': version, 'method': how})
     log(f'[labelstudio] {out.name}: {"written" if changed else "content unchanged"} '
-        f'({meta["counts"]["tasks"]} tasks, sha256 {meta["sha256"][:12]})')
+        f'({how}; {meta["counts"]["tasks"]} tasks, sha256 {meta["sha256"][:12]})')
     return ExportResult(proj.id, proj.title, out, meta_path(out), changed, meta['counts'], meta['sha256'], snap_id,
                         round(time.time()-t0, 2))
 

@@ -209,6 +209,7 @@ class LabelstudioParams(StageParams):
     url:str = param('') # Label Studio URL, empty means $LABEL_STUDIO_URL
     timeout:int = param(600, lo=1) # seconds to wait for the export snapshot
     force:bool = param(False) # export even when the project looks unchanged
+    full:bool = param(False) # a full snapshot export, not the previous export updated with what changed
 
     @classmethod
     def instance_values(cls, name:str)->dict: return {'project': name, 'out': f'{RAW_LABELS_DIR}/{name}.json'}

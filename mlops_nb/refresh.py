@@ -14,10 +14,11 @@ from .params import STAGE_PARAMS, build_params
 from .github import GitHub, github_if_set, open_or_update_pr
 
 # %% auto #0
-__all__ = ['FINGERPRINTS', 'PR_TITLE', 'export_projects', 'pipeline_params', 'current_fingerprints', 'git',
-           'recorded_fingerprints', 'check_projects', 'changed_projects', 'data_stages', 'stage_graph', 'dvc',
-           'rebuild', 'check_clean', 'refreshed_files', 'build_tree', 'commit_on_branch', 'fetch_branch', 'push_branch',
-           'pr_body', 'RefreshResult', 'export_file', 'base_branch', 'refresh_data', 'publish', 'refresh']
+__all__ = ['FINGERPRINTS', 'LEGACY_FINGERPRINTS', 'PR_TITLE', 'export_projects', 'pipeline_params', 'fingerprint_file',
+           'current_fingerprints', 'git', 'recorded_fingerprints', 'check_projects', 'changed_projects', 'data_stages',
+           'stage_graph', 'dvc', 'rebuild', 'check_clean', 'refreshed_files', 'build_tree', 'commit_on_branch',
+           'fetch_branch', 'push_branch', 'pr_body', 'RefreshResult', 'export_file', 'base_branch', 'refresh_data',
+           'publish', 'refresh']
 
 # %% ../nbs/80_refresh.ipynb #201de894
 def export_projects(params:dict, # all params (params.yaml)
@@ -44,7 +45,10 @@ def pipeline_params(root:Path # the project
     return params
 
 # %% ../nbs/80_refresh.ipynb #d69d91ef
-FINGERPRINTS = 'metrics/labelstudio.json'
+FINGERPRINTS = 'metrics/labelstudio'   # one `<project>.json` per project
+LEGACY_FINGERPRINTS = 'metrics/labelstudio.json'   # every project in one file (before the per-project files)
+
+def fingerprint_file(key:str)->str: return f'{FINGERPRINTS}/{key}.json'
 
 def current_fingerprints(projects:dict, # key -> export parameters (from `export_projects`)
                          errors:dict|None=None # key -> why it could not be checked (None: raise the first)
@@ -64,22 +68,30 @@ def git(root:Path, # the repository
         raise MlopsError(f'git {" ".join(args[:3])} failed in {root}: {r.stderr.strip()[-300:]}', code=1)
     return r.stdout.rstrip()
 
+def _show_json(root:Path, rev:str, path:str):
+    "A JSON file at a revision, or None."
+    text = git(root, 'show', f'{rev}:{path}', check=False)
+    try: return json.loads(text) if text else None
+    except ValueError: return None
+
 def recorded_fingerprints(root:Path, # the repository
-                          revs:list[str] # revisions to read `metrics/labelstudio.json` at (missing ones are skipped)
+                          revs:list[str] # revisions to read `metrics/labelstudio/` at (missing ones are skipped)
                          )->dict: # key -> list of the fingerprints recorded there
     "The fingerprints committed with earlier refreshes."
     seen = {}
     for rev in revs:
-        text = git(root, 'show', f'{rev}:{FINGERPRINTS}', check=False)
-        try: data = json.loads(text) if text else {}
-        except ValueError: continue
-        for key,fp in (data.items() if isinstance(data, dict) else ()): seen.setdefault(key, []).append(fp)
+        names = git(root, 'ls-tree', '--name-only', f'{rev}:{FINGERPRINTS}', check=False).split()
+        found = {n.removesuffix('.json'): _show_json(root, rev, f'{FINGERPRINTS}/{n}')
+                 for n in names if n.endswith('.json')}
+        legacy = _show_json(root, rev, LEGACY_FINGERPRINTS)
+        for key,fp in {**(legacy if isinstance(legacy, dict) else {}), **found}.items():
+            if fp is not None: seen.setdefault(key, []).append(fp)
     return seen
 
 # %% ../nbs/80_refresh.ipynb #bef308b8
 def check_projects(root:str=None # the project (default: discovered)
                   )->int: # exit code
-    "The change check of `dvc repro`: every Label Studio project's fingerprint into `metrics/labelstudio.json`."
+    "The change check of `dvc repro`: each Label Studio project's fingerprint into `metrics/labelstudio/<key>.json`."
     root = Path(root) if root else project_root()
     projects,errors = export_projects(pipeline_params(root)),{}
     current = current_fingerprints(projects, errors)
@@ -89,10 +101,11 @@ def check_projects(root:str=None # the project (default: discovered)
                          f'{len(projects)} were); {FINGERPRINTS} left as it was',
                          'fix each project named above (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY, or its project: '
                          'in params.yaml labelstudio)')
-    path,text = root/FINGERPRINTS,dumps_json(dict(sorted(current.items())))
-    same = path.exists() and path.read_text() == text
-    if not same: atomic_write(path, text)
-    print(f'labelstudio check: {", ".join(current)}: {"unchanged" if same else "changed"} ({FINGERPRINTS})')
+    for key,fp in sorted(current.items()):
+        path,text = root/fingerprint_file(key),dumps_json(fp)
+        same = path.exists() and path.read_text() == text
+        if not same: atomic_write(path, text)
+        print(f'labelstudio check: {key}: {"unchanged" if same else "changed"} ({fingerprint_file(key)})')
     return 0
 
 # %% ../nbs/80_refresh.ipynb #1af7d2f9
@@ -180,7 +193,8 @@ def refreshed_files(root:Path # the repository
     "`dvc.lock` and the pipeline's own small outputs (what `dvc.lock` records under `metrics/`) that a refresh changed."
     out = git(root, 'status', '--porcelain', '--untracked-files=all', '--', 'dvc.lock', 'metrics')
     ours = pipeline_outputs(root) | {'dvc.lock'}  # never a file of the user's that happens to lie in metrics/
-    return sorted(p for line in out.splitlines() if line[:2].strip() and (p := line[3:].strip('"')) in ours)
+    def is_ours(p): return p in ours or any(p.startswith(o.rstrip('/') + '/') for o in ours)  # folder outputs too
+    return sorted(p for line in out.splitlines() if line[:2].strip() and is_ours(p := line[3:].strip('"')))
 
 def build_tree(root:Path, # the repository
                files:list[str] # paths to take from the working tree

@@ -187,14 +187,19 @@ def test_auth_and_zero_request_rebuild(labelstudio, labelstudio_env, pool, tmp_p
     assert all(u.startswith(labelstudio.url + '/data/upload/') for u in http_requests)
     first = snapshot(tmp_path/'ds')
     http_requests.clear()
-    r2 = build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
-    assert (len(http_requests), r2.requests, r2.cache_hits) == (0, 0, r1.n_images)
+    r2 = build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)   # issue 34: the uploads come from the previous dataset
+    assert (len(http_requests), r2.requests, r2.cache_hits, r2.reused) == (0, 0, 0, r1.n_images)
     assert snapshot(tmp_path/'ds') == first
-    # the counter does see requests: without the cache every image is fetched again
-    shutil.rmtree(tmp_path/'cache')
+    # without the previous dataset, the machine's cache serves them
+    shutil.rmtree(tmp_path/'ds')
+    r3 = build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
+    assert (len(http_requests), r3.cache_hits, r3.reused) == (0, r1.n_images, 0) and snapshot(tmp_path/'ds') == first
+    # the counter does see requests: without either, every image is fetched again
+    shutil.rmtree(tmp_path/'cache'); shutil.rmtree(tmp_path/'ds')
     build(ex, tmp_path/'ds', cache_dir=tmp_path/'cache', workers=4)
     assert len(http_requests) == n
-    # a wrong token is a one-line error and the dataset stays
+    # a wrong token is a one-line error and the dataset stays (nothing reusable: its refs.json gone)
+    (tmp_path/'ds/refs.json').unlink(); first = snapshot(tmp_path/'ds')
     monkeypatch.setenv('LABEL_STUDIO_API_KEY', 'not-the-token')
     with pytest.raises(MlopsError, match='Label Studio refused the token .HTTP 401.'):
         build(ex, tmp_path/'ds', cache_dir=tmp_path/'other-cache')

@@ -63,13 +63,19 @@ def test_full_export_then_unchanged_then_changed(labelstudio, labelstudio_env, s
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before} == before
     assert snapshot_ids(ls, small.id) == [r.snapshot_id]
 
-    # a new annotation changes the export (and only the newest snapshot is kept)
+    # a new annotation changes the export: the previous one updated with that task, no snapshot
     unlabeled = [t for t in tasks if not t['annotations']][0]
     ls.client.annotations.create(id=unlabeled['id'], result=result('4'))
     r3 = export_project(LabelstudioParams(project='stage-small', out=out))
     assert r3.changed and r3.sha256 != r.sha256 and r3.counts['annotations'] == 7 and r3.counts['unlabeled_tasks'] == 1
-    assert snapshot_ids(ls, small.id) == [r3.snapshot_id] != [r.snapshot_id]
-    assert json.loads(meta_path(out).read_text())['sha256'] == sha256_file(out)
+    meta = json.loads(meta_path(out).read_text())
+    assert meta['method'] == 'incremental: 1 changed, 0 deleted of 6 tasks' and meta['server_version']
+    assert r3.snapshot_id is None and snapshot_ids(ls, small.id) == [r.snapshot_id]
+    assert meta['sha256'] == sha256_file(out)
+    # full: true takes a snapshot (and only the newest snapshot is kept), of the same bytes
+    r4 = export_project(LabelstudioParams(project='stage-small', out=out, force=True, full=True))
+    assert (r4.changed, r4.sha256) == (False, r3.sha256) and snapshot_ids(ls, small.id) == [r4.snapshot_id] != [r.snapshot_id]
+    assert json.loads(meta_path(out).read_text())['method'] == 'full: full: true'
     assert_no_secret(ls.token, project)
 
 def test_edited_annotation_is_detected(labelstudio, labelstudio_env, project):
@@ -83,6 +89,43 @@ def test_edited_annotation_is_detected(labelstudio, labelstudio_env, project):
     r2 = export_project(LabelstudioParams(project='stage-edit', out='data/raw_labels/edit.json'))
     assert r2.changed and r2.sha256 != r.sha256
     assert '"7"' in (project/'data/raw_labels/edit.json').read_text()
+
+def test_incremental_export_is_byte_identical_to_a_full_one(labelstudio, labelstudio_env, project):
+    """Every kind of change Label Studio makes (annotation created, edited, cancelled, deleted; prediction added; task
+    data edited, task created, task deleted), then the incremental export and a full snapshot of the same state: the
+    same bytes. A tampered previous export is not built on."""
+    ls = labelstudio
+    p = ls.make_project('stage-delta', [{'data': {'image': f'/data/upload/9/{i}.png'}, 'annotations': [str(i % 10)] if i < 20 else []}
+                                        for i in range(30)])
+    out,full = 'data/raw_labels/delta.json','data/raw_labels/delta-full.json'
+    export_project(LabelstudioParams(project='stage-delta', out=out))
+    ids = [t['id'] for t in json.loads((project/out).read_text())]
+    time.sleep(0.01)
+    ls.client.annotations.create(id=ids[25], result=result('8'))
+    ann = lambda i: ls.client.annotations.list(id=ids[i])[0]
+    ls.client.annotations.update(id=ann(0).id, result=result('9'))
+    ls.client.annotations.update(id=ann(1).id, was_cancelled=True)
+    ls.client.annotations.delete(id=ann(2).id)
+    ls.client.predictions.create(task=ids[27], result=result('1'), score=0.5, model_version='m')
+    ls.client.tasks.update(id=ids[3], data={'image': '/data/upload/9/other.png'})
+    ls.client.tasks.delete(id=ids[4])
+    ls.import_tasks(p.id, [{'data': {'image': '/data/upload/9/new.png'}, 'annotations': ['2']}])
+    r = export_project(LabelstudioParams(project='stage-delta', out=out))
+    meta = json.loads(meta_path(project/out).read_text())
+    assert meta['method'] == 'incremental: 7 changed, 1 deleted of 30 tasks', meta['method']
+    f = export_project(LabelstudioParams(project='stage-delta', out=full, full=True))
+    assert (project/out).read_bytes() == (project/full).read_bytes() and r.sha256 == f.sha256 and f.snapshot_id
+    assert r.counts == f.counts == {'tasks': 30, 'annotations': 20, 'cancelled_annotations': 1, 'labeled_tasks': 19,
+                                    'unlabeled_tasks': 11}
+    # nothing changed since: the fingerprint says so, nothing is asked
+    assert not export_project(LabelstudioParams(project='stage-delta', out=out)).changed
+    # a previous export edited by hand is not built on: a full export replaces it, saying why
+    (project/out).write_text((project/out).read_text().replace('"9"', '"7"'))
+    ls.client.annotations.create(id=ids[28], result=result('9'))
+    export_project(LabelstudioParams(project='stage-delta', out=out))
+    assert json.loads(meta_path(project/out).read_text())['method'] == 'full: the export file is not the one its meta describes'
+    export_project(LabelstudioParams(project='stage-delta', out=full, full=True))
+    assert (project/out).read_bytes() == (project/full).read_bytes()
 
 def test_bad_token_unknown_project_unreachable_leave_previous_export(labelstudio, labelstudio_env, small, project, monkeypatch):
     out = project/'data/raw_labels/small.json'
@@ -127,7 +170,7 @@ def test_check_names_each_project_it_cannot_check(labelstudio, small, project, r
     assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
     assert 'labelstudio check: small: ok' in r.stderr
     assert "labelstudio check: gone: no single project with id or exact title 'no-such-project-here'" in r.stderr
-    assert 'gone could not be checked (1 of 2 were)' in r.stderr and not (project/'metrics/labelstudio.json').exists()
+    assert 'gone could not be checked (1 of 2 were)' in r.stderr and not (project/'metrics/labelstudio').exists()
     r = run_cli('labelstudio', 'check', cwd=project, env={**labelstudio.env, 'LABEL_STUDIO_API_KEY': 'f'*40})
     assert r.returncode == 2 and 'rejected the token (HTTP 401)' in r.stderr, r.stderr[-2000:]
 
@@ -232,12 +275,13 @@ def test_serve_reuse_and_server_stopped_mid_export(labelstudio, project, run_cli
         before = {q: q.read_bytes() for q in (out, meta_path(out))}
         tid = conn.client.tasks.list(project=p.id, fields='task_only').items[0].id
         conn.client.annotations.create(id=tid, result=result('2'))
-        real = lsmod.snapshot_export
+        from mlops_nb import export_delta
+        real = export_delta.export_ids
         def stop_then_export(*a, **kw):
             stop(str(data_dir))
             return real(*a, **kw)
-        monkeypatch.setattr(lsmod, 'snapshot_export', stop_then_export)
-        with pytest.raises(MlopsError, match='is unreachable while creating an export snapshot'):
+        monkeypatch.setattr(export_delta, 'export_ids', stop_then_export)   # the incremental export's one request
+        with pytest.raises(MlopsError, match='is unreachable while exporting 1 changed tasks'):
             export_project(LabelstudioParams(project='short-lived', out=out), attempts=2, backoff=0.1)
         assert {q: q.read_bytes() for q in before} == before
         assert sorted(q.name for q in out.parent.iterdir()) == ['short.json', 'short.meta.json']

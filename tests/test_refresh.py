@@ -103,13 +103,13 @@ def test_refresh_pushes_branch_and_opens_one_pull_request(site):
     assert head and site.origin_ref('refs/heads/main') == main0
     assert git(site.origin, 'rev-parse', f'{head}^').strip() == main0
     files = git(site.origin, 'diff', '--name-only', main0, head).split()
-    assert 'dvc.lock' in files and 'metrics/labelstudio.json' in files and 'metrics/dataset-digits.json' in files, files
+    assert 'dvc.lock' in files and 'metrics/labelstudio/digits.json' in files and 'metrics/dataset-digits.json' in files, files
     assert not [f for f in files if f.startswith(('data/', 'runs/'))], files
     lock = yaml.safe_load(git(site.origin, 'show', f'{head}:dvc.lock'))
     assert {'labelstudio-check', 'labelstudio@digits', 'labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset@digits'} <= set(lock['stages'])
     assert 'train' not in lock['stages']  # training is the pull request's business
-    fps = json.loads(git(site.origin, 'show', f'{head}:metrics/labelstudio.json'))
-    assert fps['digits']['title'] == site.titles['digits'] and fps['digits']['tasks'] == 40
+    fp = json.loads(git(site.origin, 'show', f'{head}:metrics/labelstudio/digits.json'))
+    assert fp['title'] == site.titles['digits'] and fp['tasks'] == 40
     posts = site.gh.records('POST')
     assert len(posts) == 1 and posts[0]['path'] == '/repos/acme/digits/pulls', site.gh.requests
     assert (posts[0]['body']['head'], posts[0]['body']['base']) == ('data-refresh', 'main')

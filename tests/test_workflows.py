@@ -65,7 +65,7 @@ def workflow_problems(path:Path, targets:set)->list[str]:
     return out
 
 def test_there_are_workflows(source_tree):
-    assert {p.name for p in workflows(source_tree)} == {'ci.yml', 'model.yml', 'refresh.yml', 'benchmark.yml'}
+    assert {p.name for p in workflows(source_tree)} == {'ci.yml', 'model.yml', 'refresh.yml', 'benchmark.yml', 'image.yml'}
 
 def test_workflow_rules(source_tree):
     targets = make_targets(source_tree)
@@ -133,3 +133,29 @@ def test_pull_requests_gate_and_main_does_not(source_tree):
     assert not any('gate' in r for r in runs('benchmark.yml'))
     main = [t for r in runs('benchmark.yml') if r[0] == 'make' for t in r[1:]]
     assert main.index('suggest') > main.index('promote')  # labelers see the champion, once it is one
+
+def test_only_main_pushes_the_image(source_tree):
+    "Pull requests build and test the image with no write permission; only main's push job may write packages."
+    def jobs(name): return yaml.safe_load((source_tree/'.github/workflows'/name).read_text())['jobs']
+    image = jobs('image.yml')
+    writers = {n for n,j in image.items() if j['permissions'].get('packages') == 'write'}
+    assert writers == {'push'} and "github.event_name == 'push'" in image['push']['if']
+    assert "github.event_name != 'push'" in image['test']['if']
+    runs = lambda job: [s['run'] for s in job['steps'] if 'run' in s]
+    assert runs(image['test']) == ['make image image-test'] and runs(image['push'])[-1] == 'make image-push'
+    champion = jobs('benchmark.yml')['image']
+    assert champion['needs'] == 'promote' and runs(champion) == ['make image-champion']
+    ci = jobs('ci.yml')['test']
+    assert ci['env']['IMAGE_TEST'] == 'skip'  # the image is image.yml's job on GitHub, not ci.yml's
+
+def hadolint(path:Path, cwd:Path)->subprocess.CompletedProcess:
+    return subprocess.run([str(audit_tool('hadolint')), '--config', str(cwd/'.hadolint.yaml'), '--no-color', str(path)],
+                          cwd=cwd, capture_output=True, text=True)
+
+def test_hadolint_clean_and_rejects_a_root_image(source_tree, tmp_path):
+    "hadolint passes the Containerfile, and fails the same file ending as root with an unpinned pip install."
+    assert hadolint(source_tree/'Containerfile', source_tree).returncode == 0
+    bad = tmp_path/'Containerfile'
+    bad.write_text((source_tree/'Containerfile').read_text() + 'USER root\nRUN pip install requests\n')
+    r = hadolint(bad, source_tree)
+    assert r.returncode == 1 and 'DL3002' in r.stdout and 'DL3013' in r.stdout, r.stdout
