@@ -13,11 +13,11 @@ from .core import (MlopsError, resolve_path, atomic_write, dumps_json, sha256_by
 from .params import LabelstudioParams
 
 # %% auto #0
-__all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'SNAPSHOT_TITLE', 'PROJECT_FIELDS', 'label_config', 'choice_result', 'server_url',
-           'explain', 'retryable', 'call', 'token_kind', 'Connection', 'connect', 'find_project', 'fingerprint',
-           'snapshot_export', 'normalize_export', 'export_counts', 'meta_path', 'read_meta', 'is_unchanged',
-           'save_export', 'ExportResult', 'export_project', 'quick_fingerprints', 'quick_fingerprint', 'skip_reason',
-           'counts_text']
+__all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'SNAPSHOT_TITLE', 'NOT_LABELS', 'PROJECT_FIELDS', 'label_config', 'choice_result',
+           'server_url', 'explain', 'retryable', 'call', 'token_kind', 'Connection', 'connect', 'find_project',
+           'fingerprint', 'snapshot_export', 'normalize_export', 'export_counts', 'meta_path', 'read_meta',
+           'is_unchanged', 'save_export', 'ExportResult', 'export_project', 'quick_fingerprints', 'quick_fingerprint',
+           'skip_reason', 'counts_text']
 
 # %% ../nbs/10_labelstudio.ipynb #9363b750
 DIGIT_LABELS = [str(i) for i in range(10)]
@@ -207,17 +207,20 @@ def snapshot_export(conn:Connection, # the server
     return data, snap.id
 
 # %% ../nbs/10_labelstudio.ipynb #26414971
+NOT_LABELS = ('predictions', 'total_predictions', 'drafts', 'comment_count', 'unresolved_comment_count',
+              'last_comment_updated_at', 'comment_authors')   # task fields an export drops
+
 def normalize_export(raw:bytes|str|list # the downloaded export (JSON list of tasks)
-                    )->list[dict]: # tasks sorted by id, their annotations/predictions/drafts sorted by id
-    "Parse a Label Studio JSON export into a canonical order."
+                    )->list[dict]: # tasks sorted by id, their annotations sorted by id, `NOT_LABELS` dropped
+    "Parse a Label Studio JSON export into a canonical order, keeping the labels."
     tasks = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
     if not isinstance(tasks, list) or not all(isinstance(t, dict) and 'id' in t for t in tasks):
         raise MlopsError('the Label Studio export is not a JSON list of tasks with ids',
                          'check the server version (Label Studio >= 1.x JSON export)', code=1)
     def key(d): return (True, 0) if not isinstance(d, dict) else (d.get('id') is None, d.get('id') or 0)
+    tasks = [{k: v for k,v in t.items() if k not in NOT_LABELS} for t in tasks]
     for t in tasks:
-        for k in ('annotations', 'predictions', 'drafts'):
-            if isinstance(t.get(k), list): t[k] = sorted(t[k], key=key)
+        if isinstance(t.get('annotations'), list): t['annotations'] = sorted(t['annotations'], key=key)
     return sorted(tasks, key=key)
 
 # %% ../nbs/10_labelstudio.ipynb #3f3a7439

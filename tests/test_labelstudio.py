@@ -107,6 +107,8 @@ def test_incremental_export_is_byte_identical_to_a_full_one(labelstudio, labelst
     ls.client.annotations.update(id=ann(1).id, was_cancelled=True)
     ls.client.annotations.delete(id=ann(2).id)
     ls.client.predictions.create(task=ids[27], result=result('1'), score=0.5, model_version='m')
+    # bulk-imported predictions move no `updated_at`: predictions are not labels, no export holds them
+    ls.client.projects.import_predictions(id=p.id, request=[{'task': ids[26], 'result': result('2'), 'model_version': 'bulk'}])
     ls.client.tasks.update(id=ids[3], data={'image': '/data/upload/9/other.png'})
     ls.client.tasks.delete(id=ids[4])
     ls.import_tasks(p.id, [{'data': {'image': '/data/upload/9/new.png'}, 'annotations': ['2']}])
