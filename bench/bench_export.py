@@ -62,7 +62,7 @@ def main():
             out = root/'data'/'raw_labels'/'bench.json'
             full,raw,nochange,skip = [],[],[],[]
             for _ in range(REPEATS):   # alternate, so load changes on the shared machine hit every variant
-                t = time.perf_counter(); r = export_project(LabelstudioParams(project=p.id, out=out, force=True)); full.append(time.perf_counter() - t)
+                t = time.perf_counter(); r = export_project(LabelstudioParams(project=p.id, out=out, force=True, full=True)); full.append(time.perf_counter() - t)
                 assert r.counts['tasks'] == N, r.counts
                 t = time.perf_counter(); data = raw_snapshot(client, p.id); raw.append(time.perf_counter() - t)
                 assert len(json.loads(data)) == N

@@ -107,7 +107,7 @@ COMMANDS = {
     'run': ('mlops_nb.cli:run', 'Run one stage notebook with papermill; the executed copy lands in runs/STAGE/.'),
     'labelstudio': {
         'check': ('mlops_nb.refresh:check_projects',
-                  "dvc repro's change check: every project's fingerprint into metrics/labelstudio.json."),
+                  "dvc repro's change check: each project's fingerprint into metrics/labelstudio/<project>.json."),
         'serve': ('mlops_nb.labelstudio_server:serve',
                   'Start a local Label Studio on 127.0.0.1 (own venv, git-ignored data, generated token).'),
         'stop': ('mlops_nb.labelstudio_server:stop', 'Stop the local Label Studio started by `serve`.'),

@@ -6,12 +6,13 @@
 from __future__ import annotations
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from .core import log, sha256_file
 from .labelstudio import meta_path, normalize_export, read_meta, snapshot_export
 
 # %% auto #0
-__all__ = ['STAMP_PAGE', 'DELTA_BATCH', 'Delta', 'plan_delta', 'merge_export', 'delta_refusal', 'merge_problem', 'server_version',
-           'task_stamps', 'export_ids', 'updated_export']
+__all__ = ['STAMP_PAGE', 'DELTA_BATCH', 'MARGIN', 'Delta', 'plan_delta', 'merge_export', 'delta_refusal', 'merge_problem',
+           'server_version', 'task_stamps', 'export_ids', 'since_previous', 'current_stamps', 'updated_export']
 
 # %% ../nbs/11_export_delta.ipynb #e1d0a006
 @dataclass
@@ -76,13 +77,16 @@ def server_version(conn # a `mlops_nb.labelstudio.Connection`
     return _get(conn, 'api/version', 'reading the server version').json().get('release')
 
 def task_stamps(conn, # a `mlops_nb.labelstudio.Connection`
-                pid:int # the project
-               )->dict: # task id -> `updated_at`, every task of the project
-    "Every task's id and `updated_at`, from the task list without annotations."
+                pid:int, # the project
+                since:str|None=None # only tasks stamped at or after this time (ISO 8601); None: every task
+               )->dict: # task id -> `updated_at`
+    "Tasks' ids and `updated_at`, from the task list (nothing else of each task)."
+    query = {'filters': {'conjunction': 'and', 'items': [{'filter': 'filter:tasks:updated_at', 'type': 'Datetime',
+             'operator': 'greater_or_equal', 'value': since}]}} if since else {}
     stamps,page = {},1
     while True:
-        r = _get(conn, 'api/tasks/', f'listing the tasks of project {pid}', project=pid, fields='task_only',
-                 page_size=STAMP_PAGE, page=page).json()
+        r = _get(conn, 'api/tasks/', f'listing the tasks of project {pid}', project=pid, include='id,updated_at',
+                 page_size=STAMP_PAGE, page=page, query=json.dumps(query)).json()
         tasks = r.get('tasks', []) if isinstance(r, dict) else r
         stamps.update({t['id']: t['updated_at'] for t in tasks})
         if not tasks or len(tasks) < STAMP_PAGE or len(stamps) >= r.get('total', 0): return stamps
@@ -107,9 +111,25 @@ def _previous(out)->tuple:
     meta,sha = read_meta(meta_path(out)),sha256_file(out) if out.exists() else None
     return (None, meta, sha) if not meta or meta.get('sha256') != sha else (json.loads(out.read_text()), meta, sha)
 
-def _delta(conn, proj, prev:list, n_tasks:int)->tuple:
+MARGIN = timedelta(seconds=2)
+
+def since_previous(meta:dict, # the previous export's meta
+                   prev:list[dict] # its tasks
+                  )->str|None: # ISO 8601 (None: nothing to start from: every task)
+    "Where the changed tasks' listing starts: the newest update the previous fingerprint saw, less `MARGIN`."
+    seen = (meta.get('source') or {}).get('newest_updated_at') or max((t['updated_at'] for t in prev
+                                                                       if t.get('updated_at')), default=None)
+    return (datetime.fromisoformat(seen) - MARGIN).isoformat().replace('+00:00', 'Z') if seen else None
+
+def current_stamps(conn, pid:int, meta:dict, prev:list[dict], n_tasks:int)->dict:
+    "Every task's stamp now: the previous ones with the recent ones over them, or the whole list after a deletion."
+    known = {t['id']: t.get('updated_at') for t in prev}
+    recent = task_stamps(conn, pid, since) if (since := since_previous(meta, prev)) else {}
+    return {**known, **recent} if since and len(set(known) | set(recent)) == n_tasks else task_stamps(conn, pid)
+
+def _delta(conn, proj, meta:dict, prev:list, n_tasks:int)->tuple:
     "(merged tasks, how) or (None, why not)."
-    stamps = task_stamps(conn, proj.id)
+    stamps = current_stamps(conn, proj.id, meta, prev, n_tasks)
     d = plan_delta(prev, stamps)
     if len(d.changed) > max(len(stamps), 1) / 2: return None, f'{len(d.changed)} of {len(stamps)} tasks changed'
     tasks = merge_export(prev, export_ids(conn, proj.id, d.changed), d.deleted)
@@ -128,7 +148,7 @@ def updated_export(conn, # a `mlops_nb.labelstudio.Connection`
     prev,meta,sha = _previous(out)
     why = 'full: true' if full else delta_refusal(meta, sha, proj.id, conn.url, version)
     if not why:
-        tasks,how = _delta(conn, proj, prev, fp['tasks'])
+        tasks,how = _delta(conn, proj, meta, prev, fp['tasks'])
         if tasks is not None: return tasks, None, version, how
         why = how
     log(f'[labelstudio] project {proj.id}: full export ({why})')

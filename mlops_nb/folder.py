@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_folder.ipynb #497fe2a0
 from __future__ import annotations
-import csv, io, json, re
+import csv, io, json, os, re
 from dataclasses import dataclass
 from pathlib import Path
 from .core import (MlopsError, atomic_dir, digit_png, dumps_json, log, read_csv_rows, read_json, sha256_bytes,
@@ -167,6 +167,17 @@ class DatasetFolder:
         return rows
 
 # %% ../nbs/15_folder.ipynb #50a3d199
+def _put_image(dest:Path, # where the new folder holds the image
+               data:bytes, # its bytes
+               previous:Path # the same name in the folder being replaced
+              ):
+    "Write an image, or hard-link the previous folder's file when it holds these very bytes (its inode kept)."
+    try:
+        if previous.is_file() and not previous.is_symlink() and previous.read_bytes() == data:
+            return os.link(previous, dest)
+    except OSError: pass
+    dest.write_bytes(data)
+
 def write_dataset_folder(out:str|Path, # the dataset folder (replaced whole, atomically)
                          rows:list[dict], # one per image, with the `LABEL_COLUMNS`; `file` is `images/<name>`
                          images:dict, # row `file` -> the image's bytes
@@ -179,7 +190,7 @@ def write_dataset_folder(out:str|Path, # the dataset folder (replaced whole, ato
     meta = {**meta, 'dataset_sha256': sha256_bytes(text.encode())}
     with atomic_dir(out) as tmp:
         (tmp/IMAGES_DIR).mkdir()
-        for r in rows: (tmp/r['file']).write_bytes(images[r['file']])
+        for r in rows: _put_image(tmp/r['file'], images[r['file']], out/r['file'])
         (tmp/LABELS_FILE).write_text(text, encoding='utf-8')
         (tmp/CARD_FILE).write_text(dumps_json(meta), encoding='utf-8')
         if refs is not None: (tmp/REFS_FILE).write_text(dumps_json(dict(sorted(refs.items()))), encoding='utf-8')
