@@ -173,7 +173,7 @@ def rebuild(root:Path, # the project root
            ):
     "Pull missing previous outputs, `dvc repro` the stages, `dvc push` what they made."
     if any(not (root/o).exists() for s in stages for o in graph[s]['outs']):
-        if dvc(root, 'pull', '--allow-missing', *stages, check=False):
+        if dvc(root, 'pull', '--allow-missing', '--with-deps', *stages, check=False):
             log('[refresh] dvc pull failed: rebuilding from Label Studio')
     dvc(root, 'repro', *stages, what=f'reproducing {", ".join(stages)}')
     dvc(root, 'push', *stages, what='the new data version did not reach the remote')

@@ -192,10 +192,13 @@ def test_without_github_settings_stops_after_the_local_commit(site, tmp_path):
     assert 'on branch data-refresh (no GITHUB_TOKEN/GITHUB_REPOSITORY: not pushed, no pull request)' in out, out
     # issue 34: a fresh runner (no .cache/) pulls the previous export and dataset, exports the one changed task and
     # fetches only its image; every other image comes from the previous dataset
-    assert re.search(r'written \(incremental: 1 changed, 0 deleted of \d+ tasks', r.stderr), r.stderr[-3000:]
+    # (main's data lacks the two annotations made since: this one and the unmerged pull request's)
+    ex = re.search(r'digits\.json: written \(incremental: (\d+) changed, 0 deleted of \d+ tasks', r.stderr)
+    assert ex and int(ex[1]) == 2, r.stderr[-5000:]
     m = re.search(r'\[dataset\] wrote digits: (\d+) images, \d+ dropped, (\d+) requests, (\d+) from cache, (\d+) from the '
                   r'previous dataset', r.stderr)
-    assert m and (int(m[2]), int(m[3]), int(m[4])) == (1, 0, int(m[1]) - 1), r.stderr[-3000:]
+    assert m and (int(m[2]), int(m[3]), int(m[4])) == (2, 0, int(m[1]) - 2), r.stderr[-5000:]
+    assert "Running stage 'labelstudio@digits-benchmark'" not in r.stderr   # pulled with --with-deps, not rebuilt
     assert site.origin_ref('refs/heads/data-refresh') == remote_head and len(site.gh.requests) == n
     local = git(c, 'rev-parse', 'refs/heads/data-refresh').strip()
     assert git(c, 'rev-parse', f'{local}^').strip() == git(c, 'rev-parse', 'HEAD').strip()
@@ -208,9 +211,10 @@ def test_benchmark_project_reruns_both_dataset_stages(site):
     out = ok(r)
     assert 'pull request #2 updated' in out, out
     ran = re.findall(r"^Running stage '([^']+)'", r.stderr, re.M)
-    # the change check is upstream of every export; the pool's export does not start: its own fingerprint file is as it was
+    # the change check is upstream of every export; the pool's export runs only because its own project moved (the
+    # annotation of the test before, refreshed in another clone)
     want = ['labelstudio-check', 'labelstudio@digits-benchmark', 'dataset-benchmark', 'dataset@digits']
-    assert ran == want, r.stderr[-3000:]
+    assert [s for s in ran if s != 'labelstudio@digits'] == want, r.stderr[-3000:]
 
 def test_unknown_project_is_one_line(site):
     r = site.refresh('--project', 'nope')
