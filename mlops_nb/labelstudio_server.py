@@ -316,11 +316,12 @@ def upload_files(conn:Connection, # the server
                  files:dict[str, bytes] # file name -> content
                 )->list[str]: # `/data/upload/...` URLs, in the order of `files`
     "Upload files into a project's storage without creating tasks (batches of 100, Django's per-request limit)."
-    names,ids = list(files),[]
+    names,ids,by_id = list(files),[],{}
     for i in range(0, len(names), 100):
         batch = {n: files[n] for n in names[i:i+100]}
         ids += conn(f'uploading files to project {project_id}', _post_files, conn, project_id, batch)
-    by_id = conn('listing uploaded files', _uploaded, conn, project_id, ids)
+    for i in range(0, len(ids), 1000):   # their names, 1,000 ids a request (a URL's query has a length limit)
+        by_id |= conn('listing uploaded files', _uploaded, conn, project_id, ids[i:i+1000])
     return ['/data/' + by_id[i].lstrip('/') for i in ids]
 
 # %% ../nbs/12_labelstudio_server.ipynb #4dd5828d
