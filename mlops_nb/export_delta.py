@@ -67,9 +67,8 @@ def merge_problem(tasks:list[dict], # the merged export
 STAMP_PAGE,DELTA_BATCH = 5000,500
 
 def _get(conn, path:str, what:str, **params):
-    "One GET the SDK does not wrap, through its authenticated client and the connection's retries."
-    http = conn.client._client_wrapper.httpx_client
-    return conn(what, lambda: http.request(path, method='GET', params=params).raise_for_status())
+    "One GET the SDK does not wrap (`Connection.request`): the checked response."
+    return conn.request('GET', path, what, params=params)
 
 def server_version(conn # a `mlops_nb.labelstudio.Connection`
                   )->str|None: # e.g. '1.21.0'

@@ -121,6 +121,10 @@ class Connection:
     def __call__(self, what:str, fn, *args, **kwargs):
         "Call `fn(*args, **kwargs)` with retries and one-line errors."
         return call(lambda: fn(*args, **kwargs), self.url, what, self.attempts, self.backoff)
+    def request(self, method:str, path:str, what:str, **kw):
+        "An endpoint the SDK does not wrap, through the SDK's own authenticated HTTP client: the checked response."
+        http = self.client._client_wrapper.httpx_client
+        return self(what, lambda: http.request(path, method=method, **kw).raise_for_status())
 
 # %% ../nbs/10_labelstudio.ipynb #1cf4bf43
 def connect(url:str|None=None, # Label Studio URL ('' or None: `$LABEL_STUDIO_URL`)

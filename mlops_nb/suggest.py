@@ -143,9 +143,8 @@ def project_predictions(conn, pid:int)->list: # dicts with `id`, `task`, `model_
     return [{'id': p.id, 'task': p.task, 'model_version': p.model_version, 'score': p.score} for p in preds]
 
 def _api(conn, method:str, path:str, what:str, **kw):
-    "An endpoint the SDK does not wrap, through the SDK's own authenticated HTTP client."
-    http = conn.client._client_wrapper.httpx_client
-    return conn(what, lambda: http.request(path, method=method, **kw).raise_for_status().json())
+    "An endpoint the SDK does not wrap (`Connection.request`): its JSON."
+    return conn.request(method, path, what, **kw).json()
 
 def version_counts(conn, pid:int)->dict: # model version -> predictions
     "How many predictions each model version has in the project."
