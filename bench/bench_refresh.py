@@ -168,7 +168,7 @@ def main():
     try:
         root = tmp/'ls'; root.mkdir(); (root/'params.yaml').write_text('{}\n')
         with _demo.labelstudio(root, seed=False):
-            from mlops_nb.labelstudio import connect
+            from mlops_nb.labelstudio_client import connect
             conn = connect()
             results = [measure(conn, tmp, n) for n in SIZES]
         rows = [r for m in results for r in rows_for(m)]

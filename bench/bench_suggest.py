@@ -134,7 +134,7 @@ def push_throughput(tmp:Path)->list:
     import fixtures_labelstudio as F
     from mlops_nb.core import digit_png
     from mlops_nb.dataset import resolve_inputs
-    from mlops_nb.labelstudio import connect
+    from mlops_nb.labelstudio_client import connect
     from mlops_nb.params import build_params
     from mlops_nb.predict import load_model
     from mlops_nb.suggest import import_suggestions, suggest_project, project_tasks, ChoiceControl, suggestion

@@ -6,13 +6,14 @@
 from __future__ import annotations
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from .core import log, sha256_file
 from .labelstudio import meta_path, normalize_export, read_meta, snapshot_export
 
 # %% auto #0
 __all__ = ['STAMP_PAGE', 'DELTA_BATCH', 'MARGIN', 'Delta', 'plan_delta', 'merge_export', 'delta_refusal', 'merge_problem',
-           'server_version', 'task_stamps', 'export_ids', 'since_previous', 'current_stamps', 'updated_export']
+           'server_facts', 'task_stamps', 'export_ids', 'since_previous', 'current_stamps', 'updated_export']
 
 # %% ../nbs/11_export_delta.ipynb #e1d0a006
 @dataclass
@@ -70,10 +71,16 @@ def _get(conn, path:str, what:str, **params):
     "One GET the SDK does not wrap (`Connection.request`): the checked response."
     return conn.request('GET', path, what, params=params)
 
-def server_version(conn # a `mlops_nb.labelstudio.Connection`
-                  )->str|None: # e.g. '1.21.0'
-    "The Label Studio release the server reports."
-    return _get(conn, 'api/version', 'reading the server version').json().get('release')
+def _utc(t:datetime)->str:
+    "UTC with microseconds, the one form the Data Manager's date filter accepts."
+    return t.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+def server_facts(conn # a `mlops_nb.labelstudio_client.Connection`
+                )->dict: # {'server_version': e.g. '1.21.0', 'read_at': the server's time, e.g. '2026-12-06T15:40:00Z'}
+    "The Label Studio release the server reports, and its clock (the answer's `Date`, whole seconds) when it did."
+    r = _get(conn, 'api/version', 'reading the server version')
+    date = r.headers.get('date')
+    return {'server_version': r.json().get('release'), 'read_at': _utc(parsedate_to_datetime(date)) if date else None}
 
 def task_stamps(conn, # a `mlops_nb.labelstudio.Connection`
                 pid:int, # the project
@@ -115,10 +122,11 @@ MARGIN = timedelta(seconds=2)
 def since_previous(meta:dict, # the previous export's meta
                    prev:list[dict] # its tasks
                   )->str|None: # ISO 8601 (None: nothing to start from: every task)
-    "Where the changed tasks' listing starts: the newest update the previous fingerprint saw, less `MARGIN`."
-    seen = (meta.get('source') or {}).get('newest_updated_at') or max((t['updated_at'] for t in prev
-                                                                       if t.get('updated_at')), default=None)
-    return (datetime.fromisoformat(seen) - MARGIN).isoformat().replace('+00:00', 'Z') if seen else None
+    "Where the changed tasks' listing starts: when the previous export began to read (server time), less `MARGIN`."
+    newest = max((t['updated_at'] for t in prev if t.get('updated_at')), default=None)
+    marks = [t for t in (meta.get('read_at'), (meta.get('source') or {}).get('newest_updated_at')) if t] or [newest]
+    marks = [datetime.fromisoformat(t) for t in marks if t]
+    return _utc(max(marks) - MARGIN) if marks else None
 
 def current_stamps(conn, pid:int, meta:dict, prev:list[dict], n_tasks:int)->dict:
     "Every task's stamp now: the previous ones with the recent ones over them, or the whole list after a deletion."
@@ -141,15 +149,15 @@ def updated_export(conn, # a `mlops_nb.labelstudio.Connection`
                    fp:dict, # the project's fingerprint now
                    full:bool=False, # a snapshot export whatever the previous one
                    timeout:float=600. # seconds to wait for a snapshot
-                  )->tuple: # (tasks, snapshot id or None, server version, how it was made)
+                  )->tuple: # (tasks, snapshot id or None, {'server_version', 'read_at', 'method': how it was made})
     "The project's export: the previous one updated with what changed, or a full snapshot when that is not trusted."
-    version = server_version(conn)
+    facts = server_facts(conn)
     prev,meta,sha = _previous(out)
-    why = 'full: true' if full else delta_refusal(meta, sha, proj.id, conn.url, version)
+    why = 'full: true' if full else delta_refusal(meta, sha, proj.id, conn.url, facts['server_version'])
     if not why:
         tasks,how = _delta(conn, proj, meta, prev, fp['tasks'])
-        if tasks is not None: return tasks, None, version, how
+        if tasks is not None: return tasks, None, {**facts, 'method': how}
         why = how
     log(f'[labelstudio] project {proj.id}: full export ({why})')
     raw,snap = snapshot_export(conn, proj.id, timeout)
-    return normalize_export(raw), snap, version, f'full: {why}'
+    return normalize_export(raw), snap, {**facts, 'method': f'full: {why}'}

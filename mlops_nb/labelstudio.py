@@ -4,20 +4,20 @@
 
 # %% ../nbs/10_labelstudio.ipynb #570a9748
 from __future__ import annotations
-import json, os, re, time
+import json, time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from .core import (MlopsError, resolve_path, atomic_write, dumps_json, sha256_bytes, sha256_file, secret, redact,
-                           log)
+from types import SimpleNamespace
+from .core import MlopsError, resolve_path, atomic_write, dumps_json, sha256_bytes, sha256_file, redact, log
+from .labelstudio_client import Connection, TokenAuth, connect, server_url
 from .params import LabelstudioParams
 
 # %% auto #0
-__all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'SNAPSHOT_TITLE', 'NOT_LABELS', 'PROJECT_FIELDS', 'label_config', 'choice_result',
-           'server_url', 'explain', 'retryable', 'call', 'token_kind', 'Connection', 'connect', 'find_project',
-           'fingerprint', 'snapshot_export', 'normalize_export', 'export_counts', 'meta_path', 'read_meta',
-           'is_unchanged', 'save_export', 'ExportResult', 'export_project', 'quick_fingerprints', 'quick_fingerprint',
-           'skip_reason', 'counts_text']
+__all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'PROJECT_FIELDS', 'SNAPSHOT_TITLE', 'NOT_LABELS', 'label_config', 'choice_result',
+           'find_project', 'fingerprint', 'snapshot_export', 'normalize_export', 'export_counts', 'meta_path',
+           'read_meta', 'is_unchanged', 'save_export', 'ExportResult', 'export_project', 'quick_fingerprints',
+           'quick_fingerprint', 'skip_reason', 'counts_text']
 
 # %% ../nbs/10_labelstudio.ipynb #9363b750
 DIGIT_LABELS = [str(i) for i in range(10)]
@@ -39,145 +39,74 @@ def choice_result(label:str, from_name:str='label', to_name:str='image')->list[d
 
 DIGITS_CONFIG = label_config()
 
-# %% ../nbs/10_labelstudio.ipynb #80ad123b
-def server_url(url:str|None=None # Label Studio URL; None or '' means `$LABEL_STUDIO_URL`
-              )->str: # the URL without a trailing slash
-    "The Label Studio URL from the argument or `LABEL_STUDIO_URL`."
-    url = (url or os.environ.get('LABEL_STUDIO_URL') or '').strip()
-    if not url:
-        raise MlopsError('no Label Studio URL', 'pass url (params.yaml) or export LABEL_STUDIO_URL=http://127.0.0.1:8080')
-    if not re.match(r'^https?://[^/\s]+', url):
-        raise MlopsError(f'Label Studio URL {url!r} is not an http(s) URL', 'e.g. http://127.0.0.1:8080')
-    return url.rstrip('/')
-
-# %% ../nbs/10_labelstudio.ipynb #885d75c1
-def explain(err:Exception, # what the SDK or httpx raised
-            url:str, # the server, for the message
-            what:str='talking to it', # what we were doing, e.g. 'creating an export snapshot'
-            attempts:int=1 # how many times it was tried
-           )->MlopsError: # one line naming the server and the fix
-    "Turn an SDK / HTTP failure into a one-line `MlopsError` (never echoing the token)."
-    import httpx
-    from label_studio_sdk.core.api_error import ApiError
-    if isinstance(err, MlopsError): return err
-    if isinstance(err, httpx.TransportError):
-        tries = f' after {attempts} attempts' if attempts > 1 else ''
-        return MlopsError(f'Label Studio at {url} is unreachable while {what} ({type(err).__name__}){tries}',
-                          'start it (mlops-nb labelstudio serve) or check LABEL_STUDIO_URL', code=1)
-    if isinstance(err, ApiError):
-        code,body = err.status_code,err.body
-        if code in (401, 403):
-            return MlopsError(f'token rejected by Label Studio at {url} (HTTP {code}) while {what}',
-                              'set LABEL_STUDIO_API_KEY to a valid API token (legacy token or personal access token)')
-        detail = body.get('detail', '') if isinstance(body, dict) else str(body or '')
-        return MlopsError(redact(f'Label Studio at {url} answered HTTP {code} while {what}: {detail}'[:300]), code=1)
-    return MlopsError(redact(f'Label Studio at {url} failed while {what}: {type(err).__name__}: {err}'[:300]), code=1)
-
-# %% ../nbs/10_labelstudio.ipynb #8cc6e769
-def retryable(err:Exception # what a request raised
-             )->bool: # whether another try may succeed
-    "Worth another try: the host did not answer, or answered busy / bad gateway."
-    import httpx
-    from label_studio_sdk.core.api_error import ApiError
-    busy = isinstance(err, ApiError) and err.status_code in (408, 429, 502, 503, 504)
-    return isinstance(err, httpx.TransportError) or busy
-
-# %% ../nbs/10_labelstudio.ipynb #3313994f
-def call(fn, # a zero-argument function doing one request
-         url:str, # the server, for messages
-         what:str, # what it does, for messages
-         attempts:int=4, # tries when the host is unreachable
-         backoff:float=0.5 # first wait in seconds, doubled each retry (at most 8 s)
-        ): # what `fn` returned
-    "Run `fn`, retrying connection failures and busy answers (429, 502-504) with backoff; one-line `MlopsError` else."
-    from tenacity import Retrying, stop_after_attempt, wait_exponential, retry_if_exception
-    try:
-        for att in Retrying(stop=stop_after_attempt(max(1, attempts)), wait=wait_exponential(multiplier=backoff, max=8),
-                            retry=retry_if_exception(retryable), reraise=True):
-            with att: return fn()
-    except Exception as e: raise explain(e, url, what, attempts) from None
-
-# %% ../nbs/10_labelstudio.ipynb #3dfa7f74
-def token_kind(token:str # an API token
-              )->str: # 'personal access token' or 'legacy token'
-    "Which kind of Label Studio token this is, by its format (a JWT is a personal access token)."
-    import base64
-    parts = token.split('.')
-    if len(parts) == 3:
-        try:
-            head = json.loads(base64.urlsafe_b64decode(parts[0] + '=' * (-len(parts[0]) % 4)))
-            if isinstance(head, dict) and 'alg' in head: return 'personal access token'
-        except ValueError: pass
-    return 'legacy token'
-
-# %% ../nbs/10_labelstudio.ipynb #2f0ad75c
-@dataclass
-class Connection:
-    "A label-studio-sdk client plus the URL and retry policy used for every call."
-    client:object # label_studio_sdk.client.LabelStudio
-    url:str # the server
-    attempts:int=4 # tries when the host is unreachable
-    backoff:float=0.5 # first retry wait (seconds)
-    def __call__(self, what:str, fn, *args, **kwargs):
-        "Call `fn(*args, **kwargs)` with retries and one-line errors."
-        return call(lambda: fn(*args, **kwargs), self.url, what, self.attempts, self.backoff)
-    def request(self, method:str, path:str, what:str, **kw):
-        "An endpoint the SDK does not wrap, through the SDK's own authenticated HTTP client: the checked response."
-        http = self.client._client_wrapper.httpx_client
-        return self(what, lambda: http.request(path, method=method, **kw).raise_for_status())
-
-# %% ../nbs/10_labelstudio.ipynb #1cf4bf43
-def connect(url:str|None=None, # Label Studio URL ('' or None: `$LABEL_STUDIO_URL`)
-            timeout:float=120., # seconds per request
-            attempts:int=4, # tries when the host is unreachable
-            backoff:float=0.5 # first retry wait in seconds
-           )->Connection:
-    "Connect to Label Studio with the token from `LABEL_STUDIO_API_KEY` (legacy or personal access token)."
-    from label_studio_sdk.client import LabelStudio
-    url,token = server_url(url),secret('LABEL_STUDIO_API_KEY')
-    # retries are ours (`call`: bounded by `attempts`), so the SDK's own are off
-    try: client = LabelStudio(base_url=url, api_key=token, timeout=timeout, max_retries=0)
-    except Exception as e: raise explain(e, url, f'reading the {token_kind(token)}') from None
-    return Connection(client, url, attempts, backoff)
-
-# %% ../nbs/10_labelstudio.ipynb #c85fd2ce
-def find_project(conn:Connection, # the server
-                 project:int|str # project id, or its exact title
-                ): # the SDK project object
-    "The project with this id or title, or a one-line error naming it and the server."
-    pid = int(project) if isinstance(project, int) or str(project).strip().isdigit() else None
-    if pid is not None:
-        try: return conn(f'getting project {pid}', conn.client.projects.get, id=pid)
-        except MlopsError as e:
-            if 'HTTP 404' not in str(e): raise
-            raise MlopsError(f'project {pid} not found at {conn.url}',
-                             'check labelstudio.<name>.project in params.yaml') from None
-    found = conn('listing projects', lambda: [p for p in conn.client.projects.list(page_size=100)])
-    hits = [p for p in found if p.title == project]
-    if not hits:
-        known = ', '.join(sorted(repr(p.title) for p in found)[:10]) or 'none'
-        raise MlopsError(f'project {project!r} not found at {conn.url}', f'known projects: {known}')
-    if len(hits) > 1:
-        ids = ', '.join(str(p.id) for p in hits)
-        raise MlopsError(f'{len(hits)} projects titled {project!r} at {conn.url}', f'use the id instead: {ids}')
-    return conn(f'getting project {hits[0].id}', conn.client.projects.get, id=hits[0].id)
-
+# %% ../nbs/10_labelstudio.ipynb #3b98eb26
 def _iso(t)->str|None:
     if t is None: return None
     if isinstance(t, str): return t
     return t.astimezone(timezone.utc).isoformat().replace('+00:00', 'Z')
 
+def _norm_time(t:str|None)->str|None:
+    if not t: return None
+    return _iso(datetime.fromisoformat(t.replace('Z', '+00:00')))
+
+# %% ../nbs/10_labelstudio.ipynb #05979b19
+PROJECT_FIELDS = 'id,title,task_number,total_annotations_number,skipped_annotations_number'
+
+def _listed_projects(http)->list[dict]:
+    "Every project of the server with the counts a fingerprint needs."
+    out,page = [],1
+    while True:
+        r = http.get('/api/projects/', params={'page_size': 100, 'page': page, 'include': PROJECT_FIELDS})
+        data = r.raise_for_status().json()
+        out += data['results']
+        if not data.get('next'): return out
+        page += 1
+
+def _pick_project(listed:list[dict], project:int|str)->dict:
+    "The listed project with this id or exact title (LookupError unless exactly one)."
+    by_id = str(project).strip().isdigit()
+    hits = [p for p in listed if (p['id'] == int(project) if by_id else p['title'] == project)]
+    if len(hits) != 1: raise LookupError(project)
+    return hits[0]
+
+def _newest_update(http, pid:int)->str|None:
+    q = {'project': pid, 'page_size': 1, 'fields': 'task_only',
+         'query': json.dumps({'ordering': ['-tasks:updated_at']})}
+    tasks = http.get('/api/tasks/', params=q).raise_for_status().json()
+    tasks = tasks.get('tasks', tasks.get('results', [])) if isinstance(tasks, dict) else tasks
+    return _norm_time(tasks[0]['updated_at']) if tasks else None
+
+# %% ../nbs/10_labelstudio.ipynb #c85fd2ce
+def find_project(conn:Connection, # the server
+                 project:int|str # project id, or its exact title
+                )->SimpleNamespace: # the project as the API describes it (`.id`, `.title`, `.label_config`, ...)
+    "The project with this id or title, or a one-line error naming it and the server."
+    pid = int(project) if isinstance(project, int) or str(project).strip().isdigit() else None
+    if pid is None:
+        found = conn('listing projects', _listed_projects, conn.http)
+        hits = [p['id'] for p in found if p['title'] == project]
+        if not hits:
+            known = ', '.join(sorted(repr(p['title']) for p in found)[:10]) or 'none'
+            raise MlopsError(f'project {project!r} not found at {conn.url}', f'known projects: {known}')
+        if len(hits) > 1:
+            raise MlopsError(f'{len(hits)} projects titled {project!r} at {conn.url}',
+                             f'use the id instead: {", ".join(map(str, hits))}')
+        pid = hits[0]
+    try: return SimpleNamespace(**conn.request('GET', f'api/projects/{pid}', f'getting project {pid}').json())
+    except MlopsError as e:
+        if 'HTTP 404' not in str(e): raise
+        raise MlopsError(f'project {pid} not found at {conn.url}',
+                         'check labelstudio.<name>.project in params.yaml') from None
+
 # %% ../nbs/10_labelstudio.ipynb #b1c2ff3e
 def fingerprint(conn:Connection, # the server
-                project # the SDK project (from `find_project`)
+                project # the project (from `find_project`)
                )->dict: # what the change check compares
     "Cheap facts about a project that change whenever its export would."
-    newest = conn('checking for changes', lambda: conn.client.tasks.list(project=project.id, page_size=1,
-                  fields='task_only', query=json.dumps({'ordering': ['-tasks:updated_at']})).items)
     return {'project_id': project.id, 'title': project.title, 'tasks': project.task_number or 0,
             'annotations': project.total_annotations_number or 0,
             'cancelled_annotations': project.skipped_annotations_number or 0,
-            'newest_updated_at': _iso(newest[0].updated_at) if newest else None}
+            'newest_updated_at': conn('checking for changes', _newest_update, conn.http, project.id)}
 
 # %% ../nbs/10_labelstudio.ipynb #279c193c
 SNAPSHOT_TITLE = 'mlops-nb export'
@@ -268,7 +197,7 @@ def save_export(tasks:list[dict], # normalized export
                 url:str, # the server
                 snapshot_id:int|None=None, # the snapshot it came from
                 now:datetime|None=None, # export time (default: now)
-                made:dict|None=None # how it was made: {'server_version', 'method'} (`mlops_nb.export_delta`)
+                made:dict|None=None # how it was made: {'server_version', 'read_at', 'method'} (`mlops_nb.export_delta`)
                )->tuple[bool, dict]: # (whether the export file changed, the meta written)
     "Write the export and its meta atomically; files whose content did not change are not touched."
     out,mp = Path(out),meta_path(out)
@@ -322,53 +251,12 @@ def export_project(p:LabelstudioParams, # project, out (relative to the project 
     if not p.force and is_unchanged(out, fp): return _unchanged_result(proj, out, t0)
     log(f'[labelstudio] exporting project {proj.id} ({proj.title}): {fp["tasks"]} tasks, '
         f'{fp["annotations"]} annotations not counting {fp["cancelled_annotations"]} cancelled')
-    tasks,snap_id,version,how = updated_export(conn, proj, out, fp, p.full, p.timeout)
-    changed,meta = save_export(tasks, out, {'id': proj.id, 'title': proj.title}, fp, conn.url, snap_id,
-                               made={'server_version': version, 'method': how})
+    tasks,snap_id,made = updated_export(conn, proj, out, fp, p.full, p.timeout)
+    changed,meta = save_export(tasks, out, {'id': proj.id, 'title': proj.title}, fp, conn.url, snap_id, made=made)
     log(f'[labelstudio] {out.name}: {"written" if changed else "content unchanged"} '
-        f'({how}; {meta["counts"]["tasks"]} tasks, sha256 {meta["sha256"][:12]})')
+        f'({made["method"]}; {meta["counts"]["tasks"]} tasks, sha256 {meta["sha256"][:12]})')
     return ExportResult(proj.id, proj.title, out, meta_path(out), changed, meta['counts'], meta['sha256'], snap_id,
                         round(time.time()-t0, 2))
-
-# %% ../nbs/10_labelstudio.ipynb #3b98eb26
-def _auth_headers(url:str, token:str)->dict:
-    "Authorization for plain HTTP: `Token` for a legacy token, a refreshed `Bearer` token for a personal access token."
-    import httpx
-    if token_kind(token) == 'legacy token': return {'Authorization': f'Token {token}'}
-    r = httpx.post(f'{url}/api/token/refresh', json={'refresh': token}, timeout=10)
-    r.raise_for_status()
-    return {'Authorization': f'Bearer {r.json()["access"]}'}
-
-def _norm_time(t:str|None)->str|None:
-    if not t: return None
-    return _iso(datetime.fromisoformat(t.replace('Z', '+00:00')))
-
-# %% ../nbs/10_labelstudio.ipynb #05979b19
-PROJECT_FIELDS = 'id,title,task_number,total_annotations_number,skipped_annotations_number'
-
-def _listed_projects(http)->list[dict]:
-    "Every project of the server with the counts a fingerprint needs."
-    out,page = [],1
-    while True:
-        r = http.get('/api/projects/', params={'page_size': 100, 'page': page, 'include': PROJECT_FIELDS})
-        data = r.raise_for_status().json()
-        out += data['results']
-        if not data.get('next'): return out
-        page += 1
-
-def _pick_project(listed:list[dict], project:int|str)->dict:
-    "The listed project with this id or exact title (LookupError unless exactly one)."
-    by_id = str(project).strip().isdigit()
-    hits = [p for p in listed if (p['id'] == int(project) if by_id else p['title'] == project)]
-    if len(hits) != 1: raise LookupError(project)
-    return hits[0]
-
-def _newest_update(http, pid:int)->str|None:
-    q = {'project': pid, 'page_size': 1, 'fields': 'task_only',
-         'query': json.dumps({'ordering': ['-tasks:updated_at']})}
-    tasks = http.get('/api/tasks/', params=q).raise_for_status().json()
-    tasks = tasks.get('tasks', tasks.get('results', [])) if isinstance(tasks, dict) else tasks
-    return _norm_time(tasks[0]['updated_at']) if tasks else None
 
 # %% ../nbs/10_labelstudio.ipynb #f3447081
 def _server_problem(e:Exception, url:str)->str:
@@ -387,7 +275,7 @@ def _server_fingerprints(url:str, wanted:dict, errors:dict)->dict:
     import httpx
     from concurrent.futures import ThreadPoolExecutor
     try:
-        with httpx.Client(base_url=url, headers=_auth_headers(url, secret('LABEL_STUDIO_API_KEY')), timeout=10) as http:
+        with httpx.Client(base_url=url, auth=TokenAuth(url), timeout=10) as http:
             listed,picked = _listed_projects(http),{}
             for k,project in wanted.items():
                 try: picked[k] = _pick_project(listed, project)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json, os, random, re, secrets as pysecrets, shutil, signal, subprocess, tempfile, time
 from pathlib import Path
 from .core import MlopsError, resolve_path, write_json, sha256_bytes, log, digit_png, pid_alive
-from .labelstudio import DIGIT_LABELS, DIGITS_CONFIG, Connection, choice_result, connect, read_meta
+from .labelstudio import DIGIT_LABELS, DIGITS_CONFIG, choice_result, read_meta
+from .labelstudio_client import Connection, connect
 
 # %% auto #0
 __all__ = ['NO_PHONING_HOME', 'ls_executable', 'server_env', 'secret_file', 'template_db', 'running_server', 'prepare_data_dir',
@@ -285,29 +286,18 @@ def demo_plan(indices:list[int], # digit indices of one project
     return plan
 
 # %% ../nbs/12_labelstudio_server.ipynb #91f7bc4a
-def _auth(conn:Connection)->dict:
-    "The SDK's authorization header, for plain httpx calls."
-    return {k: v for k,v in conn.client._client_wrapper.get_headers().items() if k.lower() == 'authorization'}
-
 def _post_files(conn:Connection, project_id:int, files:dict[str, bytes])->list[int]:
     "Upload one batch of files without creating tasks; their upload ids."
-    import httpx
-    from label_studio_sdk.core.api_error import ApiError
     parts = [(f'file{j}', (n, b, 'image/png' if n.endswith('.png') else 'application/octet-stream'))
              for j,(n,b) in enumerate(files.items())]
-    r = httpx.post(f'{conn.url}/api/projects/{project_id}/import', params={'commit_to_project': 'false'},
-                   files=parts, headers=_auth(conn), timeout=300)
-    if r.status_code >= 400:
-        body = r.json() if 'json' in r.headers.get('content-type', '') else r.text[:200]
-        raise ApiError(status_code=r.status_code, body=body)
+    r = conn.request('POST', f'api/projects/{project_id}/import', f'uploading files to project {project_id}',
+                     params={'commit_to_project': 'false'}, files=parts, timeout=300)
     return r.json()['file_upload_ids']
 
 def _uploaded(conn:Connection, project_id:int, ids:list[int])->dict[int, str]:
     "Upload id -> stored file name."
-    import httpx
-    r = httpx.get(f'{conn.url}/api/projects/{project_id}/file-uploads', params={'ids': json.dumps(ids)},
-                  headers=_auth(conn), timeout=120)
-    r.raise_for_status()
+    r = conn.request('GET', f'api/projects/{project_id}/file-uploads', 'listing uploaded files',
+                     params={'ids': json.dumps(ids)})
     return {u['id']: u['file'] for u in r.json()}
 
 # %% ../nbs/12_labelstudio_server.ipynb #d3ecf0db
@@ -319,9 +309,9 @@ def upload_files(conn:Connection, # the server
     names,ids,by_id = list(files),[],{}
     for i in range(0, len(names), 100):
         batch = {n: files[n] for n in names[i:i+100]}
-        ids += conn(f'uploading files to project {project_id}', _post_files, conn, project_id, batch)
+        ids += _post_files(conn, project_id, batch)
     for i in range(0, len(ids), 1000):   # their names, 1,000 ids a request (a URL's query has a length limit)
-        by_id |= conn('listing uploaded files', _uploaded, conn, project_id, ids[i:i+1000])
+        by_id |= _uploaded(conn, project_id, ids[i:i+1000])
     return ['/data/' + by_id[i].lstrip('/') for i in ids]
 
 # %% ../nbs/12_labelstudio_server.ipynb #4dd5828d

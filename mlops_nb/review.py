@@ -146,7 +146,7 @@ def read_audit(path:Path, # an audit file (`metrics/audit-<project>.json`)
 def review(project:str=None # a key of params.yaml's audit section (default: every audited project)
           )->int: # exit code (0)
     "Send the label audit's flags to Label Studio for a second look; annotations are never changed."
-    from mlops_nb.labelstudio import connect
+    from mlops_nb.labelstudio_client import connect
     from mlops_nb.params import build_params
     from mlops_nb.pipeline import section_params
     root = project_root()

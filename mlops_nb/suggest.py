@@ -388,7 +388,7 @@ def suggest(project:str=None, # a training pool of params.yaml's dataset section
             batch:int=500 # tasks per batch: fetched, predicted and imported together
            )->int: # exit code (0)
     "Push the champion's predictions to Label Studio as pre-annotations; keep the 'Most uncertain first' view."
-    from mlops_nb.labelstudio import connect
+    from mlops_nb.labelstudio_client import connect
     from mlops_nb.params import build_params
     from mlops_nb.predict import load_model
     root = project_root()

@@ -325,7 +325,8 @@ def connect_webhook(url:str=None, # the receiver's URL as Label Studio calls it,
                     project:str=None # key of params.yaml labelstudio (default: every project there)
                    ):
     "Register (or update, never duplicate) the webhook receiver on the Label Studio projects of params.yaml."
-    from mlops_nb.labelstudio import connect, find_project
+    from mlops_nb.labelstudio import find_project
+    from mlops_nb.labelstudio_client import connect
     from mlops_nb.refresh import export_projects, pipeline_params
     if not re.match(r'^https?://[^/\s]+', url or ''):
         raise MlopsError(f'--url {url!r} is not an http(s) URL', 'e.g. http://127.0.0.1:8765/')

@@ -11,7 +11,8 @@ from mlops_nb.audit import audit_labels
 from mlops_nb.core import digit_png
 from mlops_nb.dataset import build_dataset
 from mlops_nb.folder import sample_dataset
-from mlops_nb.labelstudio import choice_result, connect, export_project
+from mlops_nb.labelstudio import choice_result, export_project
+from mlops_nb.labelstudio_client import connect
 from mlops_nb.params import build_params
 from mlops_nb.review import REVIEW_VIEW, review_project
 

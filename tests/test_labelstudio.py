@@ -1,5 +1,6 @@
 """The Label Studio stage against a real server (the session fixture `labelstudio`), the installed wheel and CLI."""
-import json, os, shutil, time
+import json, os, shutil, subprocess, sys, time
+from datetime import timezone
 from pathlib import Path
 import httpx, pytest
 from mlops_nb.core import MlopsError, digit_png, sha256_file
@@ -70,12 +71,21 @@ def test_full_export_then_unchanged_then_changed(labelstudio, labelstudio_env, s
     assert r3.changed and r3.sha256 != r.sha256 and r3.counts['annotations'] == 7 and r3.counts['unlabeled_tasks'] == 1
     meta = json.loads(meta_path(out).read_text())
     assert meta['method'] == 'incremental: 1 changed, 0 deleted of 6 tasks' and meta['server_version']
+    assert meta['read_at'].endswith('Z') and meta['read_at'] >= meta['source']['newest_updated_at'][:19]
     assert r3.snapshot_id is None and snapshot_ids(ls, small.id) == [r.snapshot_id]
     assert meta['sha256'] == sha256_file(out)
     # full: true takes a snapshot (and only the newest snapshot is kept), of the same bytes
     r4 = export_project(LabelstudioParams(project='stage-small', out=out, force=True, full=True))
     assert (r4.changed, r4.sha256) == (False, r3.sha256) and snapshot_ids(ls, small.id) == [r4.snapshot_id] != [r.snapshot_id]
     assert json.loads(meta_path(out).read_text())['method'] == 'full: full: true'
+    # an incremental export never imports the SDK (its import alone took 2 s of a 4 s stage)
+    ls.client.annotations.create(id=unlabeled['id'], result=result('5'))
+    code = ('import sys; from mlops_nb.labelstudio import export_project; from mlops_nb.params import LabelstudioParams; '
+            f'r = export_project(LabelstudioParams(project="stage-small", out={str(out)!r})); '
+            'print(r.changed, "label_studio_sdk" in sys.modules)')
+    run = subprocess.run([sys.executable, '-c', code], cwd=project, capture_output=True, text=True)
+    assert run.stdout.split()[-2:] == ['True', 'False'], run.stdout + run.stderr[-2000:]
+    assert json.loads(meta_path(out).read_text())['method'] == 'incremental: 1 changed, 0 deleted of 6 tasks'
     assert_no_secret(ls.token, project)
 
 def test_edited_annotation_is_detected(labelstudio, labelstudio_env, project):
@@ -148,9 +158,17 @@ def test_bad_token_unknown_project_unreachable_leave_previous_export(labelstudio
     assert sorted(p.name for p in out.parent.iterdir()) == ['small.json', 'small.meta.json']  # no temp files left
 
 def test_quick_fingerprint_matches_sdk_and_drives_skip(labelstudio, labelstudio_env, small, project, monkeypatch):
-    "The runner's cheap change check (plain HTTP) sees exactly what the SDK-based one sees, with either kind of token."
-    from mlops_nb.labelstudio import connect, find_project, fingerprint, quick_fingerprint, skip_reason
-    conn = connect(); sdk = fingerprint(conn, find_project(conn, small.id))
+    "The runner's cheap change check and the stage's fingerprint see exactly what the SDK sees, with either kind of token."
+    from mlops_nb.labelstudio import find_project, fingerprint, quick_fingerprint, skip_reason
+    from mlops_nb.labelstudio_client import connect
+    ls = labelstudio; p = ls.client.projects.get(id=small.id)
+    newest = ls.client.tasks.list(project=p.id, page_size=1, fields='task_only',
+                                  query=json.dumps({'ordering': ['-tasks:updated_at']})).items[0].updated_at
+    sdk = {'project_id': p.id, 'title': p.title, 'tasks': p.task_number, 'annotations': p.total_annotations_number,
+           'cancelled_annotations': p.skipped_annotations_number,
+           'newest_updated_at': newest.astimezone(timezone.utc).isoformat().replace('+00:00', 'Z')}
+    conn = connect()
+    assert fingerprint(conn, find_project(conn, small.id)) == fingerprint(conn, find_project(conn, 'stage-small')) == sdk
     assert quick_fingerprint('stage-small') == quick_fingerprint(small.id) == sdk
     monkeypatch.setenv('LABEL_STUDIO_API_KEY', labelstudio.personal_access_token())
     assert quick_fingerprint('stage-small') == sdk

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest, yaml
 from mlops_nb.core import digit_png, sha256_file
 from mlops_nb.dataset import resolve_inputs
-from mlops_nb.labelstudio import connect, label_config
+from mlops_nb.labelstudio import label_config
+from mlops_nb.labelstudio_client import connect
 from mlops_nb.params import build_params
 from mlops_nb.predict import load_model
 from mlops_nb.suggest import UNCERTAIN_VIEW, model_version, suggest_project

@@ -71,7 +71,7 @@ def annotate(ls, task_id:int, label:str)->int:
 @pytest.fixture(scope='module')
 def site(labelstudio, source_tree, tmp_path_factory):
     "Pool: 24 seeded tasks + BURST+1 unannotated ones; benchmark: 12; a project dir after one refresh; a receiver."
-    from mlops_nb.labelstudio import connect
+    from mlops_nb.labelstudio_client import connect
     from mlops_nb.labelstudio_server import demo_indices, demo_plan, seed_project
     from sklearn.datasets import load_digits
     os.environ.update(labelstudio.env)
