@@ -249,9 +249,12 @@ def per_class_table(candidate:Side, champion:Side|None # the two sides
 def params_section(candidate:Side, champion:Side, # the two sides
                    params:tuple|None=None # (champion params, candidate params) when not the sides' own
                   )->list[str]: # the `### Params` section
-    "What changed in the training params."
+    "What changed in the training params, and the weights file the candidate was fine-tuned from."
     hp,cp = params if params else (champion.params, candidate.params)
-    out = ['', '### Params']
+    out,card = ['', '### Params'],candidate.params or {}
+    if card.get('weights_sha256'):
+        name,sha = _cell(card.get('weights')),_cell(card['weights_sha256'])
+        out += ['', f'Fine-tuned from the weights {name}, sha256 {sha}.']
     if hp is None or cp is None:
         return out + ['', 'Not available for ' + ('the champion' if hp is None else 'the candidate') + '.']
     if not (diff := params_diff(hp, cp)): return out + ['', 'No differences.']

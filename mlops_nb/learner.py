@@ -8,12 +8,12 @@ import functools, os
 from pathlib import Path
 from .core import MlopsError, log
 from .params import TrainParams
-from .models import SMALL_ARCHS, create_model
+from .models import SMALL_ARCHS, arch_library, create_model
 from .device import opt_func
 
 # %% auto #0
-__all__ = ['metric_objects', 'live_callback', 'plain_progress', 'plain_cross_entropy', 'make_learner', 'lean_events',
-           'start_from']
+__all__ = ['metric_objects', 'live_callback', 'plain_progress', 'plain_cross_entropy', 'backbone_splitter', 'make_learner',
+           'lean_events', 'start_from']
 
 # %% ../nbs/29_learner.ipynb #2308abad
 def metric_objects(names:list[str] # names from `mlops_nb.params.TRAIN_METRICS`
@@ -77,6 +77,15 @@ def plain_cross_entropy(): # a fastai loss function
     "fastai's flattened cross-entropy whose result is a plain tensor (no subclass dispatch on every later operation)."
     return _plain_loss_class()()
 
+# %% ../nbs/29_learner.ipynb #b0a10010
+def backbone_splitter(arch:str # a torchvision or timm model name
+                     ): # a fastai splitter: the parameter groups `fine_tune` freezes and gives their learning rates
+    "The parameter groups `vision_learner` would use: torchvision's known archs split finer, else body and head."
+    from fastai.vision.learner import model_meta, default_split
+    if arch_library(arch) == 'timm': return default_split
+    import torchvision
+    return model_meta.get(getattr(torchvision.models, arch), {}).get('split', default_split)
+
 # %% ../nbs/29_learner.ipynb #3b326523
 def make_learner(p:TrainParams, # the stage's parameters (`arch`, `pretrained`)
                  dls, # the training `DataLoaders`
@@ -86,14 +95,13 @@ def make_learner(p:TrainParams, # the stage's parameters (`arch`, `pretrained`)
                  metric_names:list[str] # from `check_params`
                 ): # a fastai Learner
     "Build the Learner for `p.arch` on `dls`."
-    from fastai.vision.all import Learner, vision_learner
+    from fastai.vision.all import Learner
     kw = dict(loss_func=plain_cross_entropy(), metrics=metric_objects(metric_names), path=work, model_dir='.',
               opt_func=opt_func(device))
     n_in = dls.preprocess['n_in']
     if p.arch in SMALL_ARCHS: return lean_events(Learner(dls, create_model(p.arch, n_classes, n_in), **kw))
-    import torchvision
-    return lean_events(vision_learner(dls, getattr(torchvision.models, p.arch), pretrained=p.pretrained,
-                                      n_out=n_classes, n_in=n_in, **kw))   # n_out: our DataLoaders may not carry `c`
+    model = create_model(p.arch, n_classes, n_in, p.pretrained, p.weights or None)
+    return lean_events(Learner(dls, model, splitter=backbone_splitter(p.arch), **kw))
 
 # %% ../nbs/29_learner.ipynb #a63cc0f8
 @functools.cache

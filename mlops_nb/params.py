@@ -124,6 +124,11 @@ class StageParams:
     def check(self, section:str):
         "Cross-field rules of the stage (none by default); raise `MlopsError` naming the keys."
 
+    def preflight(self, section:str, # dotted params section, for messages
+                  root:Path # the project root
+                 ):
+        "Checks that need the stage's own libraries, run before a kernel starts (none by default)."
+
     @classmethod
     def implied(cls, values:dict)->dict:
         "Defaults that follow from other given values (none by default)."
@@ -266,8 +271,10 @@ class TrainParams(StageParams):
     figures:typing.ClassVar[tuple] = (('Training curve', r'curve|loss|learn', -1),)
     dataset:str = param(TRAIN_DATASET, kind='in') # dataset folder from the dataset stage
     out:str = param(MODEL_DIR, kind='out', markers=('model.json', 'best-model.pth')) # the model folder
-    arch:str = param('cnn') # cnn (small, CPU) or a torchvision backbone: resnet18, resnet34, resnet50, ...
-    pretrained:bool = param(False) # ImageNet weights from the torch hub cache (never downloaded)
+    arch:str = param('cnn') # cnn (small, CPU), a torchvision or a timm backbone: resnet18, convnext_atto, ...
+    pretrained:bool = param(False) # torchvision's ImageNet weights from the torch hub cache (never downloaded)
+    weights:str = param('', kind='in') # backbone weights file to start from (data/pretrained/<file>, DVC-tracked)
+    freeze_epochs:int = param(1, lo=1) # with weights or pretrained: epochs of the head alone before all layers
     bs:int|str = param(32, lo=1, choices=('auto',)) # batch size, or auto (CUDA: the largest that fits half the GPU)
     size:int = param(28, lo=8) # images resized to size x size
     epochs:int = param(3, lo=1) # passes over the training images
@@ -290,6 +297,16 @@ class TrainParams(StageParams):
                              f'use valid_loss or one of {section}.metrics ({", ".join(tracked) or "none"})')
         if not self.arch:
             raise MlopsError(f'{section}.arch is empty', 'use cnn or a torchvision model such as resnet18')
+        if self.weights and (self.pretrained or self.arch == 'cnn'):
+            why = 'pretrained is also true' if self.pretrained else 'arch cnn has no pretrained backbone'
+            raise MlopsError(f'{section}.weights is set but {why}',
+                             f'use {section}.weights with a torchvision or timm arch and pretrained: false')
+
+    def preflight(self, section:str, root:Path):
+        "Weights that do not fit the arch, refused before a kernel starts (torch is imported only when weights are set)."
+        if not self.weights: return
+        from mlops_nb.models import create_model
+        create_model(self.arch, 2, weights=Path(root)/self.weights)
 
 # %% ../nbs/02_params.ipynb #35b00001
 AUDIT_TRAIN_KEYS = ('arch', 'bs', 'size', 'lr', 'augment') # what audit folds take from `train`

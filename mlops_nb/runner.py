@@ -19,8 +19,8 @@ from .params import STAGE_PARAMS, check_stage_params, instance_values
 __all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'SCRAP_MIME', 'JSONSCHEMA_FORMAT_MODULES', 'parameters_cell', 'notebook_parameters',
            'packaged_notebooks', 'stage_notebooks', 'stage_notebook', 'check_secrets', 'check_parameters',
            'stage_parameters', 'cell_directives', 'mark_test_cells', 'skip_reason', 'StageResult', 'read_scraps',
-           'scrap_output', 'glue', 'clean_stale_temps', 'stage_inputs', 'mark_dead_kernel', 'unused_run_id',
-           'run_stage']
+           'scrap_output', 'glue', 'clean_stale_temps', 'offline_env', 'stage_inputs', 'mark_dead_kernel',
+           'unused_run_id', 'run_stage']
 
 # %% ../nbs/01_runner.ipynb #97dd31b2
 STAGE_RE = re.compile(r'^(\d+)_([a-z][a-z0-9_]*)\.ipynb$')
@@ -238,11 +238,18 @@ def _publish(tmp:Path, dest:Path, latest:bool=True):
 JSONSCHEMA_FORMAT_MODULES = ('fqdn', 'rfc3987', 'rfc3986_validator', 'rfc3339_validator', 'webcolors', 'jsonpointer',
                              'uri_template', 'isoduration')
 
+# %% ../nbs/01_runner.ipynb #b0a10021
+def offline_env(root:Path # the project root
+               )->dict: # environment variables for a stage's kernel
+    "No downloads from a stage: the hub offline, its caches (and torch's, unless set) inside the workspace."
+    return {'HF_HUB_OFFLINE': '1', 'HF_HOME': str(root/'.cache'/'huggingface'),
+            'TORCH_HOME': os.environ.get('TORCH_HOME') or str(root/'.cache'/'torch')}
+
 # %% ../nbs/01_runner.ipynb #302e823e
 def _execute(nb:Path, tmp:Path, params:dict, root:Path, rid:str, timeout:int):
     "Execute `nb` with papermill into `tmp` (test cells skipped), from `root`, with this interpreter's kernel."
     skip_slow_optional_imports()
-    env = {'MLOPS_NB_ROOT': str(root), 'MLOPS_PROGRESS': 'plain', 'MLOPS_RUN_ID': rid,
+    env = {'MLOPS_NB_ROOT': str(root), 'MLOPS_PROGRESS': 'plain', 'MLOPS_RUN_ID': rid, **offline_env(root),
            'PYDEVD_DISABLE_FILE_VALIDATION': '1', 'MPLBACKEND': 'module://matplotlib_inline.backend_inline'}
     with kernel_env(env) as kernel, warnings.catch_warnings(): # nbformat/papermill chatter is noise for users
         warnings.simplefilter('ignore')
@@ -278,6 +285,7 @@ def stage_inputs(stage:str, # the stage
     declared = notebook_parameters(nb)
     check_secrets(stage, params)
     obj = check_stage_params(stage, params, section, root, allow_outside, sample, name)
+    if obj is not None: obj.preflight(section or stage, root)
     if obj is None:
         check_parameters(stage, params, declared)
         return params, {k: v['default'] for k,v in declared.items()} | params

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from .core import (MlopsError, check_replaceable, dumps_json, full_disk_names, git_commit, log,
                            plain_output, project_root, remove_stale_temps, resolve_path,
-                           sha256_bytes)
+                           sha256_bytes, sha256_file)
 from .folder import DatasetFolder, sample_dataset
 from .loaders import dataloaders
 from .params import TRAIN_METRICS, TrainParams
 from .sample import missing_input
-from .models import check_arch, check_pretrained, checkpoint_weights, import_torch, state_dict_bytes
+from .models import (check_arch, check_pretrained, checkpoint_weights, create_model, import_torch,
+                             state_dict_bytes)
 from .predict import card_binding, preprocess, preprocessing
 from .device import auto_batch_size, cores, cpu_threads, fast_loop, pick_device, prepare_device
 from .distributed import distributed_callbacks, launch_distributed, per_process_bs, rank, run_worker, world_size
@@ -70,9 +71,9 @@ def check_params(p:TrainParams # the stage's parameters
 
 # %% ../nbs/30_train.ipynb #2a4ff04c
 def resolve_paths(p:TrainParams # the stage's parameters
-                 )->TrainParams: # the same, with `dataset`, `out`, `live_dir` and `in_checkpoint` absolute
+                 )->TrainParams: # the same, with `dataset`, `out`, `live_dir`, `weights` and `in_checkpoint` absolute
     "Resolve the stage's paths against the project root (an empty path stays empty: not used)."
-    keys = ('dataset', 'out', 'live_dir', 'in_checkpoint')
+    keys = ('dataset', 'out', 'live_dir', 'weights', 'in_checkpoint')
     return replace(p, **{k: str(resolve_path(getattr(p, k))) if getattr(p, k) else '' for k in keys})
 
 # %% ../nbs/30_train.ipynb #14a15623
@@ -177,7 +178,7 @@ def fit_learner(learn, # the Learner
     if live:
         run_cbs.insert(0, live)
         live.live.log_params({**params, 'lr_used': lr})
-    if p.pretrained: learn.fine_tune(p.epochs, base_lr=lr, cbs=run_cbs)
+    if p.pretrained or p.weights: learn.fine_tune(p.epochs, base_lr=lr, freeze_epochs=p.freeze_epochs, cbs=run_cbs)
     else: learn.fit_one_cycle(p.epochs, lr, cbs=run_cbs)
     return lr, live
 
@@ -197,7 +198,7 @@ def best_epoch(learn, # a fitted Learner
     import numpy as np
     names = list(learn.recorder.metric_names[1:-1])   # train_loss, valid_loss, metrics...
     history = [{'epoch': i, **{n: float(v) for n,v in zip(names, vals)}} for i,vals in enumerate(learn.recorder.values)]
-    if p.pretrained: history = history[-p.epochs:]   # fine_tune's frozen epoch comes first
+    if p.pretrained or p.weights: history = history[-p.epochs:]   # fine_tune's frozen epochs come first
     vals = [h[p.monitor] for h in history]
     i = int(np.argmin(vals) if lower_is_better(p.monitor) else np.argmax(vals))
     best = {k: v for k,v in history[i].items() if k not in ('epoch', 'train_loss')}
@@ -233,9 +234,12 @@ def card_params(p:TrainParams, # the stage's parameters
                 metric_names:list[str] # from `check_params`
                )->dict: # the card's `params` (before `lr_used` and `bs_used`)
     "The training parameters recorded in the model card and logged to dvclive."
-    return {'arch': p.arch, 'pretrained': p.pretrained, 'bs': p.bs, 'size': p.size, 'epochs': p.epochs, 'lr': p.lr,
-            'seed': p.seed, 'metrics': metric_names, 'monitor': p.monitor, 'augment': p.augment,
-            'on_class_mismatch': p.on_class_mismatch, 'cache': p.cache, 'in_checkpoint': p.in_checkpoint or None}
+    start = {'weights': Path(p.weights).name, 'weights_sha256': sha256_file(p.weights)} if p.weights else {}
+    tuned = {'freeze_epochs': p.freeze_epochs} if p.weights or p.pretrained else {}
+    return {'arch': p.arch, 'pretrained': p.pretrained, **start, **tuned, 'bs': p.bs, 'size': p.size,
+            'epochs': p.epochs, 'lr': p.lr, 'seed': p.seed, 'metrics': metric_names, 'monitor': p.monitor,
+            'augment': p.augment, 'on_class_mismatch': p.on_class_mismatch, 'cache': p.cache,
+            'in_checkpoint': p.in_checkpoint or None}
 
 # %% ../nbs/30_train.ipynb #9500462c
 def _git()->tuple:
@@ -325,6 +329,7 @@ def train_model(p:TrainParams, # the stage's parameters (`mlops_nb.params`); rel
     t0,p = time.time(),resolve_paths(p)
     metric_names,info = check_params(p),DatasetFolder.read(p.dataset, mode='train')
     check_pretrained(p.arch, p.pretrained)
+    if p.weights: create_model(p.arch, len(info.classes), weights=p.weights)   # does it fit? before anything
     if p.distributed > 1 and world_size() < 2:
         return train_distributed(p, cbs, device=device, autotune=autotune, num_workers=num_workers, threads=threads)
     device = pick_device(device)

@@ -23,7 +23,8 @@ def source_tree()->Path: return SOURCE_TREE
 def artifacts()->Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True); return ARTIFACTS
 
-PIPELINE_FILES = ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore', 'constraints.txt', 'settings.ini')
+PIPELINE_FILES = ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore', 'constraints.txt', 'settings.ini',
+                  'data/pretrained/README.md')
 
 def copy_pipeline(source:Path, root:Path):
     """A pipeline project at `root`: this repo's pipeline files, the code deps `dvc.yaml` lists (the package source
@@ -31,7 +32,9 @@ def copy_pipeline(source:Path, root:Path):
     with the installed package."""
     from mlops_nb.runner import packaged_notebooks
     (root/'.dvc').mkdir(parents=True); (root/'nbs').mkdir()
-    for f in PIPELINE_FILES: shutil.copy(source/f, root/f)
+    for f in PIPELINE_FILES:
+        (root/f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source/f, root/f)
     for d in ('mlops_nb', 'envs'): shutil.copytree(source/d, root/d, ignore=shutil.ignore_patterns('__pycache__'))
     nbs = sorted(packaged_notebooks().glob('[0-9]*_*.ipynb'))
     assert nbs, f'no stage notebooks in {packaged_notebooks()}'
@@ -58,3 +61,18 @@ def cli(*args, cwd=None, env=None, timeout=900)->subprocess.CompletedProcess:
 
 @pytest.fixture(scope='session')
 def run_cli(): return cli
+
+def backbone_weights(dataset:Path, out:Path, arch:str='test_resnet', epochs:int=3, size:int=16)->Path:
+    """Weights a test can start from, made here (nothing is downloaded): `arch` trained briefly on `dataset`, its body
+    saved as the library saves a model without its classifier (timm keys)."""
+    import torch
+    from mlops_nb.params import TrainParams
+    from mlops_nb.train import train_model
+    work = out.parent/f'.{out.name}.model'
+    train_model(TrainParams(dataset=str(dataset), out=str(work), live_dir='', metrics_fp='', arch=arch, size=size,
+                            epochs=epochs, lr=1e-2, seed=1))
+    sd = torch.load(work/'best-model.pth', weights_only=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k.removeprefix('0.model.'): v for k,v in sd.items() if k.startswith('0.model.')}, out)
+    shutil.rmtree(work)
+    return out

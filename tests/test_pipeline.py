@@ -10,7 +10,7 @@ import hashlib, json, os, re, shutil, socket, subprocess, sys, time, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 import pytest, yaml
-from conftest import copy_pipeline, git
+from conftest import backbone_weights, copy_pipeline, git
 from fixtures_labelstudio import free_port
 
 BIN = Path(sys.executable).parent
@@ -464,6 +464,30 @@ def test_model_job_played_locally(demo, s3_endpoint, source_tree, tmp_path):
         assert git(origin, 'rev-parse', 'pr-seed') == head and len(gh.dispatches) == 1 and len(gh.comments[12]) == 1
         assert [m for m,_ in gh.calls()[calls:]] == ['GET'], gh.calls()[calls:]   # one look for the comment, nothing else
     finally: gh.close()
+
+def test_exp_run_from_tracked_backbone_weights(demo, tmp_path):
+    """Issue 31's check: weights the project tracks (`dvc add` into data/pretrained/) and `dvc exp run -S train.arch=<a
+    timm model> -S train.weights=<file>`, with every proxy pointing nowhere (only the loopback Label Studio reachable):
+    it trains, and the model card, reports/compare.md and the run's scraps name the file's sha256. The workspace goes
+    back to the committed pipeline afterwards."""
+    from mlops_nb.core import sha256_file
+    from mlops_nb.folder import sample_dataset
+    root,name = demo.root,'test_resnet-digits.pth'
+    w = backbone_weights(sample_dataset(tmp_path/'digits', n=200, size=16), root/'data/pretrained'/name)
+    demo.ok(demo.dvc('add', f'data/pretrained/{name}', what='dvc add weights'))
+    nowhere = {'HTTP_PROXY': 'http://127.0.0.1:9', 'HTTPS_PROXY': 'http://127.0.0.1:9', 'NO_PROXY': '127.0.0.1,localhost'}
+    out = demo.ok(demo.dvc('exp', 'run', '--name', 'timm-weights', '-S', 'train.arch=test_resnet',
+                           '-S', f'train.weights=data/pretrained/{name}', env=nowhere, what='exp run (timm + weights)'))
+    assert {'train', 'evaluate', 'compare'} <= set(ran(out)), out
+    sha = sha256_file(w)
+    card = json.loads((root/'data/models/model.json').read_text())
+    assert card['arch'] == 'test_resnet' and card['params']['weights_sha256'] == sha
+    assert sha in (root/'reports/compare.md').read_text()
+    from mlops_nb.runner import read_scraps
+    assert read_scraps(root/'runs/train/latest.ipynb')['weights_sha256'] == sha
+    git(root, 'checkout', '--', '.'); git(root, 'clean', '-fdq', 'data/pretrained')
+    (root/'data/pretrained'/name).unlink(missing_ok=True)
+    demo.ok(demo.dvc('checkout', '--force', what='back to the committed pipeline'))
 
 def test_no_secret_anywhere(demo, s3_endpoint):
     "Neither the Label Studio token nor the S3 secret key is in any file, git history, experiment, executed notebook or output."
