@@ -95,6 +95,7 @@ class StageParams:
     stage:typing.ClassVar[str] = '' # the stage these parameters belong to (registers the class in `STAGE_PARAMS`)
     figures:typing.ClassVar[tuple] = () # (title, regex on the image name, index when none matches) for the runs page
     skip_check:typing.ClassVar[bool] = False # the stage's module defines `skip_reason(**params)` (see mlops_nb.runner)
+    preflight_check:typing.ClassVar[bool] = False # its module defines `preflight(p, section, root)` (mlops_nb.runner)
     refresh:typing.ClassVar[bool] = False # `mlops-nb refresh` rebuilds it with its project's export (a PR's data)
 
     def __init_subclass__(cls, **kwargs):
@@ -123,11 +124,6 @@ class StageParams:
 
     def check(self, section:str):
         "Cross-field rules of the stage (none by default); raise `MlopsError` naming the keys."
-
-    def preflight(self, section:str, # dotted params section, for messages
-                  root:Path # the project root
-                 ):
-        "Checks that need the stage's own libraries, run before a kernel starts (none by default)."
 
     @classmethod
     def implied(cls, values:dict)->dict:
@@ -268,6 +264,7 @@ TRAIN_METRICS = ('accuracy', 'error_rate', 'macro_f1', 'balanced_accuracy', 'mac
 class TrainParams(StageParams):
     "Parameters of the `train` stage (fastai on a dataset folder)."
     stage:typing.ClassVar[str] = 'train'
+    preflight_check:typing.ClassVar[bool] = True # `train.preflight`: weights that do not fit the arch, exit 2
     figures:typing.ClassVar[tuple] = (('Training curve', r'curve|loss|learn', -1),)
     dataset:str = param(TRAIN_DATASET, kind='in') # dataset folder from the dataset stage
     out:str = param(MODEL_DIR, kind='out', markers=('model.json', 'best-model.pth')) # the model folder
@@ -301,12 +298,6 @@ class TrainParams(StageParams):
             why = 'pretrained is also true' if self.pretrained else 'arch cnn has no pretrained backbone'
             raise MlopsError(f'{section}.weights is set but {why}',
                              f'use {section}.weights with a torchvision or timm arch and pretrained: false')
-
-    def preflight(self, section:str, root:Path):
-        "Weights that do not fit the arch, refused before a kernel starts (torch is imported only when weights are set)."
-        if not self.weights: return
-        from mlops_nb.models import create_model
-        create_model(self.arch, 2, weights=Path(root)/self.weights)
 
 # %% ../nbs/02_params.ipynb #35b00001
 AUDIT_TRAIN_KEYS = ('arch', 'bs', 'size', 'lr', 'augment') # what audit folds take from `train`

@@ -18,9 +18,9 @@ from .params import STAGE_PARAMS, check_stage_params, instance_values
 # %% auto #0
 __all__ = ['STAGE_RE', 'EXPORT_DIRECTIVES', 'SCRAP_MIME', 'JSONSCHEMA_FORMAT_MODULES', 'parameters_cell', 'notebook_parameters',
            'packaged_notebooks', 'stage_notebooks', 'stage_notebook', 'check_secrets', 'check_parameters',
-           'stage_parameters', 'cell_directives', 'mark_test_cells', 'skip_reason', 'StageResult', 'read_scraps',
-           'scrap_output', 'glue', 'clean_stale_temps', 'offline_env', 'stage_inputs', 'mark_dead_kernel',
-           'unused_run_id', 'run_stage']
+           'stage_parameters', 'cell_directives', 'mark_test_cells', 'skip_reason', 'preflight', 'StageResult',
+           'read_scraps', 'scrap_output', 'glue', 'clean_stale_temps', 'offline_env', 'stage_inputs',
+           'mark_dead_kernel', 'unused_run_id', 'run_stage']
 
 # %% ../nbs/01_runner.ipynb #97dd31b2
 STAGE_RE = re.compile(r'^(\d+)_([a-z][a-z0-9_]*)\.ipynb$')
@@ -158,6 +158,15 @@ def skip_reason(stage:str, # stage name = module name in `mlops_nb`
     if cls is None or not cls.skip_check: return None
     return importlib.import_module(f'mlops_nb.{stage}').skip_reason(**params)
 
+def preflight(stage:str, # stage name = module name in `mlops_nb`
+              p, # the stage's checked parameters (a `StageParams`)
+              section:str, # dotted params section, for messages
+              root:Path # the project root
+             ):
+    "Run the stage module's own checks before a kernel starts, if its params class says it has any (bad input: exit 2)."
+    import importlib
+    if type(p).preflight_check: importlib.import_module(f'mlops_nb.{stage}').preflight(p, section, root)
+
 # %% ../nbs/01_runner.ipynb #dbf08f79
 @dataclass
 class StageResult:
@@ -285,7 +294,7 @@ def stage_inputs(stage:str, # the stage
     declared = notebook_parameters(nb)
     check_secrets(stage, params)
     obj = check_stage_params(stage, params, section, root, allow_outside, sample, name)
-    if obj is not None: obj.preflight(section or stage, root)
+    if obj is not None: preflight(stage, obj, section or stage, root)
     if obj is None:
         check_parameters(stage, params, declared)
         return params, {k: v['default'] for k,v in declared.items()} | params

@@ -24,7 +24,7 @@ from .learner import live_callback, make_learner, plain_progress, start_from
 # %% auto #0
 __all__ = ['METRICS', 'CACHE_LIMIT_BYTES', 'sample_inputs', 'check_params', 'resolve_paths', 'decode_once', 'train_dataloaders',
            'train_batch_size', 'TrainResult', 'lower_is_better', 'fit_learner', 'BestEpoch', 'best_epoch',
-           'final_weights', 'card_params', 'model_card', 'publish_files', 'publish_model', 'train_model',
+           'final_weights', 'card_params', 'model_card', 'publish_files', 'publish_model', 'preflight', 'train_model',
            'train_distributed', 'distributed_worker']
 
 # %% ../nbs/30_train.ipynb #6b2f1d41
@@ -316,6 +316,14 @@ def publish_model(p:TrainParams, # the stage's parameters (`out`, `live_dir`)
     try:
         if rank() == 0: publish_files(Path(p.out), files, live)
     finally: shutil.rmtree(work, ignore_errors=True)
+
+# %% ../nbs/30_train.ipynb #b0a10031
+def preflight(p:TrainParams, # the stage's parameters
+              section:str, # dotted params section, for messages
+              root:Path # what a relative `p.weights` is relative to (the project root)
+             ):
+    "Refuse a weights file that does not fit `p.arch` (torch is imported only when weights are set)."
+    if p.weights: create_model(p.arch, 2, weights=Path(root)/p.weights)
 
 # %% ../nbs/30_train.ipynb #719bbbc8
 def train_model(p:TrainParams, # the stage's parameters (`mlops_nb.params`); relative paths: from the project root
