@@ -30,8 +30,8 @@ def make_project(dest:Path, size:int|None=16, epochs:int|None=1)->Path:
     shutil.copytree(ROOT/'nbs', dest/'nbs', ignore=shutil.ignore_patterns('.ipynb_checkpoints'))
     for d in ('mlops_nb', 'envs'): shutil.copytree(ROOT/d, dest/d, ignore=shutil.ignore_patterns('__pycache__'))
     shutil.copy(ROOT/'constraints.txt', dest/'constraints.txt')   # the code deps dvc.yaml lists (mlops_nb.deps)
-    (dest/'data/pretrained').mkdir(parents=True)   # the train stage's weights folder (train.weights)
-    shutil.copy(ROOT/'data/pretrained/README.md', dest/'data/pretrained/README.md')
+    (dest/'pretrained').mkdir(parents=True)   # the train stage's weights folder (train.weights)
+    shutil.copy(ROOT/'pretrained/README.md', dest/'pretrained/README.md')
     (dest/'.gitignore').write_text('.labelstudio/\n/.cache/\n/runs/\n')
     git(dest, 'init', '-q'); git(dest, 'add', '-A'); git(dest, 'commit', '-qm', 'demo')
     return dest

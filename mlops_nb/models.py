@@ -117,7 +117,7 @@ def check_pretrained(arch:str, # `cnn` or a torchvision model name
     if not f.is_file():
         raise MlopsError(f'pretrained weights for {arch} are not in the torch hub cache ({f}); '
                          'nothing is downloaded at run time',
-                         f'set train.weights to a tracked weights file (dvc import-url ... data/pretrained/), '
+                         f'set train.weights to a tracked weights file (dvc import-url ... pretrained/), '
                          f'or copy {f.name} there (or set TORCH_HOME), or set train.pretrained: false')
 
 # %% ../nbs/25_models.ipynb #e9c6ea85
@@ -161,7 +161,7 @@ def state_dict_bytes(model # a torch module
 def read_weights(path:str|Path # a `.pth`/`.pt` (torch.save) or `.safetensors` file
                 )->dict: # parameter name -> tensor
     "A weights file as a `state_dict`, without unpickling anything; one line naming the file when it is not one."
-    path,fix = Path(path),'point train.weights at a state_dict file (dvc import-url ... data/pretrained/<file>)'
+    path,fix = Path(path),'point train.weights at a state_dict file (dvc import-url ... pretrained/<file>)'
     if path.suffix != '.safetensors': return load_state_dict(path, fix)
     if not path.is_file(): raise MlopsError(f'weights file {path} not found', fix)
     from safetensors.torch import load_file

@@ -270,7 +270,7 @@ class TrainParams(StageParams):
     out:str = param(MODEL_DIR, kind='out', markers=('model.json', 'best-model.pth')) # the model folder
     arch:str = param('cnn') # cnn (small, CPU), a torchvision or a timm backbone: resnet18, convnext_atto, ...
     pretrained:bool = param(False) # torchvision's ImageNet weights from the torch hub cache (never downloaded)
-    weights:str = param('', kind='in') # backbone weights file to start from (data/pretrained/<file>, DVC-tracked)
+    weights:str = param('', kind='in') # backbone weights file to start from (pretrained/<file>, DVC-tracked)
     freeze_epochs:int = param(1, lo=1) # with weights or pretrained: epochs of the head alone before all layers
     bs:int|str = param(32, lo=1, choices=('auto',)) # batch size, or auto (CUDA: the largest that fits half the GPU)
     size:int = param(28, lo=8) # images resized to size x size

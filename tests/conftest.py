@@ -24,7 +24,7 @@ def artifacts()->Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True); return ARTIFACTS
 
 PIPELINE_FILES = ('dvc.yaml', 'params.yaml', '.gitignore', '.dvc/config', '.dvc/.gitignore', 'constraints.txt', 'settings.ini',
-                  'data/pretrained/README.md')
+                  'pretrained/README.md')
 
 def copy_pipeline(source:Path, root:Path):
     """A pipeline project at `root`: this repo's pipeline files, the code deps `dvc.yaml` lists (the package source

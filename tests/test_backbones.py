@@ -41,9 +41,9 @@ def test_stage_offline_and_mismatched_weights_refused(project, source_tree, digi
     names the file's sha256. Weights of another arch: one line naming both, exit 2, the previous model untouched."""
     import shutil
     shutil.copytree(digits, project/'data/datasets/digits')
-    (project/'data/pretrained').mkdir(parents=True)
-    shutil.copy(weights, project/'data/pretrained'/weights.name)
-    train = {'arch': ARCH, 'weights': f'data/pretrained/{weights.name}', 'size': 16, 'epochs': 1, 'lr': 1e-3}
+    (project/'pretrained').mkdir(parents=True)
+    shutil.copy(weights, project/'pretrained'/weights.name)
+    train = {'arch': ARCH, 'weights': f'pretrained/{weights.name}', 'size': 16, 'epochs': 1, 'lr': 1e-3}
     (project/'params.yaml').write_text(yaml.safe_dump({'train': train}))
     r = cli('run', 'train', env=NOWHERE)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -54,7 +54,7 @@ def test_stage_offline_and_mismatched_weights_refused(project, source_tree, digi
     bad = cli('run', 'train', env=NOWHERE)
     err = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and 'Traceback' not in bad.stderr, bad.stderr[-3000:]
-    assert any(f'weights {project}/data/pretrained/{weights.name} do not fit train.arch=resnet18' in l for l in err), err
+    assert any(f'weights {project}/pretrained/{weights.name} do not fit train.arch=resnet18' in l for l in err), err
     assert {p: p.read_bytes() for p in (project/'data/models').iterdir()} == before
 
 def test_unknown_arch_lists_close_timm_names(project, digits):
