@@ -275,7 +275,7 @@ class TrainParams(StageParams):
     bs:int|str = param(32, lo=1, choices=('auto',)) # batch size, or auto (CUDA: the largest that fits half the GPU)
     size:int = param(28, lo=8) # images resized to size x size
     epochs:int = param(3, lo=1) # passes over the training images
-    lr:float|str = param(1e-2, above=0, below=10, choices=('auto',)) # peak learning rate, or auto for lr_find's
+    lr:float|str = param(1e-2, above=0, below=10, choices=('find', 'auto')) # peak learning rate, or find: lr_find's
     seed:int = param(42) # seed: same data + params + seed -> same metrics on CPU
     metrics:list[str]|str = param(['accuracy'], choices=TRAIN_METRICS) # validation metrics
     augment:bool = param(False) # random rotate/zoom/warp/lighting on training batches

@@ -51,8 +51,10 @@ def dvclive_curves_png(live_dir:Path # a dvclive folder
 def _rel(path:Path, base:Path)->str: return Path(os.path.relpath(path, base)).as_posix()
 
 def _pick(images:list, pattern, default_index:int):
+    "The image whose glue name matches, else the `default_index`-th unnamed one (a named image is what its name says)."
     named = [i for i in images if i[0] and pattern.search(i[0])]
-    return named[0] if named else images[default_index] if images else None
+    unnamed = [i for i in images if not i[0]]
+    return named[0] if named else unnamed[default_index] if unnamed else None
 
 def pick_figures(runs:list[RunInfo], # runs, newest first
                  runs_dir:Path, # the folder of the index page (sources are given relative to it)

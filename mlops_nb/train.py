@@ -23,9 +23,9 @@ from .learner import live_callback, make_learner, plain_progress, start_from
 
 # %% auto #0
 __all__ = ['METRICS', 'CACHE_LIMIT_BYTES', 'sample_inputs', 'check_params', 'resolve_paths', 'decode_once', 'train_dataloaders',
-           'train_batch_size', 'TrainResult', 'lower_is_better', 'fit_learner', 'BestEpoch', 'best_epoch',
-           'final_weights', 'card_params', 'model_card', 'publish_files', 'publish_model', 'preflight', 'train_model',
-           'train_distributed', 'distributed_worker']
+           'train_batch_size', 'TrainResult', 'lower_is_better', 'find_lr', 'lr_find_png', 'fit_learner', 'BestEpoch',
+           'best_epoch', 'final_weights', 'card_params', 'model_card', 'publish_files', 'publish_model', 'preflight',
+           'train_model', 'train_distributed', 'distributed_worker']
 
 # %% ../nbs/30_train.ipynb #6b2f1d41
 def sample_inputs(p:TrainParams # a sample run's parameters
@@ -53,9 +53,9 @@ def check_params(p:TrainParams # the stage's parameters
     check_arch(p.arch)
     _check_sizes(p)
     lr = p.lr
-    if not (lr == 'auto' or (isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < 10)):
-        raise MlopsError(f'train.lr must be a positive number or "auto", not {lr!r}',
-                         'e.g. lr: 3e-3, or lr: auto to run lr_find')
+    if not (lr in ('auto', 'find') or (isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < 10)):
+        raise MlopsError(f'train.lr must be a positive number, "find" or "auto", not {lr!r}',
+                         'e.g. lr: 3e-3, or lr: find to run fastai\'s learning-rate finder')
     metrics = [p.metrics] if isinstance(p.metrics, str) else list(p.metrics or [])
     if bad := [m for m in metrics if m not in METRICS]:
         raise MlopsError(f'unknown metric(s) in train.metrics: {", ".join(map(str, bad))}',
@@ -136,6 +136,7 @@ class TrainResult:
     device:str # cpu or cuda
     seconds:float # wall time of the run
     reinit:list=field(default_factory=list) # checkpoint keys re-initialized because the classes changed
+    lr_find:dict|None=None # with `lr: find` (or auto): the finder's curve, {'lrs', 'losses', 'suggestion'}
 
 # %% ../nbs/30_train.ipynb #85d75fee
 def _work_dir(model_dir:Path, # the model folder the run will publish to
@@ -157,20 +158,42 @@ def lower_is_better(monitor:str # `valid_loss` or a metric name
     "Whether a smaller `monitor` value is a better epoch."
     return monitor in ('valid_loss', 'error_rate')
 
+# %% ../nbs/30_train.ipynb #b0a10041
+def find_lr(learn # the Learner, before fitting
+           )->tuple[float, dict]: # (the suggestion, {'lrs', 'losses', 'suggestion'}: the curve for the report)
+    "fastai's learning-rate finder: its `valley` suggestion and the curve it measured."
+    lr = float(learn.lr_find(show_plot=False).valley)
+    log(f'[train] lr_find suggests lr={lr:.2e}')
+    rec = learn.recorder
+    return lr, {'lrs': [float(x) for x in rec.lrs], 'losses': [float(x) for x in rec.losses], 'suggestion': lr}
+
+def lr_find_png(curve:dict # `TrainResult.lr_find`
+               )->bytes: # a PNG
+    "The finder's loss against the learning rate (log scale), the suggestion marked."
+    import io
+    import matplotlib.pyplot as plt
+    fig,ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(curve['lrs'], curve['losses'])
+    ax.axvline(curve['suggestion'], color='tab:red', ls='--', label=f'suggestion {curve["suggestion"]:.1e}')
+    ax.set(xscale='log', xlabel='learning rate', ylabel='loss', title='Learning-rate finder')
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
 # %% ../nbs/30_train.ipynb #3367a922
 def fit_learner(learn, # the Learner
                 p:TrainParams, # the stage's parameters
                 params:dict, # the card's `params`, logged to dvclive
                 work:Path, # the run's temp folder (dvclive writes under `live/`)
                 cbs:list|None=None # extra fastai callbacks
-               )->tuple: # (learning rate used, dvclive callback or None)
+               )->tuple: # (learning rate used, dvclive callback or None, the finder's curve or None)
     "Train `learn` for `p.epochs`, keeping the best epoch's weights."
     import numpy as np
     from fastai.vision.all import SaveModelCallback
-    lr = p.lr
-    if lr == 'auto':
-        lr = float(learn.lr_find(show_plot=False).valley)
-        log(f'[train] lr_find suggests lr={lr:.2e}')
+    lr,curve = (p.lr, None) if p.lr not in ('auto', 'find') else find_lr(learn)
     comp = np.less if lower_is_better(p.monitor) else np.greater
     run_cbs = [SaveModelCallback(monitor=p.monitor, comp=comp, fname='best', with_opt=False),
                *distributed_callbacks(), *(cbs or [])]
@@ -180,7 +203,7 @@ def fit_learner(learn, # the Learner
         live.live.log_params({**params, 'lr_used': lr})
     if p.pretrained or p.weights: learn.fine_tune(p.epochs, base_lr=lr, freeze_epochs=p.freeze_epochs, cbs=run_cbs)
     else: learn.fit_one_cycle(p.epochs, lr, cbs=run_cbs)
-    return lr, live
+    return lr, live, curve
 
 # %% ../nbs/30_train.ipynb #815a796c
 @dataclass
@@ -353,7 +376,7 @@ def train_model(p:TrainParams, # the stage's parameters (`mlops_nb.params`); rel
             start_from(learn, sd, reinit, p)
             fast_loop(learn, device == 'cuda')   # CUDA: channels-last + autocast; the smoothed loss stays on the device
             if plain_output(): plain_progress(learn, p.epochs)
-            lr,live = fit_learner(learn, p, params, work, cbs)
+            lr,live,curve = fit_learner(learn, p, params, work, cbs)
             best = best_epoch(learn, p, live)
             weights = final_weights(learn, dls, pre, info, device == 'cuda')
         except BaseException:
@@ -363,7 +386,7 @@ def train_model(p:TrainParams, # the stage's parameters (`mlops_nb.params`); rel
     card = model_card(p, used, info, pre, best, weights, reinit)
     publish_model(p, work, weights, card)
     res = TrainResult(Path(p.out), best.metrics, best.epoch, best.history, info.n_train, info.n_valid, float(lr),
-                      device, round(time.time()-t0, 2), reinit)
+                      device, round(time.time()-t0, 2), reinit, curve)
     summary = ', '.join(f'{k} {v:.4f}' for k,v in best.metrics.items())
     log(f'[train] best epoch {best.epoch+1}/{p.epochs}: {summary} ({res.seconds:.1f}s on {device})')
     return res

@@ -175,7 +175,7 @@ def test_kill_9_mid_training_changes_nothing(trained):
     (['train', '-p', 'epochs=abc'], "train.epochs must be an integer, not 'abc'"),
     (['train', '-p', 'bs=-5'], 'train.bs must be >= 1, got -5'),
     (['train', '-p', 'size=0'], 'train.size must be >= 8, got 0'),
-    (['train', '-p', 'lr=fast'], "train.lr must be a number or 'auto', not 'fast'"),
+    (['train', '-p', 'lr=fast'], "train.lr must be a number or 'find' or 'auto', not 'fast'"),
     (['train', '-p', 'metrics=[accuracy, f2]'], "train.metrics must be 'accuracy' or"),
     (['dataset', '--section', 'dataset.digits', '-p', 'valid_pct=1.5'],
      'dataset.digits.valid_pct must be >= 0 and < 1, got 1.5'),

@@ -194,6 +194,23 @@ def test_lr_auto_uses_lr_find(digits, tmp_path):
     card = json.loads((tmp_path/'m/model.json').read_text())
     assert card['params']['lr'] == 'auto' and card['params']['lr_used'] == r.lr and 1e-6 < r.lr < 10
 
+def test_lr_find_curve_in_the_report(project, digits):
+    """`lr: find` runs fastai's learning-rate finder: its suggestion is the lr used, its curve a figure of the run's
+    report (the executed notebook), which the runs page lists under the train run."""
+    import shutil, yaml
+    from mlops_nb.report import pick_figures
+    from mlops_nb.runs import run_info
+    shutil.copytree(digits, project/'data/datasets/digits')
+    (project/'params.yaml').write_text(yaml.safe_dump({'train': {'lr': 'find', 'epochs': 1, 'size': 16}}))
+    r = cli('run', 'train', env={'CUDA_VISIBLE_DEVICES': ''})
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = run_info(project/'runs/train/latest.ipynb')
+    assert [i[0] for i in info.images] == ['lr_find'] and info.images[0][1] == 'image/png'
+    card = json.loads((project/'data/models/model.json').read_text())
+    assert card['params']['lr'] == 'find' and info.scraps['lr'] == card['params']['lr_used']
+    figs = pick_figures([info], project/'runs', live_dir=project/'dvclive')
+    assert [f.title.split(' (')[0] for f in figs] == ['Training curve', 'train: lr_find'], [f.title for f in figs]
+
 def test_stage_through_papermill_on_demo_sized_digits(project, source_tree, artifacts):
     """`mlops-nb run train` with the project's own params.yaml train section on a dataset shaped like the demo pool
     (300 digits, 32 px): >= 0.9 validation accuracy on CPU in under 2 minutes, plain per-epoch lines in the report,
