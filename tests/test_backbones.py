@@ -61,3 +61,24 @@ def test_unknown_arch_lists_close_timm_names(project, digits):
     from mlops_nb.core import MlopsError
     from mlops_nb.models import check_arch
     with pytest.raises(MlopsError, match='close names: convnext_atto'): check_arch('convnext_ato')
+
+ENV_NB = {'cells': [
+    {'cell_type': 'code', 'metadata': {'tags': ['parameters']}, 'source': 'n = 1\n', 'outputs': [], 'execution_count': None},
+    {'cell_type': 'code', 'metadata': {}, 'source': 'import os\nfrom mlops_nb.runner import glue\n'
+     'for k in ("HF_HUB_OFFLINE", "HF_HOME", "TORCH_HOME"): glue(k, os.environ.get(k))\n',
+     'outputs': [], 'execution_count': None}],
+    'metadata': {'kernelspec': {'name': 'python3', 'language': 'python', 'display_name': 'python3'}},
+    'nbformat': 4, 'nbformat_minor': 4}
+
+def test_stage_kernels_run_offline(project, monkeypatch):
+    "Every stage's kernel: the Hugging Face hub offline (whatever the caller set), its cache and torch's in the workspace."
+    from mlops_nb.runner import read_scraps
+    monkeypatch.delenv('TORCH_HOME', raising=False)
+    (project/'nbs').mkdir()
+    (project/'nbs/17_envcheck.ipynb').write_text(json.dumps(ENV_NB))
+    r = cli('run', 'envcheck', '--sample', env={'HF_HUB_OFFLINE': '0', 'HF_HOME': '/somewhere/else'})
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = read_scraps(project/'runs/envcheck/latest.ipynb')
+    root = project.resolve()
+    assert s['HF_HUB_OFFLINE'] == '1' and Path(s['HF_HOME']).resolve() == root/'.cache/huggingface', s
+    assert Path(s['TORCH_HOME']).resolve() == root/'.cache/torch', s
