@@ -300,7 +300,7 @@ class TrainParams(StageParams):
                              f'use {section}.weights with a torchvision or timm arch and pretrained: false')
 
 # %% ../nbs/02_params.ipynb #35b00001
-AUDIT_TRAIN_KEYS = ('arch', 'bs', 'size', 'lr', 'augment') # what audit folds take from `train`
+AUDIT_TRAIN_KEYS = ('arch', 'weights', 'bs', 'size', 'lr', 'augment') # what audit folds take from `train`
 
 @dataclass(frozen=True)
 class AuditParams(StageParams):
