@@ -345,7 +345,9 @@ def preflight(p:TrainParams, # the stage's parameters
               section:str, # dotted params section, for messages
               root:Path # what a relative `p.weights` is relative to (the project root)
              ):
-    "Refuse a weights file that does not fit `p.arch` (torch is imported only when weights are set)."
+    "Refuse an unknown `p.arch`, and a weights file that does not fit it (nothing is imported for `cnn`)."
+    if p.arch == 'cnn': return
+    check_arch(p.arch)
     if p.weights: create_model(p.arch, 2, weights=Path(root)/p.weights)
 
 # %% ../nbs/30_train.ipynb #719bbbc8

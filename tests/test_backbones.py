@@ -57,10 +57,13 @@ def test_stage_offline_and_mismatched_weights_refused(project, source_tree, digi
     assert any(f'weights {project}/pretrained/{weights.name} do not fit train.arch=resnet18' in l for l in err), err
     assert {p: p.read_bytes() for p in (project/'data/models').iterdir()} == before
 
-def test_unknown_arch_lists_close_timm_names(project, digits):
-    from mlops_nb.core import MlopsError
-    from mlops_nb.models import check_arch
-    with pytest.raises(MlopsError, match='close names: convnext_atto'): check_arch('convnext_ato')
+def test_unknown_arch_lists_close_names_exit_2(project):
+    "A misspelt backbone: one line with the closest torchvision and timm names, exit 2, before a kernel starts."
+    (project/'params.yaml').write_text(yaml.safe_dump({'train': {'arch': 'convnext_ato'}}))
+    r = cli('run', 'train')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert "unknown backbone train.arch='convnext_ato'" in r.stderr and 'close names: convnext_atto' in r.stderr
+    assert not (project/'runs').exists()   # no kernel, no report
 
 ENV_NB = {'cells': [
     {'cell_type': 'code', 'metadata': {'tags': ['parameters']}, 'source': 'n = 1\n', 'outputs': [], 'execution_count': None},
