@@ -176,9 +176,11 @@ def _body_names(model, arch:str, sd:dict)->tuple[object, dict]:
     if arch_library(arch) == 'timm': return body.model, sd
     import torchvision
     index = {n: str(i) for i,(n,_) in enumerate(getattr(torchvision.models, arch)().named_children())}
-    kept = {k.split('.', 1)[0] for k in body.state_dict()}
-    return body, {f'{index[h]}.{t}': v for k,v in sd.items() if (h := k.split('.', 1)[0]) in index
-                  for t in [k.split('.', 1)[1]] if index[h] in kept}
+    kept,out = {k.partition('.')[0] for k in body.state_dict()},{}
+    for k,v in sd.items():
+        child,_,rest = k.partition('.')
+        if index.get(child) in kept: out[f'{index[child]}.{rest}'] = v   # the cut-off children (pool, fc): left out
+    return body, out
 
 def load_backbone(model, # a fastai model from `create_model` (`model[0]` the body)
                   arch:str, # its arch
