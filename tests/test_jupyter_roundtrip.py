@@ -214,8 +214,11 @@ def test_lab_over_a_real_ssh_tunnel(nb_project, sshd, tmp_path):
         assert git(nb_project, 'status', '--porcelain') == ''
         shutdown_sessions(base, token)
     finally:
-        if tunnel: tunnel.terminate(); tunnel.wait(10)
-        session.terminate(); session.wait(30)
+        for proc,grace in ((tunnel, 10), (session, 30)):   # ssh may sit on an open forward after SIGTERM: then kill
+            if proc is None: continue
+            proc.terminate()
+            try: proc.wait(grace)
+            except subprocess.TimeoutExpired: proc.kill(); proc.wait(10)
     # the SSH session is gone (a laptop closing its lid): the server it started must not outlive it
     wait_for(lambda: _refused(lab_port), 'JupyterLab to stop after its SSH session ended', 30)
 
