@@ -12,7 +12,8 @@ annotated 64x64 PNG uploads (distinct images: scikit-learn's digits, marked per 
 Measured side by side in one run: wall time of each, image requests of each build (the dataset stage's own count,
 from its log line), and the ratio refresh / cold (goal <= 0.1, requests = the changed tasks' images).
 The pipeline is the real stages' commands (`mlops-nb labelstudio check`, `mlops-nb run labelstudio|dataset`), in a
-three-stage dvc.yaml of their own (no training).
+three-stage dvc.yaml of their own (no training), and DVC runs as `mlops-nb refresh` runs it (`dvc_run.dvc_command`:
+a disk that cannot clone files is asked once, not once per file), in the cold build and the refresh alike.
 
 Usage: python bench/bench_refresh.py [N ...]
 """
@@ -25,6 +26,8 @@ import _demo
 SIZES = [int(a) for a in sys.argv[1:]] or [1000, 5000]
 REPEATS = 3   # fresh-runner refreshes per size, the best kept (this machine's disk makes single runs vary 2-3x)
 BIN = Path(sys.executable).parent
+from mlops_nb.dvc_run import dvc_command
+DVC = dvc_command()   # DVC as `mlops-nb refresh` runs it
 DVC_YAML = """stages:
   labelstudio-check:
     cmd: mlops-nb labelstudio check
@@ -107,8 +110,8 @@ def origin_repo(root:Path, pid:int, remote:Path):
     (root/'dvc.yaml').write_text(DVC_YAML)
     (root/'.gitignore').write_text('/data/\n/.cache/\n/runs/*\n')
     _demo.git(root, 'init', '-q'); _demo.git(root, 'config', 'user.email', 'b@x'); _demo.git(root, 'config', 'user.name', 'b')
-    sh(root, str(BIN/'dvc'), 'init', '-q'); sh(root, str(BIN/'dvc'), 'remote', 'add', '-d', 'local', str(remote))
-    sh(root, str(BIN/'dvc'), 'config', 'core.analytics', 'false')
+    sh(root, *DVC, 'init', '-q'); sh(root, *DVC, 'remote', 'add', '-d', 'local', str(remote))
+    sh(root, *DVC, 'config', 'core.analytics', 'false')
     _demo.git(root, 'add', '-A'); _demo.git(root, 'commit', '-qm', 'pipeline')
 
 def change_one(conn, pid:int)->int:
@@ -122,8 +125,8 @@ def change_one(conn, pid:int)->int:
 def fresh_refresh(origin:Path, fresh:Path)->tuple:
     "(dvc pull seconds, dvc repro seconds, its output) on a fresh clone of the origin: no .cache/, no data."
     subprocess.run(['git', 'clone', '-q', str(origin), str(fresh)], check=True)
-    pull_s,_ = sh(fresh, str(BIN/'dvc'), 'pull', '-q', 'labelstudio@bench', 'dataset@bench')
-    repro_s,out = sh(fresh, str(BIN/'dvc'), 'repro')
+    pull_s,_ = sh(fresh, *DVC, 'pull', '-q', 'labelstudio@bench', 'dataset@bench')
+    repro_s,out = sh(fresh, *DVC, 'repro')
     shutil.rmtree(fresh)
     return pull_s, repro_s, out
 
@@ -131,12 +134,11 @@ def measure(conn, tmp:Path, n:int)->dict:
     pid,seed_s = seed(conn, n)
     origin,remote = tmp/f'origin-{n}',tmp/f'remote-{n}'
     origin_repo(origin, pid, remote)
-    dvc = str(BIN/'dvc')
-    sh(origin, dvc, 'repro', 'labelstudio-check')
-    export_s,_ = sh(origin, dvc, 'repro', 'labelstudio@bench')
-    dataset_s,out = sh(origin, dvc, 'repro', 'dataset@bench')
+    sh(origin, *DVC, 'repro', 'labelstudio-check')
+    export_s,_ = sh(origin, *DVC, 'repro', 'labelstudio@bench')
+    dataset_s,out = sh(origin, *DVC, 'repro', 'dataset@bench')
     cold = dataset_counts(out)
-    sh(origin, dvc, 'push', '-q')
+    sh(origin, *DVC, 'push', '-q')
     _demo.git(origin, 'add', '-A'); _demo.git(origin, 'commit', '-qm', 'data')
     changed = change_one(conn, pid)
     runs = [fresh_refresh(origin, tmp/f'fresh-{n}-{i}') for i in range(REPEATS)]   # the same refresh, fresh runners

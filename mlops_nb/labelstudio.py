@@ -16,8 +16,8 @@ from .params import LabelstudioParams
 # %% auto #0
 __all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'PROJECT_FIELDS', 'SNAPSHOT_TITLE', 'NOT_LABELS', 'label_config', 'choice_result',
            'find_project', 'fingerprint', 'snapshot_export', 'normalize_export', 'export_counts', 'meta_path',
-           'read_meta', 'is_unchanged', 'save_export', 'ExportResult', 'export_project', 'quick_fingerprints',
-           'quick_fingerprint', 'skip_reason', 'counts_text']
+           'read_meta', 'is_unchanged', 'export_bytes', 'save_export', 'ExportResult', 'export_project',
+           'quick_fingerprints', 'quick_fingerprint', 'skip_reason', 'counts_text']
 
 # %% ../nbs/10_labelstudio.ipynb #9363b750
 DIGIT_LABELS = [str(i) for i in range(10)]
@@ -189,6 +189,15 @@ def is_unchanged(out:str|Path, # the previous export
     meta = read_meta(meta_path(out))
     return bool(meta and out.exists() and meta.get('source') == source and meta.get('sha256') == sha256_file(out))
 
+# %% ../nbs/10_labelstudio.ipynb #0e7f1a31
+def export_bytes(tasks:list[dict] # normalized export
+                )->bytes: # the export file's content
+    "`dumps_json`'s layout written by orjson: 40x faster on a big export; `dumps_json` for what orjson cannot hold."
+    import orjson
+    opts = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+    try: return orjson.dumps(tasks, option=opts)
+    except TypeError: return dumps_json(tasks).encode()   # an integer past 64 bits in a task's data
+
 # %% ../nbs/10_labelstudio.ipynb #1cc75308
 def save_export(tasks:list[dict], # normalized export
                 out:str|Path, # destination, e.g. data/raw_labels/digits.json
@@ -201,7 +210,7 @@ def save_export(tasks:list[dict], # normalized export
                )->tuple[bool, dict]: # (whether the export file changed, the meta written)
     "Write the export and its meta atomically; files whose content did not change are not touched."
     out,mp = Path(out),meta_path(out)
-    data = dumps_json(tasks).encode()
+    data = export_bytes(tasks)
     sha = sha256_bytes(data)
     prev = read_meta(mp) or {}
     same = out.exists() and prev.get('sha256') == sha and sha256_file(out) == sha

@@ -11,6 +11,7 @@ from fastcore.script import Param
 from .core import (MlopsError, project_root, load_params, resolve_path, dumps_json, atomic_write, log, md_text,
                            pipeline_outputs)
 from .params import STAGE_PARAMS, build_params
+from .dvc_run import dvc_command
 from .github import GitHub, github_if_set, open_or_update_pr
 
 # %% auto #0
@@ -153,10 +154,10 @@ def dvc(root:Path, # the project root
         what:str='', # what it is for, in the error
         check:bool=True # raise when it fails
        )->int: # its exit code
-    "Run `python -m dvc ARGS` in `root`, output to stderr."
+    "Run `dvc ARGS` in `root` (`dvc_command`: this interpreter, a non-cloning disk asked once), output to stderr."
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, 'PATH': os.pathsep.join([bindir, os.environ.get('PATH', '')])}
-    rc = subprocess.run([sys.executable, '-m', 'dvc', *args], cwd=root, env=env, stdout=_stderr_fd()).returncode
+    rc = subprocess.run([*dvc_command(), *args], cwd=root, env=env, stdout=_stderr_fd()).returncode
     if check and rc: raise MlopsError(f'dvc {args[0]} failed (exit {rc}){": " + what if what else ""}',
                                       'see the dvc output above; nothing was committed', code=1)
     return rc
