@@ -12,12 +12,12 @@ import yaml
 
 # %% auto #0
 __all__ = ['ROOT_MARKERS', 'FULL_DISK', 'TORCH_WRITE_FAILED', 'TEMP_PID_RE', 'OWNED_MARKERS', 'SECRET_ENV_VARS', 'SECRET_NAME_RE',
-           'SLOW_OPTIONAL_MODULES', 'CLI_SLOW_OPTIONAL_MODULES', 'MlopsError', 'project_root', 'resolve_path',
-           'confine_path', 'yaml_load', 'parse_override', 'set_dotted', 'load_params', 'pipeline_outputs', 'git_commit',
-           'run_id', 'free_bytes', 'full_disk_names', 'atomic_write', 'dumps_json', 'write_json', 'pid_alive',
-           'remove_stale_temps', 'check_replaceable', 'atomic_dir', 'sha256_file', 'sha256_bytes', 'read_json',
-           'read_csv_rows', 'secret', 'secret_values', 'redact', 'skip_slow_optional_imports', 'freeze_at_exit',
-           'plain_output', 'log', 'digit_png', 'md_text']
+           'SLOW_OPTIONAL_MODULES', 'CLI_SLOW_OPTIONAL_MODULES', 'DIGIT_TAGS', 'MlopsError', 'project_root',
+           'resolve_path', 'confine_path', 'yaml_load', 'parse_override', 'set_dotted', 'load_params',
+           'pipeline_outputs', 'git_commit', 'run_id', 'free_bytes', 'full_disk_names', 'atomic_write', 'dumps_json',
+           'write_json', 'pid_alive', 'remove_stale_temps', 'check_replaceable', 'atomic_dir', 'sha256_file',
+           'sha256_bytes', 'read_json', 'read_csv_rows', 'secret', 'secret_values', 'redact',
+           'skip_slow_optional_imports', 'freeze_at_exit', 'plain_output', 'log', 'digit_png', 'digit_tags', 'md_text']
 
 # %% ../nbs/00_core.ipynb #65622630
 class MlopsError(Exception):
@@ -397,6 +397,14 @@ def digit_png(index:int, # row of scikit-learn's `load_digits` (0..1796)
     img.save(buf, format='PNG', optimize=False)
     return buf.getvalue(), str(int(d.target[index]))
 _digits_cache = {}
+
+# %% ../nbs/00_core.ipynb #2b324122
+DIGIT_TAGS = {'even': '02468', 'has-a-loop': '0689', 'over-four': '56789'} # tag -> the digits that have it
+
+def digit_tags(digit:str # a digit label, '0'..'9'
+              )->tuple: # its tags (`DIGIT_TAGS`), sorted; 1 and 3 have none
+    "The tags of a digit for the multi-label demo."
+    return tuple(t for t,digits in sorted(DIGIT_TAGS.items()) if digit in digits)
 
 # %% ../nbs/00_core.ipynb #25f3b29a
 _MD_SPECIAL = re.compile(r'([\\`*~\[\]|])')

@@ -7,13 +7,13 @@ from __future__ import annotations
 import csv, io, json, os, re
 from dataclasses import dataclass
 from pathlib import Path
-from .core import (MlopsError, atomic_dir, digit_png, dumps_json, log, read_csv_rows, read_json, sha256_bytes,
+from .core import (MlopsError, atomic_dir, digit_png, digit_tags, DIGIT_TAGS, dumps_json, log, read_csv_rows, read_json, sha256_bytes,
                            sha256_file)
 
 # %% auto #0
 __all__ = ['LABEL_COLUMNS', 'LABELS_FILE', 'CARD_FILE', 'IMAGES_DIR', 'FOLDER_FILES', 'BUILD_FIRST', 'REBUILD', 'FORMULA_START',
-           'MODES', 'REFS_FILE', 'text_cell', 'cell_text', 'labels_text', 'class_warnings', 'DatasetFolder',
-           'write_dataset_folder', 'dataset_refs', 'sample_dataset']
+           'MULTI_LABEL', 'MODES', 'REFS_FILE', 'text_cell', 'cell_text', 'labels_text', 'label_cell', 'cell_labels',
+           'row_labels', 'class_warnings', 'DatasetFolder', 'write_dataset_folder', 'dataset_refs', 'sample_dataset']
 
 # %% ../nbs/15_folder.ipynb #b7eb0a3a
 LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
@@ -42,6 +42,27 @@ def labels_text(rows:list[dict] # one dict per image with the `LABEL_COLUMNS` (m
     w.writerows({k: text_cell(r.get(k)) for k in LABEL_COLUMNS} for r in rows)
     return buf.getvalue()
 
+# %% ../nbs/15_folder.ipynb #6fa92a23
+MULTI_LABEL = 'multi-label' # the card's `task` of a dataset with a set of labels per image
+
+def label_cell(labels # a multi-label row's classes
+              )->str: # its `label` cell
+    "The `label` cell of a multi-label row: its classes as a sorted JSON list (`[]`: none of them)."
+    return json.dumps(sorted(labels), ensure_ascii=False)
+
+def cell_labels(cell:str # a multi-label row's `label` cell
+               )->tuple: # its classes
+    "A multi-label `label` cell read back (`ValueError` unless it is a JSON list of strings)."
+    v = json.loads(cell)
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v): raise ValueError(f'not a list of labels: {cell}')
+    return tuple(v)
+
+def row_labels(row:dict, # a labels row
+               multi:bool=False # whether its folder is multi-label
+              )->tuple: # its classes: the one label, or the set
+    "A row's classes, for a single-label and a multi-label folder alike."
+    return cell_labels(row['label']) if multi else (row['label'],)
+
 # %% ../nbs/15_folder.ipynb #169f589c
 def _read_files(path:Path # the dataset folder
                )->tuple[list, dict, str]: # (labels rows, the card, sha256 of the labels file)
@@ -67,6 +88,15 @@ def _check_images(path:Path, # the dataset folder
             raise MlopsError(f'dataset {path}: {listed} does not hold the content its name says (sha256 differs)',
                              REBUILD)
 
+def _check_label_sets(folder # a multi-label folder just read
+                     ):
+    "Every `label` cell of a multi-label folder is a JSON list of labels."
+    for r in folder.rows:
+        try: cell_labels(r['label'])
+        except ValueError:
+            raise MlopsError(f'dataset {folder.path}: {LABELS_FILE} gives task {r["task_id"]} the label {r["label"][:60]!r}, '
+                             'not a JSON list of labels (the card says multi-label)', REBUILD) from None
+
 def _check_fingerprint(folder # a folder just read
                       ):
     "The labels file is the one the card was written with (`dataset_sha256`: it pins every image, label and split)."
@@ -78,7 +108,8 @@ def _check_fingerprint(folder # a folder just read
 # %% ../nbs/15_folder.ipynb #d0b2e243
 def _check_train(path:Path, # the dataset folder
                  rows:list[dict], # its labels rows
-                 classes:list[str] # the card's classes
+                 classes:list[str], # the card's classes
+                 multi:bool=False # a multi-label folder (one class is enough: present or not)
                 ):
     "Refuse a dataset a model cannot be trained on, naming what is missing."
     train = [r for r in rows if r['split'] == 'train']
@@ -88,14 +119,15 @@ def _check_train(path:Path, # the dataset folder
     if not any(r['split'] == 'valid' for r in rows):
         raise MlopsError(f'dataset {path} has no validation images (no rows with split=valid)',
                          "raise the dataset stage's valid fraction so the best epoch can be chosen")
-    unknown = sorted({r['label'] for r in rows if r['split'] in ('train', 'valid')} - set(classes))
+    unknown = sorted({c for r in rows if r['split'] in ('train', 'valid') for c in row_labels(r, multi)} - set(classes))
     if unknown: raise MlopsError(f'dataset {path}: labels {", ".join(unknown)} are not in {CARD_FILE} classes',
                                  'rebuild the dataset')
-    if len(classes) < 2:
+    if len(classes) < 2 and not multi:
         raise MlopsError(f'dataset {path} has {len(classes)} class{"" if len(classes) == 1 else "es"} '
                          f'({", ".join(map(repr, classes)) or "none"}): a classifier needs two or more',
                          'label images of at least two classes (a one-class model is always right and learns nothing)')
-    have = {r['label'] for r in train}
+    if not classes: raise MlopsError(f'dataset {path} has no label on any image', 'label some images')
+    have = {c for r in train for c in row_labels(r, multi)}
     empty = [c for c in classes if c not in have]
     if not empty: return
     many = len(empty) > 1
@@ -105,10 +137,11 @@ def _check_train(path:Path, # the dataset folder
 
 # %% ../nbs/15_folder.ipynb #5c1a0e02
 def class_warnings(rows:list[dict], # a training dataset's labels rows
-                   classes:list[str] # its classes
+                   classes:list[str], # its classes
+                   multi:bool=False # a multi-label folder
                   )->list[str]: # one line per problem that does not stop training
     "What a dataset that can train still does wrong: classes no validation image measures."
-    valid = {r['label'] for r in rows if r['split'] == 'valid'}
+    valid = {c for r in rows if r['split'] == 'valid' for c in row_labels(r, multi)}
     if not (unmeasured := [c for c in classes if c not in valid]): return []
     many = len(unmeasured) > 1
     return [f'class{"es" * many} {", ".join(map(repr, unmeasured))} {"have" if many else "has"} no validation image: '
@@ -123,8 +156,9 @@ def _check_mode(folder:DatasetFolder, # a folder just read
     "Refuse a folder that cannot serve as `mode` data."
     if mode not in (None, *MODES): raise MlopsError(f'dataset mode {mode!r} is not one of {", ".join(MODES)}')
     if mode == 'train':
-        _check_train(folder.path, folder.rows, folder.classes)
-        for w in class_warnings(folder.rows, folder.classes): log(f'[dataset {folder.path.name}] WARNING: {w}')
+        _check_train(folder.path, folder.rows, folder.classes, folder.multi_label)
+        for w in class_warnings(folder.rows, folder.classes, folder.multi_label):
+            log(f'[dataset {folder.path.name}] WARNING: {w}')
     if mode == 'benchmark': folder.split('benchmark', required=True)
 
 # %% ../nbs/15_folder.ipynb #ef498e05
@@ -143,14 +177,18 @@ class DatasetFolder:
         "Read and check a dataset folder; a problem is a one-line error naming the file and the fix."
         folder = cls(Path(path), *_read_files(Path(path)))
         _check_fingerprint(folder)
+        if folder.multi_label: _check_label_sets(folder)
         if images: _check_images(folder.path, folder.rows)
         _check_mode(folder, mode)
         return folder
     @staticmethod
     def exists(path:str|Path)->bool: return (Path(path)/LABELS_FILE).is_file()   # built (not necessarily valid)
     @property
+    def multi_label(self)->bool: return self.meta.get('task') == MULTI_LABEL   # a set of labels per image
+    def labels(self, row:dict)->tuple: return row_labels(row, self.multi_label)   # a row's classes
+    @property
     def classes(self)->list[str]:   # class names in model-output order (the card's, else the sorted labels)
-        return [str(c) for c in self.meta.get('classes') or sorted({r['label'] for r in self.rows})]
+        return [str(c) for c in self.meta.get('classes') or sorted({c for r in self.rows for c in self.labels(r)})]
     @property
     def n_train(self)->int: return len(self.split('train'))
     @property
@@ -209,8 +247,9 @@ def dataset_refs(path:str|Path # a dataset folder (missing, or without `refs.jso
     return {r: Path(path)/f for r,f in refs.items() if isinstance(f, str) and _IMAGE_NAME.fullmatch(f)}
 
 # %% ../nbs/15_folder.ipynb #69d83bea
-def _sample_rows(n:int, size:int, mode:str, start:int, valid_every:int, classes:list|None)->tuple[list, dict]:
-    "Rows and image bytes of digits `start`..`start+n-1` (each image once; only `classes` when given)."
+def _sample_rows(n:int, size:int, mode:str, start:int, valid_every:int, classes:list|None,
+                 multi:bool=False)->tuple[list, dict]:
+    "Rows and image bytes of digits `start`..`start+n-1` (each image once; only `classes` when given; `multi`: tags)."
     rows,images = [],{}
     for i in range(start, start+n):
         png,label = digit_png(i, size)
@@ -218,15 +257,16 @@ def _sample_rows(n:int, size:int, mode:str, start:int, valid_every:int, classes:
         if (classes is not None and label not in classes) or f'images/{sha}.png' in images: continue
         images[f'images/{sha}.png'] = png
         split = 'benchmark' if mode == 'benchmark' else 'valid' if (i-start) % valid_every == valid_every-1 else 'train'
-        rows.append({'file': f'images/{sha}.png', 'label': label, 'split': split, 'task_id': i, 'annotation_id': i,
-                     'sha256': sha})
+        rows.append({'file': f'images/{sha}.png', 'label': label_cell(digit_tags(label)) if multi else label,
+                     'split': split, 'task_id': i, 'annotation_id': i, 'sha256': sha})
     return rows, images
 
-def _counts(rows:list[dict])->dict:
-    "split -> class -> rows, both sorted."
+def _counts(rows:list[dict], multi:bool=False)->dict:
+    "split -> class -> rows (holding it), both sorted."
     out = {}
-    for r in rows: out.setdefault(r['split'], {}).setdefault(r['label'], 0)
-    for r in rows: out[r['split']][r['label']] += 1
+    for r in rows:
+        per = out.setdefault(r['split'], {})
+        for c in row_labels(r, multi): per[c] = per.get(c, 0) + 1
     return {s: dict(sorted(c.items())) for s,c in sorted(out.items())}
 
 # %% ../nbs/15_folder.ipynb #1d07f35e
@@ -236,13 +276,16 @@ def sample_dataset(out:str|Path, # dataset folder to create (replaced if it exis
                    mode:str='train', # 'train' (every `valid_every`-th digit valid) or 'benchmark' (every row benchmark)
                    start:int|None=None, # first digit (default: 0 for train, 1000 for benchmark)
                    valid_every:int=5, # train mode: every `valid_every`-th image goes to the `valid` split
-                   classes:list[str]|None=None # keep only these labels (default: all ten digits)
+                   classes:list[str]|None=None, # keep only these labels (default: all ten digits)
+                   multi_label:bool=False # tag each digit with `DIGIT_TAGS` instead (a multi-label dataset)
                   )->Path: # the dataset folder
     "Write a digits dataset folder in the dataset stage's format, through the one writer."
     if mode not in MODES: raise MlopsError(f'sample mode {mode!r} is not one of {", ".join(MODES)}')
     start = (0 if mode == 'train' else 1000) if start is None else start
-    rows,images = _sample_rows(n, size, mode, start, valid_every, classes)
-    meta = {'name': Path(out).name, 'mode': mode, 'classes': sorted({r['label'] for r in rows}),
-            'export_sha256': sha256_bytes(f'digits:{start}:{n}:{size}'.encode()), 'counts': _counts(rows),
-            'dropped': [], 'n_images': len(rows)}
+    rows,images = _sample_rows(n, size, mode, start, valid_every, classes, multi_label)
+    task = {'task': MULTI_LABEL} if multi_label else {}
+    meta = {'name': Path(out).name, 'mode': mode, **task,
+            'classes': sorted(DIGIT_TAGS) if multi_label else sorted({r['label'] for r in rows}),
+            'export_sha256': sha256_bytes(f'digits:{start}:{n}:{size}{":tags" * multi_label}'.encode()),
+            'counts': _counts(rows, multi_label), 'dropped': [], 'n_images': len(rows)}
     return write_dataset_folder(out, rows, images, meta).path

@@ -12,12 +12,13 @@ from types import SimpleNamespace
 from .core import MlopsError, resolve_path, atomic_write, dumps_json, sha256_bytes, sha256_file, redact, log
 from .labelstudio_client import Connection, TokenAuth, connect, server_url
 from .params import LabelstudioParams
+from .tasks import meta_path, read_meta
 
 # %% auto #0
 __all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'PROJECT_FIELDS', 'SNAPSHOT_TITLE', 'NOT_LABELS', 'label_config', 'choice_result',
-           'find_project', 'fingerprint', 'snapshot_export', 'normalize_export', 'export_counts', 'meta_path',
-           'read_meta', 'is_unchanged', 'export_bytes', 'save_export', 'ExportResult', 'export_project',
-           'quick_fingerprints', 'quick_fingerprint', 'skip_reason', 'counts_text']
+           'find_project', 'fingerprint', 'config_sha256', 'snapshot_export', 'normalize_export', 'export_counts',
+           'is_unchanged', 'export_bytes', 'save_export', 'ExportResult', 'export_project', 'quick_fingerprints',
+           'quick_fingerprint', 'skip_reason', 'counts_text']
 
 # %% ../nbs/10_labelstudio.ipynb #9363b750
 DIGIT_LABELS = [str(i) for i in range(10)]
@@ -50,7 +51,7 @@ def _norm_time(t:str|None)->str|None:
     return _iso(datetime.fromisoformat(t.replace('Z', '+00:00')))
 
 # %% ../nbs/10_labelstudio.ipynb #05979b19
-PROJECT_FIELDS = 'id,title,task_number,total_annotations_number,skipped_annotations_number'
+PROJECT_FIELDS = 'id,title,task_number,total_annotations_number,skipped_annotations_number,label_config'
 
 def _listed_projects(http)->list[dict]:
     "Every project of the server with the counts a fingerprint needs."
@@ -102,11 +103,16 @@ def find_project(conn:Connection, # the server
 def fingerprint(conn:Connection, # the server
                 project # the project (from `find_project`)
                )->dict: # what the change check compares
-    "Cheap facts about a project that change whenever its export would."
+    "Cheap facts about a project that change whenever its export would (or its labeling config)."
     return {'project_id': project.id, 'title': project.title, 'tasks': project.task_number or 0,
             'annotations': project.total_annotations_number or 0,
             'cancelled_annotations': project.skipped_annotations_number or 0,
-            'newest_updated_at': conn('checking for changes', _newest_update, conn.http, project.id)}
+            'newest_updated_at': conn('checking for changes', _newest_update, conn.http, project.id),
+            'config_sha256': config_sha256(getattr(project, 'label_config', None))}
+
+def config_sha256(label_config:str|None # a project's labeling config
+                 )->str: # a short hash of it: the dataset stage reads the task type from the config
+    return sha256_bytes((label_config or '').encode())[:16]
 
 # %% ../nbs/10_labelstudio.ipynb #279c193c
 SNAPSHOT_TITLE = 'mlops-nb export'
@@ -167,19 +173,6 @@ def export_counts(tasks:list[dict] # normalized export
             'cancelled_annotations': sum(bool(a.get('was_cancelled')) for a in anns),
             'labeled_tasks': labeled, 'unlabeled_tasks': len(tasks) - labeled}
 
-# %% ../nbs/10_labelstudio.ipynb #b4c5bf6f
-def meta_path(out:str|Path # the export file
-             )->Path: # its meta file
-    "`data/raw_labels/digits.json` -> `data/raw_labels/digits.meta.json`."
-    out = Path(out)
-    return out.with_name(out.name.removesuffix('.json') + '.meta.json')
-
-# %% ../nbs/10_labelstudio.ipynb #78a564ac
-def read_meta(path:str|Path)->dict|None:
-    "The previous meta file, or None when missing or unreadable."
-    try: return json.loads(Path(path).read_text())
-    except (OSError, ValueError): return None
-
 # %% ../nbs/10_labelstudio.ipynb #84c0a6d2
 def is_unchanged(out:str|Path, # the previous export
                  source:dict # the current fingerprint
@@ -206,7 +199,8 @@ def save_export(tasks:list[dict], # normalized export
                 url:str, # the server
                 snapshot_id:int|None=None, # the snapshot it came from
                 now:datetime|None=None, # export time (default: now)
-                made:dict|None=None # how it was made: {'server_version', 'read_at', 'method'} (`mlops_nb.export_delta`)
+                made:dict|None=None, # how it was made: {'server_version', 'read_at', 'method'} (`mlops_nb.export_delta`)
+                label_config:str|None=None # the project's labeling config: the dataset stage reads the task type from it
                )->tuple[bool, dict]: # (whether the export file changed, the meta written)
     "Write the export and its meta atomically; files whose content did not change are not touched."
     out,mp = Path(out),meta_path(out)
@@ -220,7 +214,7 @@ def save_export(tasks:list[dict], # normalized export
             'newest_updated_at': source.get('newest_updated_at'), 'sha256': sha, 'bytes': len(data),
             'exported_at': prev.get('exported_at', now) if same else now,
             'snapshot_id': prev.get('snapshot_id', snapshot_id) if same else snapshot_id, 'source': source,
-            **(made or {}), 'format': 'label-studio-json'}
+            **(made or {}), **({'label_config': label_config} if label_config else {}), 'format': 'label-studio-json'}
     text = dumps_json(meta)
     if not mp.exists() or mp.read_text() != text: atomic_write(mp, text)
     return not same, meta
@@ -261,7 +255,8 @@ def export_project(p:LabelstudioParams, # project, out (relative to the project 
     log(f'[labelstudio] exporting project {proj.id} ({proj.title}): {fp["tasks"]} tasks, '
         f'{fp["annotations"]} annotations not counting {fp["cancelled_annotations"]} cancelled')
     tasks,snap_id,made = updated_export(conn, proj, out, fp, p.full, p.timeout)
-    changed,meta = save_export(tasks, out, {'id': proj.id, 'title': proj.title}, fp, conn.url, snap_id, made=made)
+    changed,meta = save_export(tasks, out, {'id': proj.id, 'title': proj.title}, fp, conn.url, snap_id, made=made,
+                               label_config=getattr(proj, 'label_config', None))
     log(f'[labelstudio] {out.name}: {"written" if changed else "content unchanged"} '
         f'({made["method"]}; {meta["counts"]["tasks"]} tasks, sha256 {meta["sha256"][:12]})')
     return ExportResult(proj.id, proj.title, out, meta_path(out), changed, meta['counts'], meta['sha256'], snap_id,
@@ -297,7 +292,8 @@ def _server_fingerprints(url:str, wanted:dict, errors:dict)->dict:
     return {k: {'project_id': p['id'], 'title': p['title'], 'tasks': p.get('task_number') or 0,
                 'annotations': p.get('total_annotations_number') or 0,
                 'cancelled_annotations': p.get('skipped_annotations_number') or 0,
-                'newest_updated_at': newest[k]} for k,p in picked.items()}
+                'newest_updated_at': newest[k], 'config_sha256': config_sha256(p.get('label_config'))}
+            for k,p in picked.items()}
 
 def quick_fingerprints(projects:dict, # key -> (project id or exact title, Label Studio URL; '' for `$LABEL_STUDIO_URL`)
                        errors:dict|None=None # key -> why that project could not be checked; None: raise the first

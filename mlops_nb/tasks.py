@@ -12,8 +12,9 @@ from .core import MlopsError, sha256_bytes
 from .fetch import SkipTask
 
 # %% auto #0
-__all__ = ['RESULT_PARSERS', 'REGION_KEYS', 'POLICIES', 'Annotation', 'Task', 'load_export', 'nfc', 'detect_from_name',
-           'parse_annotation', 'parse_task', 'choice_annotation', 'Choice', 'choose_label']
+__all__ = ['RESULT_PARSERS', 'SET_PARSERS', 'REGION_KEYS', 'POLICIES', 'SUPPORTED_CONFIG', 'TASK_TYPES', 'Annotation', 'Task',
+           'load_export', 'nfc', 'detect_from_name', 'parse_annotation', 'parse_task', 'choice_annotation', 'Choice',
+           'choose_label', 'choose_labels', 'meta_path', 'read_meta', 'task_type']
 
 # %% ../nbs/19_tasks.ipynb #fa0ca695
 @dataclass
@@ -85,7 +86,16 @@ def _parse_choices(r:dict)->str:
     if not isinstance(cs[0], (str, int)) or isinstance(cs[0], bool): raise SkipTask(f'choice {cs[0]!r} is not a string')
     return nfc(str(cs[0]))
 
+def _parse_choice_set(r:dict)->tuple:
+    "Every choice of a multiple-choice `choices` result: NFC, sorted, each once (none is an answer too)."
+    cs = (r.get('value') or {}).get('choices') if isinstance(r.get('value'), dict) else None
+    if not isinstance(cs, list): raise SkipTask('choices result without a list of choices')
+    if bad := [c for c in cs if not isinstance(c, (str, int)) or isinstance(c, bool)]:
+        raise SkipTask(f'choice {bad[0]!r} is not a string')
+    return tuple(sorted({nfc(str(c)) for c in cs}))
+
 RESULT_PARSERS = {'choices': _parse_choices} # result type -> parser; add 'rectanglelabels', 'brushlabels' here
+SET_PARSERS = {'choices': _parse_choice_set} # the same for a multi-label project: a tuple of values per annotation
 
 # %% ../nbs/19_tasks.ipynb #99491356
 def detect_from_name(tasks:list[dict], # raw tasks
@@ -123,15 +133,19 @@ def parse_annotation(a, # one raw annotation of a task
                      from_name:str, # the control whose results are the label
                      kind:str='choices', # the result type to read
                      data:dict|None=None, # the task's data (tells a result aimed at another field apart)
-                     image_key:str='image' # the key of the image the label is for
+                     image_key:str='image', # the key of the image the label is for
+                     multiple:bool=False # a multi-label project: the value is a tuple, and no choice is the empty one
                     )->Annotation: # its value, or the problem why there is none
     "Reduce one raw annotation to its image-level value for control `from_name` (or the problem why there is none)."
     if not isinstance(a, dict): return Annotation(None, None, problem='annotation is not an object')
     ann = Annotation(a.get('id'), None, bool(a.get('was_cancelled')), bool(a.get('ground_truth')),
                      str(a.get('updated_at') or a.get('created_at') or ''))
     res = a.get('result')
-    if not isinstance(res, list) or not res: return _problem(ann, 'empty result')
+    if not isinstance(res, list) or (not res and not multiple): return _problem(ann, 'empty result')
     mine = [r for r in res if isinstance(r, dict) and r.get('from_name') == from_name and r.get('type') == kind]
+    if not mine and multiple and not any(isinstance(r, dict) and r.get('type') == kind for r in res):
+        ann.value = ()   # submitted without ticking any label: an image with none of them
+        return ann
     if not mine:
         same = sorted({repr(r.get('from_name')) for r in res if isinstance(r, dict) and r.get('type') == kind})
         kinds = sorted({str(r.get('type')) for r in res if isinstance(r, dict)})
@@ -139,7 +153,7 @@ def parse_annotation(a, # one raw annotation of a task
                f'this annotation holds {", ".join(kinds) or "no"} results, not {kind}')
         return _problem(ann, f'no {kind} result from {from_name!r} ({why})')
     if why := _not_image_level(mine, kind, from_name, data or {}, image_key): return _problem(ann, why)
-    try: ann.value = RESULT_PARSERS[kind](mine[0])
+    try: ann.value = (SET_PARSERS if multiple else RESULT_PARSERS)[kind](mine[0])
     except SkipTask as e: ann.problem = str(e)
     return ann
 
@@ -155,7 +169,8 @@ def _task_problem(data, image_key:str)->str|None:
 
 def parse_task(raw:dict, # one task of the export
                from_name:str='label', # the control whose results are the label
-               image_key:str='image' # key of the image reference in `data`
+               image_key:str='image', # key of the image reference in `data`
+               multiple:bool=False # a multi-label project (`parse_annotation`)
               )->Task: # its image reference and parsed annotations, or its problem
     "Parse one task: its image reference and annotations, or the problem that drops it."
     t = Task(raw['id'])
@@ -167,20 +182,21 @@ def parse_task(raw:dict, # one task of the export
     if not isinstance(anns, list):
         t.problem = 'annotations is not a list'
         return t
-    t.annotations = [parse_annotation(a, from_name, data=raw['data'], image_key=image_key) for a in anns]
+    t.annotations = [parse_annotation(a, from_name, data=raw['data'], image_key=image_key, multiple=multiple)
+                     for a in anns]
     return t
 
 # %% ../nbs/19_tasks.ipynb #3de1aa78
 def choice_annotation(aid:int, # annotation id
-                      value:str, # the one choice
+                      value:str|list, # the one choice (a list: the choices of a multi-label task)
                       when:str, # created_at and updated_at
                       cancelled:bool=False, # skipped by the annotator (then without a result)
                       ground_truth:bool=False, # marked as ground truth
                       from_name:str='label' # the choices control
                      )->dict: # the annotation as a JSON export holds it
-    "One Label Studio annotation of a single-choice task, as in a JSON export."
+    "One Label Studio annotation of a single-choice (or multiple-choice) task, as in a JSON export."
     result = {'id': f'r{aid}', 'from_name': from_name, 'to_name': 'image', 'type': 'choices', 'origin': 'manual',
-              'value': {'choices': [value]}}
+              'value': {'choices': list(value) if isinstance(value, (list, tuple)) else [value]}}
     return {'id': aid, 'completed_by': 1, 'was_cancelled': cancelled, 'ground_truth': ground_truth,
             'created_at': when, 'updated_at': when, 'result': [] if cancelled else [result]}
 
@@ -203,6 +219,15 @@ def _map(value:str, labels_map:dict|None):
 
 def _latest(anns:list)->Annotation: return max(anns, key=lambda a: (a.time, a.id if isinstance(a.id, int) else -1))
 
+def _usable(annotations:list)->list|Choice:
+    "The annotations that count (not cancelled, with a value), or the `Choice` that drops a task without any."
+    if not annotations: return Choice(None, reason='unlabeled (no annotations)')
+    live = [a for a in annotations if not a.cancelled]
+    if not live: return Choice(None, reason='every annotation was cancelled')
+    usable = [a for a in live if a.value is not None]
+    if usable: return usable
+    return Choice(None, reason=f'no usable annotation ({"; ".join(sorted({a.problem for a in live if a.problem}))})')
+
 def _majority(usable:list, labels_map:dict|None)->Annotation|Choice:
     "The latest annotation of the class most voted for (after `labels_map`), or a `Choice` that drops a tie."
     key = lambda a: ('?', a.value) if (m := _map(a.value, labels_map)) is _UNMAPPED else ('=', m)
@@ -218,13 +243,8 @@ def choose_label(annotations:list, # parsed annotations of one task
                  labels_map:dict|None=None # Label Studio value -> class name ({}/None: identity)
                 )->Choice: # the label, or why the task is dropped
     "Decide one task's label: ground truth wins, else the latest annotation or a majority vote (ties dropped)."
-    if not annotations: return Choice(None, reason='unlabeled (no annotations)')
-    live = [a for a in annotations if not a.cancelled]
-    if not live: return Choice(None, reason='every annotation was cancelled')
-    usable = [a for a in live if a.value is not None]
-    if not usable:
-        problems = '; '.join(sorted({a.problem for a in live if a.problem}))
-        return Choice(None, reason=f'no usable annotation ({problems})')
+    usable = _usable(annotations)
+    if isinstance(usable, Choice): return usable
     gts = [a for a in usable if a.ground_truth]
     if gts: win = _latest(gts)
     elif policy == 'latest': win = _latest(usable)
@@ -236,3 +256,91 @@ def choose_label(annotations:list, # parsed annotations of one task
         return Choice(None, win.id, reason=f'label {win.value!r} is not in labels_map', unmapped=win.value)
     if m is None or m == '': return Choice(None, win.id, reason=f'label {win.value!r} excluded by labels_map')
     return Choice(str(m), win.id)
+
+# %% ../nbs/19_tasks.ipynb #5e1c0a04
+def _class_set(values:tuple, # an annotation's Label Studio values
+               labels_map:dict|None # Label Studio value -> class name
+              )->tuple|str: # sorted class names; the first unmapped value (a `str`) if there is one
+    "The classes of a set of values: excluded values (mapped to null) left out."
+    out = set()
+    for v in values:
+        m = _map(v, labels_map)
+        if m is _UNMAPPED: return v
+        if m is not None and m != '': out.add(str(m))
+    return tuple(sorted(out))
+
+def _per_label_majority(sets:list[tuple] # each usable annotation's classes
+                       )->tuple|str: # the classes more than half chose, or why the task is a tie
+    "Per-label majority over annotations: more than half in, fewer out, exactly half a tie."
+    votes,n = Counter(c for s in sets for c in s),len(sets)
+    if tied := sorted(c for c,k in votes.items() if 2*k == n):
+        return f'tie on {", ".join(map(repr, tied))} ({n//2} of {n} annotations each)'
+    return tuple(sorted(c for c,k in votes.items() if 2*k > n))
+
+def choose_labels(annotations:list, # parsed annotations of one multi-label task (`parse_task(..., multiple=True)`)
+                  policy:str='latest', # 'latest' or 'majority' (per label; applies when no ground truth)
+                  labels_map:dict|None=None # Label Studio value -> class name ({}/None: identity)
+                 )->Choice: # `label` is a sorted tuple of class names (maybe empty), or None with the reason
+    "Decide one multi-label task's set: ground truth wins, else the latest annotation's set or a per-label majority."
+    usable = _usable(annotations)
+    if isinstance(usable, Choice): return usable
+    gts = [a for a in usable if a.ground_truth]
+    if policy not in POLICIES: raise MlopsError(f'unknown label policy {policy!r}', f'use one of: {", ".join(POLICIES)}')
+    voters = [_latest(gts)] if gts else [_latest(usable)] if policy == 'latest' else usable
+    sets = [_class_set(a.value, labels_map) for a in voters]
+    if bad := next((v for v in sets if isinstance(v, str)), None):
+        return Choice(None, _latest(voters).id, reason=f'label {bad!r} is not in labels_map', unmapped=bad)
+    chosen = sets[0] if len(sets) == 1 else _per_label_majority(sets)
+    if isinstance(chosen, str): return Choice(None, reason=chosen)
+    agree = [a for a,c in zip(voters, sets) if c == chosen]   # the label's annotation: the latest that chose this set
+    return Choice(chosen, _latest(agree or voters).id)
+
+# %% ../nbs/19_tasks.ipynb #5e1c0a07
+def meta_path(out:str|Path # the export file
+             )->Path: # its meta file
+    "`data/raw_labels/digits.json` -> `data/raw_labels/digits.meta.json`."
+    out = Path(out)
+    return out.with_name(out.name.removesuffix('.json') + '.meta.json')
+
+def read_meta(path:str|Path)->dict|None:
+    "A meta file (or any small JSON object file), or None when missing or unreadable."
+    try: return json.loads(Path(path).read_text())
+    except (OSError, ValueError): return None
+
+# %% ../nbs/19_tasks.ipynb #5e1c0a08
+SUPPORTED_CONFIG = 'one <Choices> on an <Image>: choice="single" for one label, choice="multiple" for a set of labels'
+TASK_TYPES = {'single': 'single-label', 'single-radio': 'single-label', 'multiple': 'multi-label'}
+
+def _config_tags(label_config:str, project:str)->list:
+    "Every element of a labeling config (its XML parsed), or a one-line error naming the project."
+    import xml.etree.ElementTree as ET
+    try: return list(ET.fromstring(label_config).iter())
+    except ET.ParseError as e:
+        raise MlopsError(f'project {project}: its labeling config is not valid XML ({e})', 'fix it in Label Studio') from None
+
+def _refusal(project:str, what:str)->MlopsError:
+    return MlopsError(f'project {project}: {what}', f'supported: {SUPPORTED_CONFIG}')
+
+def task_type(label_config:str, # the project's labeling config (XML)
+              from_name:str='', # the `<Choices>` to use ('': the only one)
+              project:str='' # the project, for messages
+             )->tuple[str, str]: # ('single-label' or 'multi-label', the control's name)
+    "The task type a labeling config declares, from its `<Choices>`; a config the dataset stage cannot build is refused."
+    tags = _config_tags(label_config, project)
+    named = {e.get('name'): e for e in tags if e.get('name')}
+    if regions := sorted({f'<{e.tag}> {e.get("name")!r}' for e in tags if e.tag.endswith('Labels')}):
+        raise _refusal(project, f'its labeling config has region labels ({", ".join(regions)}), not only classes of the image')
+    choices = [e for e in tags if e.tag == 'Choices' and (not from_name or e.get('name') == from_name)]
+    if len(choices) != 1:
+        have = ', '.join(repr(e.get('name')) for e in tags if e.tag == 'Choices') or 'none'
+        what = f'no <Choices> named {from_name!r}' if from_name else 'several <Choices> controls' if choices else 'no <Choices> control'
+        fix = 'set the dataset\'s from_name to one of them' if len(choices) > 1 else f'supported: {SUPPORTED_CONFIG}'
+        raise MlopsError(f'project {project}: its labeling config has {what} (<Choices>: {have})', fix)
+    c = choices[0]
+    target = named.get(c.get('toName'))
+    if target is None or target.tag != 'Image' or c.get('perRegion') == 'true':
+        what = 'per region' if c.get('perRegion') == 'true' else f'<{getattr(target, "tag", "?")}> {c.get("toName")!r}'
+        raise _refusal(project, f'its <Choices> {c.get("name")!r} labels {what}, not a whole <Image>')
+    if (choice := c.get('choice') or 'single') not in TASK_TYPES:
+        raise _refusal(project, f'its <Choices> {c.get("name")!r} has choice={choice!r}')
+    return TASK_TYPES[choice], c.get('name')
