@@ -10,11 +10,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 from .core import MlopsError, atomic_write, digit_png, dumps_json, log, project_root, resolve_path, sha256_bytes
-from .folder import DatasetFolder, class_warnings, dataset_refs, sample_dataset, write_dataset_folder
+from .folder import (MULTI_LABEL, DatasetFolder, class_warnings, dataset_refs, label_cell, row_labels,
+                             sample_dataset, write_dataset_folder)
 from .fetch import Fetcher, SkipTask, fetch_all, is_immutable, resolve_ref
 from .params import DatasetParams
 from .sample import missing_input
-from .tasks import POLICIES, choice_annotation, choose_label, detect_from_name, load_export, parse_task, nfc
+from .tasks import (POLICIES, choice_annotation, choose_label, choose_labels, export_task, load_export, parse_task,
+                            nfc)
 
 # %% auto #0
 __all__ = ['MODES', 'UNMAPPED', 'LEAKAGE', 'ON_CORRUPT', 'sample_export', 'sample_inputs', 'check_params', 'BuildInputs',
@@ -123,16 +125,18 @@ def label_tasks(raw:list[dict], # the export's tasks
                 policy:str='latest', # 'latest' or 'majority' (without ground truth)
                 labels_map:dict|None=None, # Label Studio value -> class name
                 unmapped:str='error', # values missing from labels_map: 'error' or 'drop'
-                image_key:str='image' # key of the image reference in each task's data
+                image_key:str='image', # key of the image reference in each task's data
+                multiple:bool=False # a multi-label project: a set of labels per task (`choose_labels`)
                )->tuple[dict, dict]: # ({task id: (Choice, image reference)}, {task id: why it is dropped})
-    "Phase 1: one label per task by the policy; a task without one is dropped with the reason."
+    "Phase 1: one label (or set) per task by the policy; a task without one is dropped with the reason."
     labels,dropped,unmapped_counts = {},{},Counter()
+    choose = choose_labels if multiple else choose_label
     for r in raw:
-        t = parse_task(r, from_name, image_key)
+        t = parse_task(r, from_name, image_key, multiple)
         if t.problem:
             dropped[t.id] = t.problem
             continue
-        c = choose_label(t.annotations, policy, labels_map)
+        c = choose(t.annotations, policy, labels_map)
         if c.unmapped is not None: unmapped_counts[c.unmapped] += 1
         if c.label is None: dropped[t.id] = c.reason
         else: labels[t.id] = (c, t.image)
@@ -192,6 +196,10 @@ def _same_image(got:dict # task id -> (bytes, extension)
     for tid in sorted(got): by_sha[sha256_bytes(got[tid][0])].append(tid)
     return by_sha
 
+def _cell(label:str|tuple)->str:
+    "A decided label as the labels file's `label` cell holds it (a set: `label_cell`)."
+    return label if isinstance(label, str) else label_cell(label)
+
 def _conflict(tids:list, t, labels:set)->str:
     "Why task `t` is dropped: the other tasks of `tids` have its image under another label."
     others = ', '.join(str(o) for o in tids if o != t)
@@ -207,14 +215,14 @@ def dedupe_and_split(labels:dict, # task id -> (Choice, image reference), from `
     "Phase 3: one row per distinct image (copies under other labels drop them all), split by content hash."
     dropped,rows = {} if dropped is None else dropped,[]
     for sha,tids in _same_image(got).items():
-        labs = {labels[t][0].label for t in tids}
+        labs = {_cell(labels[t][0].label) for t in tids}
         if len(labs) > 1:
             dropped.update({t: _conflict(tids, t, labs) for t in tids})
             continue
         dropped.update({t: f'duplicate image of task {tids[0]}' for t in tids[1:]})
         c,ext = labels[tids[0]][0],got[tids[0]][1]
         split = 'benchmark' if mode == 'benchmark' else split_for(sha, valid_pct, seed)
-        rows.append({'file': f'images/{sha}.{ext}', 'label': c.label, 'split': split, 'task_id': tids[0],
+        rows.append({'file': f'images/{sha}.{ext}', 'label': _cell(c.label), 'split': split, 'task_id': tids[0],
                      'annotation_id': '' if c.annotation_id is None else c.annotation_id, 'sha256': sha})
     return sorted(rows, key=lambda r: r['task_id'])
 
@@ -268,10 +276,10 @@ class DatasetResult:
     reused:int=0 # images taken from the previous build of this dataset
     seconds:float=0.
 
-def _counts(rows:list)->dict:
-    "split -> class -> rows, both sorted."
+def _counts(rows:list, multi:bool=False)->dict:
+    "split -> class -> rows (holding it), both sorted."
     out = defaultdict(Counter)
-    for r in rows: out[r['split']][r['label']] += 1
+    for r in rows: out[r['split']].update(row_labels(r, multi))
     return {s: dict(sorted(c.items())) for s,c in sorted(out.items())}
 
 # %% ../nbs/20_dataset.ipynb #e8177caf
@@ -281,15 +289,17 @@ def dataset_meta(p:DatasetParams, # the stage's parameters
                  dropped:dict, # task id -> reason
                  n_tasks:int, # tasks in the export
                  export_sha:str, # sha256 of the export
-                 from_name:str # the control the labels came from
+                 from_name:str, # the control the labels came from
+                 multi:bool=False # a multi-label dataset (the card says so; a single-label card has no `task`)
                 )->dict: # `dataset.json` without the labels table's hash (the writer adds it)
     "What `dataset.json` records about a build."
     drops = [{'task_id': t, 'reason': dropped[t]} for t in sorted(dropped)]
     params = {'policy': p.policy, 'labels_map': inp.labels_map, 'unmapped': p.unmapped,
               'valid_pct': p.valid_pct if p.mode == 'train' else None, 'seed': p.seed, 'from_name': from_name,
               'image_key': p.image_key, 'leakage': p.leakage, 'on_corrupt': p.on_corrupt}
-    return {'name': inp.out.name, 'mode': p.mode, 'export': inp.export.name, 'export_sha256': export_sha,
-            'classes': sorted({r['label'] for r in rows}), 'counts': _counts(rows), 'n_images': len(rows),
+    return {'name': inp.out.name, 'mode': p.mode, **({'task': MULTI_LABEL} if multi else {}), 'export': inp.export.name,
+            'export_sha256': export_sha, 'classes': sorted({c for r in rows for c in row_labels(r, multi)}),
+            'counts': _counts(rows, multi), 'n_images': len(rows),
             'n_tasks': n_tasks, 'n_dropped': len(drops), 'dropped': drops,
             'benchmark_checked': Path(p.benchmark).name if p.benchmark else None, 'params': params}
 
@@ -302,11 +312,11 @@ def _nothing_usable(export:Path, n_tasks:int, dropped:dict)->MlopsError:
     return MlopsError(what,
                       'check the export, labels_map and image references')
 
-def _log_class_warnings(classes:list, rows:list):
+def _log_class_warnings(classes:list, rows:list, multi:bool=False):
     "Say in the stage's report what the train stage will refuse (one class) or warn about (a class not validated)."
-    if len(classes) < 2:
+    if len(classes) < 2 and not multi:
         log(f'[dataset] WARNING: only class {", ".join(map(repr, classes))}: the train stage needs two or more')
-    for w in class_warnings(rows, classes): log(f'[dataset] WARNING: {w}')
+    for w in class_warnings(rows, classes, multi): log(f'[dataset] WARNING: {w}')
 
 def _log_drops(drops:list, shown:int=20):
     "One log line per dropped task (the first `shown`), then how many more."
@@ -320,18 +330,19 @@ def build_dataset(p:DatasetParams # the stage's parameters (`mlops_nb.params.Dat
     t0 = time.time()
     inp = resolve_inputs(p)
     raw,export_sha = load_export(inp.export)
-    from_name = p.from_name or detect_from_name(raw)
-    labels,dropped = label_tasks(raw, from_name, p.policy, inp.labels_map, p.unmapped, p.image_key)
+    task,from_name = export_task(inp.export, raw, p.from_name)
+    multi = task == MULTI_LABEL
+    labels,dropped = label_tasks(raw, from_name, p.policy, inp.labels_map, p.unmapped, p.image_key, multi)
     bench = benchmark_hashes(p.benchmark, p.mode)
     got,fetcher = fetch_images(labels, inp, p.workers, p.on_corrupt, dropped, len(raw))
     rows = dedupe_and_split(labels, got, p.mode, p.valid_pct, p.seed, dropped)
     rows = check_leakage(rows, bench, p.leakage, Path(p.benchmark).name, dropped)
     if not rows: raise _nothing_usable(inp.export, len(raw), dropped)
-    meta = dataset_meta(p, inp, rows, dropped, len(raw), export_sha, from_name)
+    meta = dataset_meta(p, inp, rows, dropped, len(raw), export_sha, from_name, multi)
     refs = {labels[r['task_id']][1]: r['file'] for r in rows}
     meta = write_dataset_folder(inp.out, rows, {r['file']: got[r['task_id']][0] for r in rows}, meta, refs).meta
     _log_drops(meta['dropped'])
-    if p.mode == 'train': _log_class_warnings(meta['classes'], rows)
+    if p.mode == 'train': _log_class_warnings(meta['classes'], rows, multi)
     res = DatasetResult(inp.out, len(rows), meta['counts'], meta['classes'], meta['dropped'], export_sha,
                         meta['dataset_sha256'], fetcher.requests, fetcher.cache_hits, fetcher.reused,
                         round(time.time()-t0, 2))

@@ -25,18 +25,21 @@ DIGIT_LABELS = [str(i) for i in range(10)]
 
 def label_config(labels:list[str]=DIGIT_LABELS, # the classes, in display order
                  from_name:str='label', # name of the Choices control (the `from_name` of each result)
-                 to_name:str='image' # name of the Image object, also the task data key
+                 to_name:str='image', # name of the Image object, also the task data key
+                 choice:str='single' # 'single': one label per image; 'multiple': a set (multi-label)
                 )->str: # a Label Studio label config (XML)
-    "Label config for single-choice image classification."
+    "Label config for image classification: single-choice, or multiple-choice for multi-label."
     choices = ''.join(f'<Choice value="{l}"/>' for l in labels)
     return (f'<View><Image name="{to_name}" value="${to_name}"/>'
-            f'<Choices name="{from_name}" toName="{to_name}" choice="single" showInline="true">{choices}</Choices>'
+            f'<Choices name="{from_name}" toName="{to_name}" choice="{choice}" showInline="true">{choices}</Choices>'
             '</View>')
 
 # %% ../nbs/10_labelstudio.ipynb #e64ba516
-def choice_result(label:str, from_name:str='label', to_name:str='image')->list[dict]:
-    "An annotation `result` choosing `label`."
-    return [{'from_name': from_name, 'to_name': to_name, 'type': 'choices', 'value': {'choices': [str(label)]}}]
+def choice_result(label:str|list, from_name:str='label', to_name:str='image')->list[dict]:
+    "An annotation `result` choosing `label` (a list: every label of a multi-label task; none: no result)."
+    labels = [str(l) for l in label] if isinstance(label, (list, tuple)) else [str(label)]
+    if not labels: return []   # Label Studio stores an annotation that ticked nothing without a result
+    return [{'from_name': from_name, 'to_name': to_name, 'type': 'choices', 'value': {'choices': labels}}]
 
 DIGITS_CONFIG = label_config()
 

@@ -14,7 +14,7 @@ from .fetch import SkipTask
 # %% auto #0
 __all__ = ['RESULT_PARSERS', 'SET_PARSERS', 'REGION_KEYS', 'POLICIES', 'SUPPORTED_CONFIG', 'TASK_TYPES', 'Annotation', 'Task',
            'load_export', 'nfc', 'detect_from_name', 'parse_annotation', 'parse_task', 'choice_annotation', 'Choice',
-           'choose_label', 'choose_labels', 'meta_path', 'read_meta', 'task_type']
+           'choose_label', 'choose_labels', 'meta_path', 'read_meta', 'task_type', 'export_task']
 
 # %% ../nbs/19_tasks.ipynb #fa0ca695
 @dataclass
@@ -344,3 +344,14 @@ def task_type(label_config:str, # the project's labeling config (XML)
     if (choice := c.get('choice') or 'single') not in TASK_TYPES:
         raise _refusal(project, f'its <Choices> {c.get("name")!r} has choice={choice!r}')
     return TASK_TYPES[choice], c.get('name')
+
+# %% ../nbs/19_tasks.ipynb #5e1c0a10
+def export_task(export:str|Path, # a Label Studio export (its meta file beside it)
+                raw:list[dict], # its tasks
+                from_name:str='' # the dataset's `from_name` ('': from the config, else the one control the export uses)
+               )->tuple[str, str]: # ('single-label' or 'multi-label', the control)
+    "The task type and control of an export: from the labeling config its meta keeps (an older export: single-label)."
+    meta = read_meta(meta_path(export)) or {}
+    if not meta.get('label_config'): return 'single-label', from_name or detect_from_name(raw)
+    title = (meta.get('project') or {}).get('title') or Path(export).stem
+    return task_type(meta['label_config'], from_name, repr(title))
