@@ -12,8 +12,8 @@ from .models import SMALL_ARCHS, arch_library, create_model
 from .device import opt_func
 
 # %% auto #0
-__all__ = ['metric_objects', 'live_callback', 'plain_progress', 'plain_cross_entropy', 'backbone_splitter', 'make_learner',
-           'lean_events', 'start_from']
+__all__ = ['metric_objects', 'multi_label_metrics', 'live_callback', 'plain_progress', 'plain_cross_entropy', 'plain_bce',
+           'backbone_splitter', 'make_learner', 'lean_events', 'start_from']
 
 # %% ../nbs/29_learner.ipynb #2308abad
 def metric_objects(names:list[str] # names from `mlops_nb.params.TRAIN_METRICS`
@@ -27,6 +27,24 @@ def metric_objects(names:list[str] # names from `mlops_nb.params.TRAIN_METRICS`
             'balanced_accuracy': lambda: skm_to_fastai(skm.balanced_accuracy_score, name='balanced_accuracy'),
             'macro_precision': lambda: skm_to_fastai(skm.precision_score, **macro, name='macro_precision'),
             'macro_recall': lambda: skm_to_fastai(skm.recall_score, **macro, name='macro_recall')}
+    return [make[n]() for n in names]
+
+# %% ../nbs/29_learner.ipynb #473b8cf5
+def multi_label_metrics(names:list[str] # names from `mlops_nb.params.TRAIN_METRICS`
+                       )->list: # fastai metrics for multi-label targets, in the same order, with the same names
+    "fastai metric objects for a multi-label model: each label decided at sigmoid 0.5."
+    from fastai.metrics import accuracy_multi, skm_to_fastai, ActivationType
+    import sklearn.metrics as skm
+    def accuracy(inp, targ): return accuracy_multi(inp, targ, thresh=0.5, sigmoid=True)
+    def error_rate(inp, targ): return 1 - accuracy_multi(inp, targ, thresh=0.5, sigmoid=True)
+    multi = dict(average='macro', zero_division=0, thresh=0.5, activation=ActivationType.Sigmoid, flatten=False)
+    make = {'accuracy': lambda: accuracy, 'error_rate': lambda: error_rate,
+            'macro_f1': lambda: skm_to_fastai(skm.f1_score, **multi, name='macro_f1'),
+            'macro_precision': lambda: skm_to_fastai(skm.precision_score, **multi, name='macro_precision'),
+            'macro_recall': lambda: skm_to_fastai(skm.recall_score, **multi, name='macro_recall')}
+    if bad := [n for n in names if n not in make]:
+        raise MlopsError(f'train.metrics: {", ".join(bad)} measures one label per image, and this dataset is multi-label',
+                         f'use {", ".join(make)}')
     return [make[n]() for n in names]
 
 # %% ../nbs/29_learner.ipynb #4b4e6128
@@ -65,17 +83,23 @@ def plain_progress(learn, # a fastai Learner
 
 # %% ../nbs/29_learner.ipynb #b21168d9
 @functools.cache
-def _plain_loss_class()->type:
-    from fastai.losses import CrossEntropyLossFlat
+def _plain_loss_class(name:str='CrossEntropyLossFlat')->type:
+    import fastai.losses
     from torch import Tensor
-    class PlainCrossEntropyLossFlat(CrossEntropyLossFlat):
-        "fastai's `CrossEntropyLossFlat`, returning a plain `torch.Tensor`."
+    base = getattr(fastai.losses, name)
+    class PlainLoss(base):
+        "A fastai loss returning a plain `torch.Tensor`."
         def __call__(self, inp, targ, **kwargs): return super().__call__(inp, targ, **kwargs).as_subclass(Tensor)
-    return PlainCrossEntropyLossFlat
+    PlainLoss.__name__ = PlainLoss.__qualname__ = f'Plain{name}'
+    return PlainLoss
 
 def plain_cross_entropy(): # a fastai loss function
     "fastai's flattened cross-entropy whose result is a plain tensor (no subclass dispatch on every later operation)."
     return _plain_loss_class()()
+
+def plain_bce(): # a fastai loss function
+    "fastai's `BCEWithLogitsLossFlat`, the multi-label loss (a sigmoid per label), returning a plain tensor."
+    return _plain_loss_class('BCEWithLogitsLossFlat')()
 
 # %% ../nbs/29_learner.ipynb #b0a10010
 def backbone_splitter(arch:str # a torchvision or timm model name
@@ -94,10 +118,12 @@ def make_learner(p:TrainParams, # the stage's parameters (`arch`, `pretrained`)
                  device:str, # 'cpu' or 'cuda'
                  metric_names:list[str] # from `check_params`
                 ): # a fastai Learner
-    "Build the Learner for `p.arch` on `dls`."
+    "Build the Learner for `p.arch` on `dls` (a multi-label `dls`: binary cross-entropy, a sigmoid per label)."
     from fastai.vision.all import Learner
-    kw = dict(loss_func=plain_cross_entropy(), metrics=metric_objects(metric_names), path=work, model_dir='.',
-              opt_func=opt_func(device))
+    multi = getattr(dls, 'multi_label', False)
+    loss,metrics = ((plain_bce(), multi_label_metrics(metric_names)) if multi else
+                    (plain_cross_entropy(), metric_objects(metric_names)))
+    kw = dict(loss_func=loss, metrics=metrics, path=work, model_dir='.', opt_func=opt_func(device))
     n_in = dls.preprocess['n_in']
     if p.arch in SMALL_ARCHS: return lean_events(Learner(dls, create_model(p.arch, n_classes, n_in), **kw))
     model = create_model(p.arch, n_classes, n_in, p.pretrained, p.weights or None)

@@ -8,10 +8,10 @@ import functools, io, random
 from pathlib import Path
 from types import SimpleNamespace
 from .core import MlopsError, resolve_path
-from .folder import DatasetFolder
+from .folder import DatasetFolder, row_labels
 
 # %% auto #0
-__all__ = ['PNG_MAGIC', 'JPEG_MAGIC', 'read_image', 'resize_image', 'ImageRows', 'dataloaders']
+__all__ = ['PNG_MAGIC', 'JPEG_MAGIC', 'read_image', 'resize_image', 'ImageRows', 'target_tensor', 'dataloaders']
 
 # %% ../nbs/16_loaders.ipynb #e42de634
 PNG_MAGIC,JPEG_MAGIC = b'\x89PNG\r\n\x1a\n',b'\xff\xd8\xff'
@@ -75,24 +75,34 @@ def resize_image(x, # uint8 tensor (channels, height, width)
 
 # %% ../nbs/16_loaders.ipynb #ad9d8721
 class ImageRows:
-    "A map-style dataset (what `torch.utils.data.DataLoader` takes): `(uint8 image, class index)` per dataset row."
+    "A map-style dataset (what `torch.utils.data.DataLoader` takes): `(uint8 image, target)` per dataset row."
     def __init__(self, root:Path, # the dataset folder
                  rows:list, # dataset rows (`file`, `label`)
                  classes:list, # class names; a row's target is the index of its label
                  size:int|tuple, # side, or (width, height)
                  method:str='crop', # `resize_image` method
-                 mode:str='RGB' # `read_image` mode
+                 mode:str='RGB', # `read_image` mode
+                 multi:bool=False # multi-label rows: the target is one 0./1. per class (`row_labels`)
                 ):
         index = {c: i for i,c in enumerate(classes)}
-        self.files,self.labels = [Path(root)/r['file'] for r in rows],[index[r['label']] for r in rows]
+        def hot(r): return [float(c in set(row_labels(r, True))) for c in classes]
+        self.files = [Path(root)/r['file'] for r in rows]
+        self.labels = [hot(r) for r in rows] if multi else [index[r['label']] for r in rows]
         self.classes,self.size,self.method,self.mode = list(classes),size,method,mode
     def __len__(self): return len(self.files)
     def __getitem__(self, i):
         return resize_image(read_image(self.files[i], self.mode), self.size, self.method), self.labels[i]
     def decode_all(self):
-        "(uint8 images, int64 targets) of every row, decoded once."
+        "(uint8 images, targets: int64 class indices, or float 0./1. per class) of every row, decoded once."
         import torch
         return torch.stack([self[i][0] for i in range(len(self))]), torch.tensor(self.labels)
+
+# %% ../nbs/16_loaders.ipynb #f7185f11
+def target_tensor(y # a batch of targets: int64 class indices, or float 0./1. per class (multi-label)
+                 ): # fastai's `TensorCategory`, or `TensorMultiCategory` for multi-label targets
+    "Type a batch of targets as fastai's losses and metrics expect: one class per image, or a set."
+    from fastai.torch_core import TensorCategory, TensorMultiCategory
+    return TensorMultiCategory(y) if y.ndim == 2 else TensorCategory(y)
 
 # %% ../nbs/16_loaders.ipynb #f7185f12
 def _stack_items(items:list)->tuple:
@@ -117,7 +127,7 @@ def _loader_classes()->tuple:
     "fastai `DataLoader`s over an `ImageRows` (decoding per item) and over in-memory tensors (slicing per batch)."
     import torch
     from fastai.data.load import DataLoader
-    from fastai.torch_core import TensorCategory, TensorImage
+    from fastai.torch_core import TensorImage
     from fastcore.basics import chunked
     class ImageDL(DataLoader):
         "Items decoded by a plain dataset, stacked into uint8 batches; worker processes persist across epochs."
@@ -130,7 +140,7 @@ def _loader_classes()->tuple:
             for x,y in src:
                 if self.device is not None:
                     x,y = x.to(self.device, non_blocking=True),y.to(self.device, non_blocking=True)
-                yield self.after_batch((TensorImage(x), TensorCategory(y)))
+                yield self.after_batch((TensorImage(x), target_tensor(y)))
             self.after_iter()
         def _pool(self):
             if getattr(self, 'torch_dl', None) is None:
@@ -152,7 +162,7 @@ def _loader_classes()->tuple:
 def _image_loader(rows:ImageRows, bs:int, train:bool, batch_tfms:list, num_workers:int, device, in_memory:bool):
     "One fastai `DataLoader` (train: shuffled, no partial batch); uint8 -> float, then `batch_tfms`, per batch."
     import torch
-    from fastai.vision.all import IntToFloatTensor, Pipeline, TensorCategory, TensorImage
+    from fastai.vision.all import IntToFloatTensor, Pipeline, TensorImage
     ImageDL,TensorDL = _loader_classes()
     after = Pipeline([IntToFloatTensor(), *batch_tfms], split_idx=0 if train else 1)
     kw = dict(bs=bs, shuffle=train, drop_last=train, after_batch=after, device=device)
@@ -161,7 +171,7 @@ def _image_loader(rows:ImageRows, bs:int, train:bool, batch_tfms:list, num_worke
         return ImageDL(rows, num_workers=num_workers, pin_memory=cuda and num_workers > 0, **kw)
     dl = TensorDL(None, indexed=True, n=len(rows), **kw)
     x,y = rows.decode_all()
-    dl.x,dl.y = TensorImage(x.to(device)),TensorCategory(y.to(device))
+    dl.x,dl.y = TensorImage(x.to(device)),target_tensor(y.to(device))
     return dl
 
 # %% ../nbs/16_loaders.ipynb #c2f1e9a4
@@ -190,11 +200,12 @@ def dataloaders(folder:DatasetFolder|str|Path, # a dataset folder (read, or its 
     from fastai.data.core import DataLoaders
     folder = _folder_of(folder)
     classes = folder.classes
-    loaders = [_image_loader(ImageRows(folder.path, folder.split(s), classes, size, method), bs, s == 'train',
+    loaders = [_image_loader(ImageRows(folder.path, folder.split(s), classes, size, method, multi=folder.multi_label),
+                             bs, s == 'train',
                              list(batch_tfms or []), num_workers, device, in_memory) for s in ('train', 'valid')]
     if seed is not None:
         for i,dl in enumerate(loaders): dl.rng = random.Random(seed+i)
     dls = DataLoaders(*loaders, path=folder.path, device=device)
-    dls.vocab,dls.c = classes,len(classes)
+    dls.vocab,dls.c,dls.multi_label = classes,len(classes),folder.multi_label
     dls.preprocess = {'mode': 'RGB', 'n_in': 3, 'size': [size, size], 'resize': method, 'scale': 1/255}
     return dls

@@ -12,7 +12,7 @@ from .models import create_model, import_torch, load_state_dict
 
 # %% auto #0
 __all__ = ['preprocessing', 'decode', 'read_model_card', 'card_binding', 'check_card', 'Predictions', 'load_model', 'preprocess',
-           'predict']
+           'predict', 'is_multi_label', 'set_confidence', 'label_sets']
 
 # %% ../nbs/26_predict.ipynb #5d5f28f3
 def preprocessing(dls # `DataLoaders` built by `mlops_nb.loaders.dataloaders`
@@ -79,9 +79,10 @@ def check_card(card:dict, # a card from `read_model_card`
 class Predictions:
     "What `predict` returns: one entry per image, classes in model-output order."
     classes:list # class names, the columns of `probs`
-    labels:list # predicted class name per image
-    confidences:list # probability of the predicted class per image
-    probs:object # numpy array (n_images, n_classes) of softmax probabilities
+    labels:list # predicted class name per image (a multi-label model: the tuple of classes at or above `threshold`)
+    confidences:list # probability of the predicted class per image (multi-label: `set_confidence`)
+    probs:object # numpy array (n_images, n_classes) of softmax probabilities (multi-label: a sigmoid per class)
+    threshold:float|None=None # a multi-label model's decision threshold (None: one class per image)
 
 # %% ../nbs/26_predict.ipynb #1425d3d7
 def load_model(model_dir:str|Path, # folder holding best-model.pth and model.json
@@ -127,8 +128,29 @@ def predict(model:str|Path|tuple, # a model folder, or the `(module, card)` pair
     with torch.inference_mode():
         for i in range(0, len(images), bs):
             x = preprocess(images[i:i+bs], card['preprocess']).to(dev)
-            probs.append(torch.softmax(net(x).float(), dim=1).cpu().numpy())
+            y = net(x).float()
+            probs.append((torch.sigmoid(y) if is_multi_label(card) else torch.softmax(y, dim=1)).cpu().numpy())
     probs = np.concatenate(probs) if probs else np.zeros((0, len(card['classes'])), dtype=np.float32)
+    if is_multi_label(card): return label_sets(list(card['classes']), probs, float(card['threshold']))
     idx = probs.argmax(1) if len(probs) else np.zeros(0, dtype=int)
     confidences = [float(probs[j, i]) for j,i in enumerate(idx)]
     return Predictions(list(card['classes']), [card['classes'][i] for i in idx], confidences, probs)
+
+# %% ../nbs/26_predict.ipynb #0715e752
+def is_multi_label(card:dict)->bool: return card.get('task') == 'multi-label'   # a set of classes per image
+
+def set_confidence(p, # (n_classes,) sigmoid outputs of one image
+                   t:float # the decision threshold
+                  )->float: # in [0, 1]: 0 when a probability sits on the threshold
+    "How certain a multi-label decision is: its least certain label's distance from the threshold, scaled."
+    import numpy as np
+    p = np.asarray(p, dtype=float)
+    return float(np.min(np.where(p >= t, (p - t) / (1 - t), (t - p) / t))) if len(p) else 1.
+
+def label_sets(classes:list, # the card's classes, in model-output order
+               probs, # (n_images, n_classes) sigmoid outputs
+               threshold:float # the card's `threshold`
+              )->Predictions: # labels: a tuple of classes per image
+    "The predictions of a multi-label model: each image's classes at or above the threshold."
+    labels = [tuple(c for c,q in zip(classes, row) if q >= threshold) for row in probs]
+    return Predictions(classes, labels, [set_confidence(row, threshold) for row in probs], probs, threshold)

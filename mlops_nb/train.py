@@ -10,7 +10,7 @@ from pathlib import Path
 from .core import (MlopsError, check_replaceable, dumps_json, full_disk_names, git_commit, log,
                            plain_output, project_root, remove_stale_temps, resolve_path,
                            sha256_bytes, sha256_file)
-from .folder import DatasetFolder, sample_dataset
+from .folder import MULTI_LABEL, DatasetFolder, sample_dataset
 from .loaders import dataloaders
 from .params import TRAIN_METRICS, TrainParams
 from .sample import missing_input
@@ -22,10 +22,11 @@ from .distributed import distributed_callbacks, launch_distributed, per_process_
 from .learner import live_callback, make_learner, plain_progress, start_from
 
 # %% auto #0
-__all__ = ['METRICS', 'CACHE_LIMIT_BYTES', 'sample_inputs', 'check_params', 'resolve_paths', 'decode_once', 'train_dataloaders',
-           'train_batch_size', 'TrainResult', 'lower_is_better', 'find_lr', 'lr_find_png', 'fit_learner', 'BestEpoch',
-           'best_epoch', 'final_weights', 'card_params', 'model_card', 'publish_files', 'publish_model', 'preflight',
-           'train_model', 'train_distributed', 'distributed_worker']
+__all__ = ['METRICS', 'CACHE_LIMIT_BYTES', 'THRESHOLDS', 'sample_inputs', 'check_params', 'resolve_paths', 'decode_once',
+           'train_dataloaders', 'train_batch_size', 'TrainResult', 'lower_is_better', 'find_lr', 'lr_find_png',
+           'fit_learner', 'BestEpoch', 'best_epoch', 'final_weights', 'best_threshold', 'valid_threshold',
+           'card_params', 'model_card', 'publish_files', 'publish_model', 'preflight', 'train_model',
+           'train_distributed', 'distributed_worker']
 
 # %% ../nbs/30_train.ipynb #6b2f1d41
 def sample_inputs(p:TrainParams # a sample run's parameters
@@ -244,13 +245,42 @@ def final_weights(learn, # the fitted Learner, best epoch loaded
     files = [info.path/r['file'] for r in info.rows if r['split'] == 'valid'][:len(xb)]
     learn.model.eval()
     x = preprocess(files, pre).to(next(learn.model.parameters()).device)
+    act = torch.sigmoid if info.multi_label else (lambda y: torch.softmax(y, 1))
     with torch.inference_mode():
-        ours = torch.softmax(learn.model(x).float(), 1)
-        theirs = torch.softmax(learn.model(xb).float(), 1)
+        ours,theirs = act(learn.model(x).float()),act(learn.model(xb).float())
     if (ours-theirs).abs().max() > (1e-2 if cuda else 1e-4):
         raise MlopsError('predict() preprocessing does not match the dataloaders\' validation pipeline',
                          'report this as a bug', code=1)
     return state_dict_bytes(learn.model)
+
+# %% ../nbs/30_train.ipynb #e9246957
+THRESHOLDS = [round(0.05*i, 2) for i in range(1, 20)] # the grid a multi-label model's threshold is chosen on
+
+def best_threshold(probs, # (n_images, n_classes) sigmoid outputs on the validation split
+                   targets # (n_images, n_classes) 0/1 labels
+                  )->tuple[float, float]: # (the threshold, macro F1 at it)
+    "The threshold with the best macro F1 over labels (ties: the one nearest 0.5)."
+    import numpy as np
+    from sklearn.metrics import f1_score
+    probs,targets = np.asarray(probs),np.asarray(targets).astype(int)
+    scores = {t: f1_score(targets, (probs >= t).astype(int), average='macro', zero_division=0) for t in THRESHOLDS}
+    t = max(THRESHOLDS, key=lambda t: (round(scores[t], 9), -abs(t-0.5)))
+    return t, float(scores[t])
+
+def valid_threshold(learn, # the fitted Learner, best epoch loaded (a multi-label loss: sigmoid outputs)
+                    dls # its `DataLoaders`
+                   )->float: # the threshold the model card keeps
+    "The multi-label decision threshold of the best epoch, chosen on the validation split."
+    torch = import_torch()
+    learn.model.eval()
+    probs,targets = [],[]
+    with torch.inference_mode():
+        for xb,yb in dls.valid:
+            probs.append(torch.sigmoid(learn.model(xb).float()).cpu())
+            targets.append(yb.as_subclass(torch.Tensor).cpu())
+    t,f1 = best_threshold(torch.cat(probs).numpy(), torch.cat(targets).numpy())
+    log(f'[train] decision threshold {t} (validation macro F1 {f1:.4f} there)')
+    return t
 
 # %% ../nbs/30_train.ipynb #5d44ccfe
 def card_params(p:TrainParams, # the stage's parameters
@@ -276,7 +306,8 @@ def model_card(p:TrainParams, # the stage's parameters
                pre:dict, # the preprocessing (`preprocessing`)
                best:BestEpoch, # the fit's epochs
                weights:bytes, # the kept weights
-               reinit:list # checkpoint keys re-initialized
+               reinit:list, # checkpoint keys re-initialized
+               threshold:float|None=None # a multi-label model's decision threshold (`best_threshold`)
               )->dict: # `model.json`
     "The model card: architecture, classes in order, preprocessing, params, dataset, commit, best epoch, weights hash."
     commit,dirty = _git()
@@ -287,7 +318,8 @@ def model_card(p:TrainParams, # the stage's parameters
             'dataset_sha256': info.sha256, 'git_commit': commit, 'git_dirty': dirty,
             'best': {'epoch': best.epoch, 'monitor': p.monitor, **best.metrics}, 'history': best.history,
             'weights_sha256': sha256_bytes(weights), 'reinit': reinit,
-            'binding_sha256': card_binding(sha256_bytes(weights), list(info.classes))}
+            'binding_sha256': card_binding(sha256_bytes(weights), list(info.classes)),
+            **({'task': MULTI_LABEL, 'threshold': threshold} if info.multi_label else {})}
 
 # %% ../nbs/30_train.ipynb #b4381ecc
 def _swap_dir(new:Path, dest:Path):
@@ -381,11 +413,12 @@ def train_model(p:TrainParams, # the stage's parameters (`mlops_nb.params`); rel
             lr,live,curve = fit_learner(learn, p, params, work, cbs)
             best = best_epoch(learn, p, live)
             weights = final_weights(learn, dls, pre, info, device == 'cuda')
+            threshold = valid_threshold(learn, dls) if info.multi_label else None
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
     used = {**params, 'lr_used': lr, 'bs_used': bs*max(1, world_size())}   # bs_used: the global batch
-    card = model_card(p, used, info, pre, best, weights, reinit)
+    card = model_card(p, used, info, pre, best, weights, reinit, threshold)
     publish_model(p, work, weights, card)
     res = TrainResult(Path(p.out), best.metrics, best.epoch, best.history, info.n_train, info.n_valid, float(lr),
                       device, round(time.time()-t0, 2), reinit, curve)
