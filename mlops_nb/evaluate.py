@@ -12,15 +12,16 @@ from .core import (MlopsError, atomic_dir, atomic_write, git_commit, log, projec
                            sha256_bytes, sha256_file, write_json)
 from .outputs import unchanged_on_failure
 from .folder import DatasetFolder, sample_dataset
-from .metrics import _r, classification_metrics
+from .metrics import NO_LABEL, _r, classification_metrics, label_pairs, multi_label_metrics
 from .params import EvaluateParams, TrainParams
 from .sample import missing_input
 
 # %% auto #0
 __all__ = ['HEADLINE_METRICS', 'PLOT_FILES', 'confusion_records', 'confusion_figure', 'figure_png', 'top_mistakes',
            'overlay_image', 'gallery_image', 'png_bytes', 'safe_name', 'overlay_name', 'model_identity',
-           'benchmark_identity', 'EvalResult', 'predict_all', 'check_known', 'mistake_overlays', 'write_results',
-           'evaluate_model', 'summary_path', 'write_summary', 'evaluate_and_publish', 'sample_model', 'sample_inputs']
+           'benchmark_identity', 'EvalResult', 'predict_all', 'check_known', 'check_task', 'set_text',
+           'mistake_overlays', 'write_results', 'evaluate_model', 'summary_path', 'write_summary',
+           'evaluate_and_publish', 'sample_model', 'sample_inputs']
 
 # %% ../nbs/40_evaluate.ipynb #4309f83a
 def confusion_records(y_true:list[str], # true label of each sample
@@ -74,7 +75,8 @@ def top_mistakes(y_true:list[str], y_pred:list[str], confidences:list[float], # 
 # %% ../nbs/40_evaluate.ipynb #3f4056e6
 def overlay_image(img, # a PIL image
                   true:str, pred:str, confidence:float, # what to write under it
-                  side:int=128 # width of the tile in pixels
+                  side:int=128, # width of the tile in pixels
+                  text:str|None=None # the first line instead of `true ... pred ...` (multi-label: missed and spurious)
                  ): # a PIL image, `side` x `side + 36`
     "The image enlarged to `side` px with `true`, `pred` and `confidence` written below, framed in red."
     from PIL import Image, ImageDraw, ImageFont
@@ -86,7 +88,7 @@ def overlay_image(img, # a PIL image
     tile = Image.new('RGB', (side, side + 36), 'white')
     tile.paste(img, ((side-img.width)//2, (side-img.height)//2))
     d = ImageDraw.Draw(tile)
-    d.text((4, side+2), f'true {true}  pred {pred}', fill='black', font=font)
+    d.text((4, side+2), text or f'true {true}  pred {pred}', fill='black', font=font)
     d.text((4, side+18), f'confidence {confidence:.2f}', fill=(180, 0, 0), font=font)
     d.rectangle([0, 0, side-1, side+35], outline=(200, 0, 0), width=2)
     return tile
@@ -183,7 +185,7 @@ def predict_all(model_dir:Path, # the trained model
     for i in range(0, len(paths), bs):
         p = predict_fn(model_dir, paths[i:i+bs])
         if classes is None: classes = [str(c) for c in p.classes]
-        labels += [str(lab) for lab in p.labels]
+        labels += [lab if isinstance(lab, tuple) else str(lab) for lab in p.labels]   # a tuple: a multi-label set
         confs += [float(c) for c in p.confidences]
         probs.append(np.asarray(p.probs, dtype=np.float64))
     return classes, labels, confs, np.concatenate(probs)
@@ -201,39 +203,65 @@ def check_known(y_true:list[str], # benchmark labels
                      f'the model ({", ".join(classes)})',
                      "train on a pool that has them, map them with the benchmark's labels_map, or drop them from it")
 
+# %% ../nbs/40_evaluate.ipynb #7f5ed5e5
+def check_task(bench:DatasetFolder, # the benchmark, read
+               y_pred:list # the model's predictions (tuples: a multi-label model)
+              ):
+    "Refuse to measure a single-label model on a multi-label benchmark, or the other way round."
+    model_multi = bool(y_pred) and isinstance(y_pred[0], tuple)
+    if model_multi == bench.multi_label: return
+    kinds = ('one class per image', 'a set of labels per image')
+    raise MlopsError(f'benchmark {bench.path.name} has {kinds[bench.multi_label]}, the model predicts {kinds[model_multi]}',
+                     'train on a pool labeled with the same labeling config as the benchmark')
+
 # %% ../nbs/40_evaluate.ipynb #3f266c99
+def set_text(labels:tuple # a multi-label set
+            )->str: # e.g. `even, has-a-loop`; `(none)` for the empty set
+    "A multi-label set as one line of text."
+    return ', '.join(labels) or NO_LABEL
+
+def _set_mistake(t:tuple, p:tuple)->tuple[str, dict]:
+    "The first overlay line and the index entry's extra keys of a multi-label mistake: what was missed, what spurious."
+    missed,spurious = sorted(set(t) - set(p)),sorted(set(p) - set(t))
+    return (f'missed {", ".join(missed) or "-"}  spurious {", ".join(spurious) or "-"}',
+            {'missed': missed, 'spurious': spurious})
+
 def mistake_overlays(rows:list[dict], # benchmark rows (`file`, `label`, `task_id`)
                      paths:list[Path], # their images
-                     y_pred:list[str], confs:list[float], # prediction and confidence per row
-                     limit:int # most overlays
+                     y_pred:list, confs:list[float], # prediction and confidence per row (a tuple: multi-label)
+                     limit:int, # most overlays
+                     y_true:list|None=None # the truth per row (default: the rows' `label`; tuples: multi-label sets)
                     )->tuple[list, list[dict]]: # (overlay tiles, their `mistakes.json` entries)
     "Overlays of the most confident mistakes, with the index that names and describes each."
     from PIL import Image
-    y_true = [r['label'] for r in rows]
+    y_true = [r['label'] for r in rows] if y_true is None else y_true
+    sets = bool(y_true) and isinstance(y_true[0], tuple)
+    tt,pt = ([set_text(y) for y in y_true], [set_text(y) for y in y_pred]) if sets else (y_true, y_pred)
     ids = [int(t) if (t := str(r.get('task_id') or '')).isdigit() else (t or i) for i,r in enumerate(rows)]
     tiles,index = [],[]
-    for rank,i in enumerate(top_mistakes(y_true, y_pred, confs, ids, limit), 1):
-        with Image.open(paths[i]) as im: tiles.append(overlay_image(im, y_true[i], y_pred[i], confs[i]))
-        index.append({'rank': rank, 'task_id': ids[i], 'file': rows[i]['file'], 'true': y_true[i],
-                      'predicted': y_pred[i], 'confidence': _r(confs[i], 4),
-                      'overlay': overlay_name(rank, ids[i], y_true[i], y_pred[i])})
+    for rank,i in enumerate(top_mistakes(tt, pt, confs, ids, limit), 1):
+        line,extra = _set_mistake(y_true[i], y_pred[i]) if sets else (None, {})
+        with Image.open(paths[i]) as im: tiles.append(overlay_image(im, tt[i], pt[i], confs[i], text=line))
+        index.append({'rank': rank, 'task_id': ids[i], 'file': rows[i]['file'], 'true': tt[i],
+                      'predicted': pt[i], **extra, 'confidence': _r(confs[i], 4),
+                      'overlay': overlay_name(rank, ids[i], tt[i], pt[i])})
     return tiles, index
 
 # %% ../nbs/40_evaluate.ipynb #f2fc186f
 def write_results(m:dict, # the metrics
-                  y_true:list[str], y_pred:list[str], # per sample, for the DVC confusion plot
+                  records:list[dict], # the DVC confusion plot's `{actual, predicted}` records (`confusion_records`)
                   tiles:list, index:list[dict], # the mistake overlays and their entries
                   metrics_fp:Path, plots_dir:Path, overlay_dir:Path # where they go
                  )->EvalResult:
     "Write the overlay folder (swapped in whole), the plots, then the metrics file, each atomically."
     cm = m['confusion_matrix']
-    cm_png = figure_png(confusion_figure(cm['rows_true_cols_pred'], cm['labels'],
-                                         f'accuracy {m["accuracy"]:.3f}, n={m["n"]}'))
+    head = f'accuracy {m["accuracy"]:.3f}' if 'accuracy' in m else f'macro-F1 {m["macro_f1"]:.3f}, mAP {m.get("map", 0):.3f}'
+    cm_png = figure_png(confusion_figure(cm['rows_true_cols_pred'], cm['labels'], f'{head}, n={m["n"]}'))
     with atomic_dir(overlay_dir) as tmp:
         for t,e in zip(tiles, index): (tmp/e['overlay']).write_bytes(png_bytes(t))
         write_json(tmp/'mistakes.json', index)
     res = EvalResult(m, metrics_fp, atomic_write(plots_dir/'confusion.png', cm_png),
-                     write_json(plots_dir/'confusion.json', confusion_records(y_true, y_pred)),
+                     write_json(plots_dir/'confusion.json', records),
                      atomic_write(plots_dir/'mistakes.png', png_bytes(gallery_image(tiles))),
                      [overlay_dir/e['overlay'] for e in index])
     write_json(metrics_fp, m)
@@ -248,23 +276,28 @@ def evaluate_model(p:EvaluateParams, # model_dir, benchmark_dir, metrics_fp, plo
     model_dir,bench = resolve_path(p.model_dir, root),DatasetFolder.read(resolve_path(p.benchmark_dir, root))
     model_id = model_identity(model_dir)
     rows = bench.split(p.split, required=True)
-    paths,y_true = [bench.path/r['file'] for r in rows],[r['label'] for r in rows]
+    paths,y_true = [bench.path/r['file'] for r in rows],[bench.labels(r) if bench.multi_label else r['label'] for r in rows]
     log(f'[evaluate] {len(rows)} benchmark images from {bench.path.name}, model {model_id["sha256"][:12]}')
     model_classes,y_pred,confs,probs = predict_all(model_dir, paths, p.bs, predict_fn)
-    check_known(y_true, model_classes, bench.path.name)
-    m = classification_metrics(y_true, y_pred, model_classes, probs)
+    check_task(bench, y_pred)
+    check_known([c for y in y_true for c in y] if bench.multi_label else y_true, model_classes, bench.path.name)
+    if bench.multi_label:
+        m = multi_label_metrics(y_true, y_pred, model_classes, probs)
+        records = [{'actual': a, 'predicted': b} for a,b in label_pairs(y_true, y_pred)]
+    else: m,records = classification_metrics(y_true, y_pred, model_classes, probs),confusion_records(y_true, y_pred)
     sha,dirty = git_commit(root)
     m.update(git={'commit': sha, 'dirty': dirty}, model=model_id, benchmark=benchmark_identity(bench, p.split, root))
-    tiles,index = mistake_overlays(rows, paths, y_pred, confs, p.max_overlays)
+    tiles,index = mistake_overlays(rows, paths, y_pred, confs, p.max_overlays, y_true)
     fp = resolve_path(p.metrics_fp, root)
-    res = write_results(m, y_true, y_pred, tiles, index, fp, resolve_path(p.plots_dir, root),
-                        resolve_path(p.overlay_dir, root))
-    log(f'[evaluate] accuracy {m["accuracy"]:.4f}, macro-F1 {m["macro_f1"]:.4f}, {m["n_errors"]} errors -> '
+    res = write_results(m, records, tiles, index, fp, resolve_path(p.plots_dir, root), resolve_path(p.overlay_dir, root))
+    head = (f'accuracy {m["accuracy"]:.4f}, ' if 'accuracy' in m else f'mAP {m["map"]:.4f}, subset accuracy '
+            f'{m["subset_accuracy"]:.4f}, ')
+    log(f'[evaluate] {head}macro-F1 {m["macro_f1"]:.4f}, {m["n_errors"]} errors -> '
         f'{fp.relative_to(root) if fp.is_relative_to(root) else fp}')
     return res
 
 # %% ../nbs/40_evaluate.ipynb #8565b608
-HEADLINE_METRICS = ('accuracy', 'macro_f1', 'log_loss', 'n')
+HEADLINE_METRICS = ('accuracy', 'macro_f1', 'map', 'subset_accuracy', 'hamming_loss', 'log_loss', 'n') # those present
 
 def summary_path(metrics_fp:str|Path # the full metrics file, e.g. `metrics/benchmark.json`
                 )->Path: # the DVC metrics file beside it, e.g. `metrics/benchmark.summary.json`

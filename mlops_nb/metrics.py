@@ -8,7 +8,7 @@ import numpy as np
 from .core import MlopsError
 
 # %% auto #0
-__all__ = ['confusion_matrix', 'per_class_scores', 'classification_metrics']
+__all__ = ['NO_LABEL', 'confusion_matrix', 'per_class_scores', 'classification_metrics', 'label_pairs', 'multi_label_metrics']
 
 # %% ../nbs/47_metrics.ipynb #3fc96fd7
 def _r(x:float, nd:int=6)->float: return round(float(x), nd)
@@ -68,4 +68,61 @@ def classification_metrics(y_true:list[str], # true label of each sample
     out = {'accuracy': _r(right/n), 'macro_f1': _r(np.mean(f1s)), 'n': n, 'n_errors': int(n - right),
            'per_class': per_class, 'confusion_matrix': {'labels': list(classes), 'rows_true_cols_pred': cm.tolist()}}
     if probs is not None: out['log_loss'] = _log_loss(y_true, classes, probs)
+    return out
+
+# %% ../nbs/47_metrics.ipynb #5c7527fc
+NO_LABEL = '(none)' # the row and column of a multi-label confusion matrix for "not this class"
+
+def label_pairs(y_true:list[tuple], # each image's true classes
+                y_pred:list[tuple] # each image's predicted classes
+               )->list[tuple]: # (actual, predicted) per image and class in either set: found, missed or spurious
+    "The decisions a multi-label confusion matrix counts: (c, c) found, (c, `NO_LABEL`) missed, (`NO_LABEL`, c) spurious."
+    out = []
+    for t,p in zip(y_true, y_pred):
+        t,p = set(t),set(p)
+        out += [(c, c if c in p else NO_LABEL) for c in sorted(t)] + [(NO_LABEL, c) for c in sorted(p - t)]
+    return out
+
+def _indicator(sets:list[tuple], classes:list[str])->np.ndarray:
+    idx = {c: i for i,c in enumerate(classes)}
+    out = np.zeros((len(sets), len(classes)), dtype=bool)
+    for i,s in enumerate(sets):
+        for c in s: out[i, idx[c]] = True
+    return out
+
+def _average_precisions(Y:np.ndarray, probs, classes:list[str])->dict:
+    "class -> average precision from the probabilities (None for a class without a positive image)."
+    from sklearn.metrics import average_precision_score
+    probs = np.asarray(probs, dtype=np.float64)
+    return {c: (_r(average_precision_score(Y[:, i], probs[:, i])) if Y[:, i].any() else None)
+            for i,c in enumerate(classes)}
+
+def multi_label_metrics(y_true:list[tuple], # each image's true classes
+                        y_pred:list[tuple], # each image's predicted classes
+                        classes:list[str], # every class, in the order of `probs` columns
+                        probs:np.ndarray|None=None # (n, len(classes)) sigmoid outputs, for average precision
+                       )->dict: # the measures above (floats to 6 places)
+    "Per-label and overall scores of a multi-label prediction, with the found / missed / spurious matrix."
+    if len(y_true) != len(y_pred): raise MlopsError(f'{len(y_true)} true label sets but {len(y_pred)} predictions')
+    if not y_true: raise MlopsError('no samples to evaluate', 'check the benchmark split is not empty')
+    if missing := sorted({c for s in (*y_true, *y_pred) for c in s} - set(classes)):
+        raise MlopsError(f'labels {missing} are not among the classes {classes}', 'pass every label that occurs in classes')
+    Y,P = _indicator(y_true, classes),_indicator(y_pred, classes)
+    pairs = label_pairs(y_true, y_pred)
+    cm = confusion_matrix([a for a,_ in pairs], [b for _,b in pairs], [*classes, NO_LABEL])
+    per_class,_ = per_class_scores(cm, [*classes, NO_LABEL])
+    per_class.pop(NO_LABEL)
+    f1s = [per_class[c]['f1'] for i,c in enumerate(classes) if Y[:, i].any() or P[:, i].any()]   # labels that occur
+    tp,fp,fn = (Y & P).sum(),(~Y & P).sum(),(Y & ~P).sum()
+    exact = (Y == P).all(1)
+    out = {'task': 'multi-label', 'macro_f1': _r(np.mean(f1s) if f1s else 0.),
+           'micro_f1': _r(2*tp/(2*tp+fp+fn) if tp else 0.),
+           'subset_accuracy': _r(exact.mean()), 'hamming_loss': _r((Y != P).mean()), 'n': len(y_true),
+           'n_errors': int((~exact).sum()), 'per_class': per_class,
+           'confusion_matrix': {'labels': [*classes, NO_LABEL], 'rows_true_cols_pred': cm.tolist()}}
+    if probs is not None:
+        aps = _average_precisions(Y, probs, classes)
+        for c,ap in aps.items(): per_class[c]['average_precision'] = ap
+        known = [v for v in aps.values() if v is not None]
+        out['map'] = _r(np.mean(known)) if known else 0.
     return out
