@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (MlopsError, atomic_write, git_commit, log, md_text, project_root, resolve_path, sha256_bytes,
                            write_json, yaml_load)
-from .gates import Gate, check_gates, metric_value
+from .gates import Gate, check_gates, metric_value, task_gates
 from .folder import DatasetFolder, sample_dataset
 from .metrics import classification_metrics
 from .params import SAMPLE_DIR, CompareParams
@@ -207,7 +207,7 @@ def sides_lines(candidate:Side, champion:Side|None, # the two sides
     return out
 
 # %% ../nbs/50_compare.ipynb #8855c1f9
-SUMMARY_METRICS = ('accuracy', 'macro_f1', 'log_loss', 'n', 'n_errors')
+SUMMARY_METRICS = ('accuracy', 'macro_f1', 'map', 'subset_accuracy', 'hamming_loss', 'log_loss', 'n', 'n_errors')
 
 def metrics_table(candidate:Side, champion:Side|None, # the two sides
                   gates:list[Gate] # verdicts from `check_gates`
@@ -379,7 +379,7 @@ def compare_models(p:CompareParams, # candidate, champion, gates, out, store, mo
     out = resolve_path(p.out, root)
     cand = local_side(p.candidate, p.model_dir, p.dataset_dir or None, root=root)
     champ = _champion(p.champion, p.store, root)
-    verdicts = check_gates(cand.metrics, champ.metrics, p.gates or {}) if champ else []
+    verdicts = check_gates(cand.metrics, champ.metrics, task_gates(p.gates or {}, cand.metrics)) if champ else []
     params = None
     if champ and str(p.champion).startswith('git:'):  # a git ref has params.yaml, not a model card: diff like with like
         pf = root/'params.yaml'

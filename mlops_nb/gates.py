@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from .core import MlopsError
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'metric_value', 'Gate', 'check_gates']
+__all__ = ['LOWER_IS_BETTER', 'DEFAULT_GATES', 'MULTI_LABEL_GATES', 'metric_value', 'Gate', 'check_gates', 'task_gates']
 
 # %% ../nbs/48_gates.ipynb #d5e2a8b1
-LOWER_IS_BETTER = ('log_loss',)
+LOWER_IS_BETTER = ('log_loss', 'hamming_loss')
 
 def metric_value(metrics:dict, # a metrics file's content
                  name:str # dotted path, e.g. `accuracy` or `per_class.3.recall`
@@ -74,3 +74,13 @@ def check_gates(candidate:dict, # candidate metrics
                              f'more than the allowed {allow:.4f}')
         out.append(Gate(name, allow, champ, cand, ok, msg))
     return out
+
+# %% ../nbs/48_gates.ipynb #b62694f7
+DEFAULT_GATES = {'accuracy': 0.005, 'macro_f1': 0.01} # the compare stage's default (`CompareParams.gates`)
+MULTI_LABEL_GATES = {'macro_f1': 0.01, 'map': 0.01} # what they become for a multi-label candidate
+
+def task_gates(gates:dict, # the compare stage's `gates`
+               candidate:dict # the candidate's metrics (`task: multi-label` for a multi-label benchmark)
+              )->dict: # the gates to apply
+    "The default gates of the candidate's task; gates that were set are kept as they are."
+    return MULTI_LABEL_GATES if candidate.get('task') == 'multi-label' and gates == DEFAULT_GATES else gates

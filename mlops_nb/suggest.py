@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .core import MlopsError, load_params, log, project_root, resolve_path, sha256_file
 from .tasks import nfc
+from .predict import is_multi_label, set_confidence
 
 # %% auto #0
 __all__ = ['SUGGESTION_VERSION', 'UNCERTAIN_VIEW', 'ChoiceControl', 'choice_control', 'class_values', 'model_version',
@@ -32,19 +33,21 @@ def _found(controls)->str:
 
 def choice_control(config:str, # the project's label config (XML)
                    project:str, # the project, for messages
-                   from_name:str='' # the control to use when there are several (the dataset's `from_name`)
+                   from_name:str='', # the control to use when there are several (the dataset's `from_name`)
+                   multiple:bool=False # a multi-label model: a `<Choices choice="multiple">`
                   )->ChoiceControl:
-    "The project's one single-choice classification of an image, or a one-line error naming what was found."
+    "The project's one single-choice (or multiple-choice) classification of an image, or a one-line error."
     from label_studio_sdk.label_interface import LabelInterface
     try: li = LabelInterface(config)
     except Exception as e: raise MlopsError(f'project {project}: its label config does not parse ({e})'[:300]) from None
-    ok = [c for c in li.controls if c.tag == 'Choices' and c.attr.get('choice', 'single') in ('single', 'single-radio')
+    modes,kind = (('multiple',), 'multiple-choice') if multiple else (('single', 'single-radio'), 'single-choice')
+    ok = [c for c in li.controls if c.tag == 'Choices' and c.attr.get('choice', 'single') in modes
           and len(c.to_name) == 1 and li.get_object(c.to_name[0]).tag == 'Image']
     if from_name: ok = [c for c in ok if c.name == from_name]
-    fix = 'suggestions need one <Choices choice="single"> on an <Image>'
+    fix = f'suggestions of this model need one <Choices choice="{modes[0]}"> on an <Image>'
     if not ok:
-        raise MlopsError(f'project {project}: no single-choice image classification (found {_found(li.controls)})', fix)
-    if len(ok) > 1: raise MlopsError(f'project {project}: several single-choice controls ({_found(ok)})',
+        raise MlopsError(f'project {project}: no {kind} image classification (found {_found(li.controls)})', fix)
+    if len(ok) > 1: raise MlopsError(f'project {project}: several {kind} controls ({_found(ok)})',
                                      "name one with the dataset section's from_name")
     c = ok[0]
     key = li.get_object(c.to_name[0]).value.lstrip('$')
@@ -81,13 +84,17 @@ def suggestion(task_id:int, # the task
                classes:list, # the model's classes
                values:dict, # class -> choice value, from `class_values`
                control:ChoiceControl, # where the result goes
-               version:str # from `model_version`
+               version:str, # from `model_version`
+               threshold:float|None=None # a multi-label model's threshold (its card's): suggest every class reaching it
               )->dict: # a prediction as Label Studio imports it
-    "The top class as a prediction in the project's own config, scored by its probability."
-    i = int(max(range(len(classes)), key=lambda j: probs[j]))
-    value = {'choices': [values[str(classes[i])]]}
+    "The top class (or the set) as a prediction in the project's own config, scored by its confidence."
+    if threshold is None:
+        i = int(max(range(len(classes)), key=lambda j: probs[j]))
+        chosen,score = [values[str(classes[i])]],float(probs[i])
+    else: chosen,score = [values[str(c)] for c,q in zip(classes, probs) if q >= threshold],set_confidence(probs, threshold)
+    value = {'choices': chosen}
     result = [{'from_name': control.from_name, 'to_name': control.to_name, 'type': 'choices', 'value': value}]
-    return {'task': int(task_id), 'model_version': version, 'score': round(float(probs[i]), 6), 'result': result}
+    return {'task': int(task_id), 'model_version': version, 'score': round(score, 6), 'result': result}
 
 # %% ../nbs/54_suggest.ipynb #54a00015
 @dataclass(slots=True)
@@ -296,8 +303,9 @@ def suggest_project(conn, # the connection to the project's server
     from mlops_nb.fetch import Fetcher
     from mlops_nb.labelstudio import find_project
     proj = find_project(conn, project)
-    control = choice_control(proj.label_config, key, from_name)
-    classes = model[1]['classes']
+    card = model[1]
+    control = choice_control(proj.label_config, key, from_name, is_multi_label(card))
+    classes,threshold = card['classes'],(card['threshold'] if is_multi_label(card) else None)
     values = class_values(classes, control, key, inp.labels_map)
     tasks = project_tasks(conn, proj.id, control.data_key)
     plan = plan_suggestions(tasks, project_predictions(conn, proj.id), version, all_tasks)
@@ -305,7 +313,7 @@ def suggest_project(conn, # the connection to the project's server
     todo = [t for t in tasks if t.id in wanted]
     local,dropped,fetcher = dataset_images(dataset),{},Fetcher(inp.cache_dir, inp.ls_url, inp.allowed_hosts)
     images = lambda b: task_images(b, control.data_key, local, fetcher, inp, dropped)
-    to_sug = lambda t,p: suggestion(t, p, classes, values, control, version)
+    to_sug = lambda t,p: suggestion(t, p, classes, values, control, version, threshold)
     n = suggest_batches(todo, model, images, to_sug, lambda s: import_suggestions(conn, proj.id, s, batch), batch)
     deleted = delete_suggestions(conn, proj.id, plan.stale, version_counts(conn, proj.id)) if plan.stale else 0
     url = show_suggestions(conn, proj, version)
