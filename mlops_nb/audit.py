@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from .core import MlopsError, log, resolve_path, sha256_bytes, write_json
-from .folder import DatasetFolder, sample_dataset, write_dataset_folder
+from .folder import DatasetFolder, cell_labels, label_cell, sample_dataset, write_dataset_folder
 from .params import AUDIT_TRAIN_KEYS, AuditParams
 from .sample import missing_input
 
@@ -51,11 +51,12 @@ def fold_folder(folder:DatasetFolder, # the project's dataset
     from mlops_nb.dataset import split_for
     rows = [dict(folder.rows[i]) for i in train_idx]
     for r in rows: r['split'] = split_for(r['sha256'], valid_pct, seed)
-    for c in {r['label'] for r in rows} - {r['label'] for r in rows if r['split'] == 'train'}:
-        next(r for r in rows if r['label'] == c)['split'] = 'train'  # a rare class all in valid: one goes to train
+    have = {c for r in rows for c in folder.labels(r)}
+    for c in have - {c for r in rows if r['split'] == 'train' for c in folder.labels(r)}:
+        next(r for r in rows if c in folder.labels(r))['split'] = 'train'  # a rare class all in valid: one to train
     if not any(r['split'] == 'valid' for r in rows): rows[-1]['split'] = 'valid'
     images = {r['file']: (folder.path/r['file']).read_bytes() for r in rows}
-    classes = [c for c in folder.classes if c in {r['label'] for r in rows}]
+    classes = [c for c in folder.classes if c in have]
     meta = {**folder.meta, 'name': f'{folder.meta.get("name", "audit")}-fold', 'mode': 'train', 'classes': classes}
     return write_dataset_folder(out, rows, images, meta).path
 
@@ -91,27 +92,39 @@ class Flag:
     "One label that is probably wrong."
     row:int # index in the dataset's rows
     task_id:str # the Label Studio task
-    given:str # the label it has
-    suggested:str # the out-of-sample top class
+    given:str # the label it has (multi-label: its `label` cell, a JSON list)
+    suggested:str # the out-of-sample top class (multi-label: the classes at sigmoid 0.5 or more, a JSON list)
     quality:float # cleanlab's label quality (probability of the given label): low is suspect
 
 def label_issues(labels:list, # the given label of each row
                  classes:list, # the columns of `probs`
                  probs:np.ndarray, # out-of-sample probabilities
                  task_ids:list, # task id of each row
-                 budget:int=50 # most flags returned
+                 budget:int=50, # most flags returned
+                 multi:bool=False # multi-label rows: `labels` are `label` cells, `probs` a sigmoid per class
                 )->tuple: # (`Flag`s, worst first, at most `budget`; how many were flagged in all)
-    "The rows confident learning flags, worst label quality first."
+    "The rows confident learning flags, worst label quality first (cleanlab's multi-label variant for sets)."
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # cleanlab imports tqdm.auto, which warns in a kernel without ipywidgets
         from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_label_quality_scores
-    y = np.array([classes.index(l) for l in labels])
-    ranked = find_label_issues(y, probs, return_indices_ranked_by='self_confidence')
-    quality = get_label_quality_scores(y, probs)
-    flags = [Flag(int(i), str(task_ids[i]), labels[i], classes[int(probs[i].argmax())], round(float(quality[i]), 6))
-             for i in ranked[:budget]]
+        from cleanlab.multilabel_classification import get_label_quality_scores as multi_quality
+    if multi:   # a class on every image (or none) cannot be judged: cleanlab sees both answers of each class
+        sets = [set(cell_labels(l)) for l in labels]
+        keep = [c for c in classes if 0 < sum(c in s for s in sets) < len(sets)]
+        if not keep: return [], 0
+        y = [[keep.index(c) for c in sorted(s) if c in keep] for s in sets]
+        kept = probs[:, [classes.index(c) for c in keep]]
+        ranked = find_label_issues(y, kept, multi_label=True, return_indices_ranked_by='self_confidence')
+        quality = multi_quality(y, kept)
+        top = lambda i: label_cell(c for c,q in zip(classes, probs[i]) if q >= 0.5)
+    else:
+        y = np.array([classes.index(l) for l in labels])
+        ranked = find_label_issues(y, probs, return_indices_ranked_by='self_confidence')
+        quality = get_label_quality_scores(y, probs)
+        top = lambda i: classes[int(probs[i].argmax())]
+    flags = [Flag(int(i), str(task_ids[i]), labels[i], top(i), round(float(quality[i]), 6)) for i in ranked[:budget]]
     return flags, len(ranked)
 
 # %% ../nbs/35_audit.ipynb #35a00027
@@ -145,7 +158,8 @@ def audit_record(name:str, # the project key
     proj = export_meta.get('project') or {}
     return {'project': name, 'version': f'label-review-{version[:12]}', 'n_labeled': len(rows), 'n_issues': n_issues,
             'n_flagged': len(flagged), 'flagged': flagged, 'dataset_sha256': folder.meta.get('dataset_sha256'),
-            'labelstudio': {'project_id': proj.get('id'), 'url': export_meta.get('url')}, 'settings': settings}
+            'labelstudio': {'project_id': proj.get('id'), 'url': export_meta.get('url')}, 'settings': settings,
+            **({'task': 'multi-label'} if folder.multi_label else {})}
 
 # %% ../nbs/35_audit.ipynb #35a00018
 def task_link(record:dict, # from `audit_record`
@@ -208,7 +222,8 @@ def audit_labels(p:AuditParams, # the stage's parameters
     work = Path(tempfile.mkdtemp(prefix='audit-'))
     try: probs = out_of_sample(folder, folds, train, p.epochs, p.seed, work)
     finally: shutil.rmtree(work, ignore_errors=True)
-    flags,n_issues = label_issues(labels, folder.classes, probs, [r['task_id'] for r in folder.rows], p.budget)
+    flags,n_issues = label_issues(labels, folder.classes, probs, [r['task_id'] for r in folder.rows], p.budget,
+                                  folder.multi_label)
     from mlops_nb.labelstudio import meta_path, read_meta
     export = resolve_path(p.export) if p.export else None
     have = export is not None and export.is_file()  # a dataset built by hand has no export: no links, no stamps

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from .core import MlopsError, load_params, project_root, read_json, resolve_path
+from .folder import cell_labels
 from .suggest import (ChoiceControl, choice_control, class_values, delete_suggestions, import_suggestions,
                               project_inputs, project_predictions, saved_view, version_counts)
 
 # %% auto #0
-__all__ = ['REVIEW_PREFIX', 'REVIEW_VIEW', 'review_plan', 'changed_since', 'review_prediction', 'select_review', 'review_view',
-           'ReviewResult', 'review_project', 'read_audit', 'review']
+__all__ = ['REVIEW_PREFIX', 'REVIEW_VIEW', 'review_plan', 'changed_since', 'flag_classes', 'review_prediction', 'select_review',
+           'review_view', 'ReviewResult', 'review_project', 'read_audit', 'review']
 
 # %% ../nbs/57_review.ipynb #57a00006
 REVIEW_PREFIX = 'label-review-' # the model version of every review suggestion starts so
@@ -49,14 +50,22 @@ def changed_since(annotations:list, # the task's annotations now: dicts (or SDK 
     return at is not None and any((_time(get(a, 'updated_at')) or at) > at for a in annotations)
 
 # %% ../nbs/57_review.ipynb #57a00012
+def flag_classes(suggested:str, # a flag's `suggested`
+                 multi:bool=False # from a multi-label audit (a JSON list)
+                )->list: # the classes it suggests
+    "The classes of a flag's suggestion: one, or the set of a multi-label audit."
+    return list(cell_labels(suggested)) if multi else [suggested]
+
 def review_prediction(flag:dict, # one flag of the audit
                       control:ChoiceControl, # the project's choice control
                       values:dict, # class -> choice value
-                      version:str # the audit's version
+                      version:str, # the audit's version
+                      multi:bool=False # a multi-label audit: `suggested` is a JSON list of classes
                      )->dict: # a prediction as Label Studio imports it
     "The suggested label of a flagged task as a prediction scored by its label quality."
+    chosen = flag_classes(flag['suggested'], multi)
     result = [{'from_name': control.from_name, 'to_name': control.to_name, 'type': 'choices',
-               'value': {'choices': [values[flag['suggested']]]}}]
+               'value': {'choices': [values[c] for c in chosen]}}]
     q = float(flag['quality'])
     return {'task': int(flag['task_id']), 'model_version': version, 'score': q, 'mislabeling': round(1-q, 6),
             'result': result}
@@ -115,16 +124,16 @@ def review_project(conn, # the connection to the project's server
     "Push one audit's flags to its project as review suggestions; remove the stale ones."
     from mlops_nb.labelstudio import find_project
     proj = find_project(conn, project)
-    control = choice_control(proj.label_config, key, from_name)
-    flagged,version = audit['flagged'],audit['version']
-    values = class_values(sorted({f['suggested'] for f in flagged}), control, key, labels_map)
+    control = choice_control(proj.label_config, key, from_name, audit.get('task') == 'multi-label')
+    flagged,version,multi = audit['flagged'],audit['version'],audit.get('task') == 'multi-label'
+    values = class_values(sorted({c for f in flagged for c in flag_classes(f['suggested'], multi)}), control, key, labels_map)
     unchanged = set()
     for f in flagged:
         tid = int(f['task_id'])
         anns = conn(f'reading the annotations of task {tid}', conn.client.annotations.list, id=tid)
         if not changed_since(anns, f): unchanged.add(int(f['task_id']))
     push,stale,shown = review_plan(flagged, unchanged, project_predictions(conn, proj.id), version)
-    pushed = import_suggestions(conn, proj.id, [review_prediction(f, control, values, version) for f in push])
+    pushed = import_suggestions(conn, proj.id, [review_prediction(f, control, values, version, multi) for f in push])
     deleted = delete_suggestions(conn, proj.id, stale, version_counts(conn, proj.id)) if stale else 0
     changed = len({int(f['task_id']) for f in flagged} - unchanged)
     selected = select_review(conn, proj, version, pushed + shown)
