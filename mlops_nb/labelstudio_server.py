@@ -6,8 +6,8 @@
 from __future__ import annotations
 import json, os, random, re, secrets as pysecrets, shutil, signal, subprocess, tempfile, time
 from pathlib import Path
-from .core import MlopsError, resolve_path, write_json, sha256_bytes, log, digit_png, pid_alive
-from .labelstudio import DIGIT_LABELS, DIGITS_CONFIG, choice_result, read_meta
+from .core import DIGIT_TAGS, MlopsError, resolve_path, write_json, sha256_bytes, log, digit_png, digit_tags, pid_alive
+from .labelstudio import DIGIT_LABELS, DIGITS_CONFIG, choice_result, label_config, read_meta
 from .labelstudio_client import Connection, connect
 
 # %% auto #0
@@ -317,10 +317,12 @@ def upload_files(conn:Connection, # the server
 # %% ../nbs/12_labelstudio_server.ipynb #4dd5828d
 def demo_tasks(plan:list[dict], # from `demo_plan`
                urls:list[str], # the uploaded image of each task, in plan order
-               annotators:list[int] # user ids for annotator 0, 1, ...
+               annotators:list[int], # user ids for annotator 0, 1, ...
+               multi_label:bool=False # tag each digit (`digit_tags`) instead of naming it
               )->list[dict]: # tasks for `projects.import_tasks`
     "Label Studio import records for a demo plan."
-    def ann(a): return {'result': choice_result(a['label']) if a['label'] is not None else [],
+    def value(label): return list(digit_tags(label)) if multi_label else label
+    def ann(a): return {'result': choice_result(value(a['label'])) if a['label'] is not None else [],
                         'was_cancelled': a['was_cancelled'], 'ground_truth': False,
                         'completed_by': annotators[a['annotator']]}
     return [{'data': {'image': u, 'digit_index': t['index']}, 'annotations': [ann(a) for a in t['annotations']]}
@@ -340,14 +342,15 @@ def _summary(p, title:str, created:bool)->dict:
 
 def demo_project(conn:Connection, # the server
                  title:str, # project title
-                 n_tasks:int # tasks the plan has
+                 n_tasks:int, # tasks the plan has
+                 config:str=DIGITS_CONFIG # its labeling config when it is created
                 )->tuple[object, bool]: # (the SDK project, whether it already holds the plan's tasks)
     "The project to seed: an existing one with `n_tasks` tasks or none, else a new one; other contents are an error."
     existing = [p for p in conn('listing projects', lambda: list(conn.client.projects.list(page_size=100)))
                 if p.title == title]
     if not existing:
-        p = conn(f'creating project {title}', conn.client.projects.create, title=title, label_config=DIGITS_CONFIG,
-                 description='mlops_nb demo: scikit-learn digits')
+        p = conn(f'creating project {title}', conn.client.projects.create, title=title, label_config=config,
+                 description='mlops_nb demo: scikit-learn digits' + (', tagged' if config != DIGITS_CONFIG else ''))
         return p, False
     p = conn('getting project', conn.client.projects.get, id=existing[0].id)
     if p.task_number and p.task_number != n_tasks:
@@ -360,13 +363,15 @@ def seed_project(conn:Connection, # the server
                  title:str, # project title
                  plan:list[dict], # from `demo_plan`
                  annotators:list[int], # user ids for annotator 0, 1, ...
-                 size:int=32 # PNG side in pixels
+                 size:int=32, # PNG side in pixels
+                 multi_label:bool=False # a multi-label project: `DIGIT_TAGS`, several per image
                 )->dict: # {'id', 'title', 'tasks', 'annotations', 'created'}
     "Create one demo project (or leave a complete one alone): upload its images, import tasks with annotations."
-    p,complete = demo_project(conn, title, len(plan))
+    config = label_config(sorted(DIGIT_TAGS), choice='multiple') if multi_label else DIGITS_CONFIG
+    p,complete = demo_project(conn, title, len(plan), config)
     if complete: return _summary(p, title, False)
     names = {f'digit-{t["index"]:04d}.png': digit_png(t['index'], size)[0] for t in plan}
-    tasks = demo_tasks(plan, upload_files(conn, p.id, names), annotators)
+    tasks = demo_tasks(plan, upload_files(conn, p.id, names), annotators, multi_label)
     conn(f'importing tasks into project {title}', conn.client.projects.import_tasks, id=p.id, request=tasks,
          return_task_ids=False)
     return _summary(conn('getting project', conn.client.projects.get, id=p.id), title, True)
@@ -378,7 +383,8 @@ def seed_demo(url:str=None, # Label Studio URL (default: $LABEL_STUDIO_URL); the
               seed:int=0, # seed for which digits go where and who labels what
               size:int=32, # side of the PNG images in pixels
               pool:str='digits', # title of the training pool project
-              benchmark:str='digits-benchmark' # title of the benchmark project
+              benchmark:str='digits-benchmark', # title of the benchmark project
+              multi_label:bool=False # tag the digits (even, has-a-loop, over-four: `<Choices choice="multiple">`)
              )->dict: # per project: id, title, tasks, annotations, created
     "Create the digits and digits-benchmark demo projects with annotations (idempotent: existing ones are kept)."
     t0 = time.time()
@@ -388,7 +394,7 @@ def seed_demo(url:str=None, # Label Studio URL (default: $LABEL_STUDIO_URL); the
     annotators = [me, _annotator(conn, 'annotator2@example.com')]
     res = {}
     for title,idx,s in ((pool, pool_idx, seed), (benchmark, bench_idx, seed + 1)):
-        r = res[title] = seed_project(conn, title, demo_plan(idx, s), annotators, size)
+        r = res[title] = seed_project(conn, title, demo_plan(idx, s), annotators, size, multi_label)
         state = 'created' if r['created'] else 'already there, left as is'
         print(f'{title}: project {r["id"]}, {r["tasks"]} tasks, {r["annotations"]} annotations ({state})')
     log(f'[labelstudio] demo seeded in {time.time()-t0:.1f}s at {conn.url}')
