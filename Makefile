@@ -9,7 +9,7 @@ LS_VENV = $$(.ci/env.sh labelstudio | tail -1)
 # zizmor + actionlint + ruff in their own hash-pinned venv (`make audit-env`), for the workflow audits and `make lint`
 AUDIT_VENV = $$(.ci/env.sh audit | tail -1)
 
-.PHONY: image image-test image-check image-push image-champion deps chromium install labelstudio-env audit-env demo pipeline promote suggest review pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
+.PHONY: image image-test image-check image-push image-champion deps chromium install labelstudio-env audit-env demo demo-multi-label pipeline promote suggest review pr-model pr-commit pr-comment check-lock refresh gate test check-sync lint nbtest wheel-test export readme clean-nbs update bench ddp-smoke
 
 install: $(VENV)/.installed
 $(VENV)/.installed: settings.ini constraints.txt setup.py .ci/env.sh
@@ -26,6 +26,10 @@ audit-env:
 ## the main job: local Label Studio seeded with digits -> the whole pipeline -> report
 demo: install labelstudio-env
 	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) $(BIN)/mlops-nb demo
+
+## the same demo for a multi-label project (digits tagged even / has-a-loop / over-four), in demo-multi-label/
+demo-multi-label: install labelstudio-env
+	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) $(BIN)/mlops-nb demo --multi_label
 
 ## the pipeline against the configured Label Studio (LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY from the environment)
 pipeline: install

@@ -12,7 +12,8 @@ from fastcore.script import Param
 from .core import MlopsError, project_root, freeze_at_exit
 
 # %% auto #0
-__all__ = ['COMMANDS', 'stages', 'run', 'demo_champion', 'demo', 'build_parser', 'main']
+__all__ = ['DEMO_WORKSPACE', 'PIPELINE_FILES', 'PIPELINE_DIRS', 'COMMANDS', 'stages', 'run', 'demo_champion', 'demo_workspace',
+           'demo', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #dc010917
 def stages(root:str=None # project root (default: discovered from the working directory)
@@ -66,20 +67,48 @@ def demo_champion():
     cp = build_params('compare', load_params(root/'params.yaml').get('compare') or {}, section='compare')
     if ResultsStore(cp.store, root).champion() is None: promote(section='compare', force=True)
 
+# %% ../nbs/90_cli.ipynb #e55cc7e8
+DEMO_WORKSPACE = 'demo-multi-label' # the multi-label demo's repository, inside this project (git-ignored)
+PIPELINE_FILES = ('dvc.yaml', 'params.yaml', 'constraints.txt', '.gitignore', '.dvc/config', 'pretrained/README.md')
+PIPELINE_DIRS = ('nbs', 'mlops_nb', 'envs') # what the stages run and depend on
+
+def demo_workspace(root:Path, # this project
+                   dest:Path # the workspace (created, or brought up to date with `root`)
+                  )->Path: # `dest`
+    "A git repository holding this project's pipeline (dvc.yaml, params, notebooks, code): a demo of its own."
+    import shutil, subprocess
+    def git(*a): return subprocess.run(['git', '-c', 'user.name=mlops-nb demo', '-c', 'user.email=demo@localhost', *a],
+                                       cwd=dest, check=True, capture_output=True, text=True).stdout
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in PIPELINE_FILES:
+        if (root/f).is_file(): (dest/f).parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(root/f, dest/f)
+    for d in PIPELINE_DIRS:
+        shutil.rmtree(dest/d, ignore_errors=True)
+        shutil.copytree(root/d, dest/d, ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints'))
+    if not (dest/'.git').exists(): git('init', '-q')
+    git('add', '-A')
+    if git('status', '--porcelain'): git('commit', '-qm', 'the pipeline, from the project')
+    return dest
+
 # %% ../nbs/90_cli.ipynb #e55cc7e5
 def demo(port:int=8080, # port of the local Label Studio on 127.0.0.1
          pool:int=1000, # tasks in the `digits` training pool
-         bench:int=200 # tasks in the `digits-benchmark` project
+         bench:int=200, # tasks in the `digits-benchmark` project
+         multi_label:bool=False # tag the digits instead (a multi-label project), in `demo-multi-label/`
         ):
     "The whole demo: local Label Studio, seeded projects, dvc repro, where the report is."
     import os, subprocess, time
     from mlops_nb.labelstudio_server import serve, seed_demo
     from mlops_nb.report import build_runs_page
     root,t0 = project_root(),time.time()
+    if multi_label:   # everything below runs in the workspace: its own Label Studio, data, runs and reports
+        root = demo_workspace(root, root/DEMO_WORKSPACE)
+        os.chdir(root)
+        os.environ['MLOPS_NB_ROOT'] = str(root)
     info = serve(port=port)
     os.environ['LABEL_STUDIO_URL'] = info['url']
     os.environ['LABEL_STUDIO_API_KEY'] = (Path(info['data_dir'])/'token').read_text().strip()
-    seed_demo(n_pool=pool, n_bench=bench)
+    seed_demo(n_pool=pool, n_bench=bench, multi_label=multi_label)
     t1 = time.time()
     env = {**os.environ, 'PATH': os.pathsep.join([str(Path(sys.executable).parent), os.environ.get('PATH', '')])}
     r = subprocess.run([sys.executable, '-m', 'dvc', 'repro'], cwd=root, env=env)
@@ -99,7 +128,8 @@ def demo(port:int=8080, # port of the local Label Studio on 127.0.0.1
     for what,p in (('benchmark metrics', BENCHMARK_METRICS_FP), ('champion comparison', COMPARE_REPORT),
                    ('runs page', page), ('model', f'{MODEL_DIR}/model.json')):
         print(f'  {what:<20} {Path(p).resolve().relative_to(root) if Path(p).resolve().is_relative_to(root) else p}')
-    print(f'  Label Studio         {info["url"]} (stop it with: mlops-nb labelstudio stop)')
+    where = f'cd {DEMO_WORKSPACE} && ' if multi_label else ''
+    print(f'  Label Studio         {info["url"]} (stop it with: {where}mlops-nb labelstudio stop)')
 
 # %% ../nbs/90_cli.ipynb #5513412f
 COMMANDS = {

@@ -166,7 +166,8 @@ def test_quick_fingerprint_matches_sdk_and_drives_skip(labelstudio, labelstudio_
                                   query=json.dumps({'ordering': ['-tasks:updated_at']})).items[0].updated_at
     sdk = {'project_id': p.id, 'title': p.title, 'tasks': p.task_number, 'annotations': p.total_annotations_number,
            'cancelled_annotations': p.skipped_annotations_number,
-           'newest_updated_at': newest.astimezone(timezone.utc).isoformat().replace('+00:00', 'Z')}
+           'newest_updated_at': newest.astimezone(timezone.utc).isoformat().replace('+00:00', 'Z'),
+           'config_sha256': lsmod.config_sha256(p.label_config)}   # the labeling config: a changed one exports again
     conn = connect()
     assert fingerprint(conn, find_project(conn, small.id)) == fingerprint(conn, find_project(conn, 'stage-small')) == sdk
     assert quick_fingerprint('stage-small') == quick_fingerprint(small.id) == sdk
@@ -338,3 +339,17 @@ def test_report_names_both_annotation_counts_and_escapes_the_title(labelstudio, 
     page = render_notebook_html(nb).read_text()
     assert title not in page and html.escape(title, quote=False) in page
     assert_no_secret(labelstudio.token, project)
+
+def test_labeling_config_change_exports_again(labelstudio, labelstudio_env, project):
+    "Issue 30: the export's meta keeps the labeling config (the task type), and a changed config is a change."
+    from mlops_nb.labelstudio import skip_reason
+    ls = labelstudio
+    p = ls.make_project('config-change', [{'data': {'image': '/data/upload/1/x.png'}, 'annotations': ['3']}])
+    out = project/'data/raw_labels/cfg.json'
+    export_project(LabelstudioParams(project='config-change', out=out))
+    assert json.loads(meta_path(out).read_text())['label_config'] == lsmod.DIGITS_CONFIG
+    assert 'unchanged' in skip_reason('config-change', out)
+    ls.client.projects.update(id=p.id, label_config=lsmod.label_config([*lsmod.DIGIT_LABELS, '10']))
+    assert skip_reason('config-change', out) is None
+    export_project(LabelstudioParams(project='config-change', out=out))
+    assert '"10"' in json.loads(meta_path(out).read_text())['label_config']
