@@ -140,7 +140,7 @@ def annotation_stamps(export:str|Path # the project's Label Studio export
                                  'annotations_at': max(times, default='')}
     return out
 
-# %% ../nbs/35_audit.ipynb #35a00016
+# %% ../nbs/35_audit.ipynb #d6d0779b
 def audit_record(name:str, # the project key
                  folder:DatasetFolder, # its dataset
                  flags:list, # `Flag`s listed (at most the budget)

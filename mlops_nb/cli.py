@@ -81,7 +81,9 @@ def demo_workspace(root:Path, # this project
                                        cwd=dest, check=True, capture_output=True, text=True).stdout
     dest.mkdir(parents=True, exist_ok=True)
     for f in PIPELINE_FILES:
-        if (root/f).is_file(): (dest/f).parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(root/f, dest/f)
+        if not (root/f).is_file(): continue
+        (dest/f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root/f, dest/f)
     for d in PIPELINE_DIRS:
         shutil.rmtree(dest/d, ignore_errors=True)
         shutil.copytree(root/d, dest/d, ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints'))

@@ -40,7 +40,7 @@ def remember_no_reflink()->bool: # whether DVC's reflink was wrapped (False: thi
     return True
 
 def main():
-    "`python -c 'from mlops_nb.dvc_run import main; main()' ARGS`: `dvc ARGS` in this process, with `remember_no_reflink`."
+    "`dvc ARGS` in this process, with `remember_no_reflink` (what `dvc_command` runs)."
     remember_no_reflink()
     from dvc.cli import main as dvc_main
     sys.exit(dvc_main(sys.argv[1:]))

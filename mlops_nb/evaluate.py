@@ -211,7 +211,8 @@ def check_task(bench:DatasetFolder, # the benchmark, read
     model_multi = bool(y_pred) and isinstance(y_pred[0], tuple)
     if model_multi == bench.multi_label: return
     kinds = ('one class per image', 'a set of labels per image')
-    raise MlopsError(f'benchmark {bench.path.name} has {kinds[bench.multi_label]}, the model predicts {kinds[model_multi]}',
+    raise MlopsError(f'benchmark {bench.path.name} has {kinds[bench.multi_label]}, '
+                     f'the model predicts {kinds[model_multi]}',
                      'train on a pool labeled with the same labeling config as the benchmark')
 
 # %% ../nbs/40_evaluate.ipynb #3f266c99
@@ -255,7 +256,8 @@ def write_results(m:dict, # the metrics
                  )->EvalResult:
     "Write the overlay folder (swapped in whole), the plots, then the metrics file, each atomically."
     cm = m['confusion_matrix']
-    head = f'accuracy {m["accuracy"]:.3f}' if 'accuracy' in m else f'macro-F1 {m["macro_f1"]:.3f}, mAP {m.get("map", 0):.3f}'
+    head = (f'accuracy {m["accuracy"]:.3f}' if 'accuracy' in m else
+            f'macro-F1 {m["macro_f1"]:.3f}, mAP {m.get("map", 0):.3f}')
     cm_png = figure_png(confusion_figure(cm['rows_true_cols_pred'], cm['labels'], f'{head}, n={m["n"]}'))
     with atomic_dir(overlay_dir) as tmp:
         for t,e in zip(tiles, index): (tmp/e['overlay']).write_bytes(png_bytes(t))
@@ -276,7 +278,8 @@ def evaluate_model(p:EvaluateParams, # model_dir, benchmark_dir, metrics_fp, plo
     model_dir,bench = resolve_path(p.model_dir, root),DatasetFolder.read(resolve_path(p.benchmark_dir, root))
     model_id = model_identity(model_dir)
     rows = bench.split(p.split, required=True)
-    paths,y_true = [bench.path/r['file'] for r in rows],[bench.labels(r) if bench.multi_label else r['label'] for r in rows]
+    paths = [bench.path/r['file'] for r in rows]
+    y_true = [bench.labels(r) if bench.multi_label else r['label'] for r in rows]
     log(f'[evaluate] {len(rows)} benchmark images from {bench.path.name}, model {model_id["sha256"][:12]}')
     model_classes,y_pred,confs,probs = predict_all(model_dir, paths, p.bs, predict_fn)
     check_task(bench, y_pred)
@@ -289,7 +292,8 @@ def evaluate_model(p:EvaluateParams, # model_dir, benchmark_dir, metrics_fp, plo
     m.update(git={'commit': sha, 'dirty': dirty}, model=model_id, benchmark=benchmark_identity(bench, p.split, root))
     tiles,index = mistake_overlays(rows, paths, y_pred, confs, p.max_overlays, y_true)
     fp = resolve_path(p.metrics_fp, root)
-    res = write_results(m, records, tiles, index, fp, resolve_path(p.plots_dir, root), resolve_path(p.overlay_dir, root))
+    res = write_results(m, records, tiles, index, fp, resolve_path(p.plots_dir, root),
+                        resolve_path(p.overlay_dir, root))
     head = (f'accuracy {m["accuracy"]:.4f}, ' if 'accuracy' in m else f'mAP {m["map"]:.4f}, subset accuracy '
             f'{m["subset_accuracy"]:.4f}, ')
     log(f'[evaluate] {head}macro-F1 {m["macro_f1"]:.4f}, {m["n_errors"]} errors -> '

@@ -7,8 +7,8 @@ from __future__ import annotations
 import csv, io, json, os, re
 from dataclasses import dataclass
 from pathlib import Path
-from .core import (MlopsError, atomic_dir, digit_png, digit_tags, DIGIT_TAGS, dumps_json, log, read_csv_rows, read_json, sha256_bytes,
-                           sha256_file)
+from .core import (DIGIT_TAGS, MlopsError, atomic_dir, digit_png, digit_tags, dumps_json, log, read_csv_rows,
+                           read_json, sha256_bytes, sha256_file)
 
 # %% auto #0
 __all__ = ['LABEL_COLUMNS', 'LABELS_FILE', 'CARD_FILE', 'IMAGES_DIR', 'FOLDER_FILES', 'BUILD_FIRST', 'REBUILD', 'FORMULA_START',
@@ -54,7 +54,8 @@ def cell_labels(cell:str # a multi-label row's `label` cell
                )->tuple: # its classes
     "A multi-label `label` cell read back (`ValueError` unless it is a JSON list of strings)."
     v = json.loads(cell)
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v): raise ValueError(f'not a list of labels: {cell}')
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f'not a list of labels: {cell}')
     return tuple(v)
 
 def row_labels(row:dict, # a labels row
@@ -94,7 +95,8 @@ def _check_label_sets(folder # a multi-label folder just read
     for r in folder.rows:
         try: cell_labels(r['label'])
         except ValueError:
-            raise MlopsError(f'dataset {folder.path}: {LABELS_FILE} gives task {r["task_id"]} the label {r["label"][:60]!r}, '
+            raise MlopsError(f'dataset {folder.path}: {LABELS_FILE} gives task {r["task_id"]} '
+                             f'the label {r["label"][:60]!r}, '
                              'not a JSON list of labels (the card says multi-label)', REBUILD) from None
 
 def _check_fingerprint(folder # a folder just read

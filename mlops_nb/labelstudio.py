@@ -202,8 +202,8 @@ def save_export(tasks:list[dict], # normalized export
                 url:str, # the server
                 snapshot_id:int|None=None, # the snapshot it came from
                 now:datetime|None=None, # export time (default: now)
-                made:dict|None=None, # how it was made: {'server_version', 'read_at', 'method'} (`mlops_nb.export_delta`)
-                label_config:str|None=None # the project's labeling config: the dataset stage reads the task type from it
+                made:dict|None=None, # how it was made: {'server_version', 'read_at', 'method'} (`export_delta`)
+                label_config:str|None=None # the project's labeling config (the dataset stage reads the task type)
                )->tuple[bool, dict]: # (whether the export file changed, the meta written)
     "Write the export and its meta atomically; files whose content did not change are not touched."
     out,mp = Path(out),meta_path(out)

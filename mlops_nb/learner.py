@@ -43,7 +43,7 @@ def multi_label_metrics(names:list[str] # names from `mlops_nb.params.TRAIN_METR
             'macro_precision': lambda: skm_to_fastai(skm.precision_score, **multi, name='macro_precision'),
             'macro_recall': lambda: skm_to_fastai(skm.recall_score, **multi, name='macro_recall')}
     if bad := [n for n in names if n not in make]:
-        raise MlopsError(f'train.metrics: {", ".join(bad)} measures one label per image, and this dataset is multi-label',
+        raise MlopsError(f'train.metrics: {", ".join(bad)} measures one label per image; this dataset is multi-label',
                          f'use {", ".join(make)}')
     return [make[n]() for n in names]
 

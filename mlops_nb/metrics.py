@@ -76,7 +76,7 @@ NO_LABEL = '(none)' # the row and column of a multi-label confusion matrix for "
 def label_pairs(y_true:list[tuple], # each image's true classes
                 y_pred:list[tuple] # each image's predicted classes
                )->list[tuple]: # (actual, predicted) per image and class in either set: found, missed or spurious
-    "The decisions a multi-label confusion matrix counts: (c, c) found, (c, `NO_LABEL`) missed, (`NO_LABEL`, c) spurious."
+    "What a multi-label confusion matrix counts: (c, c) found, (c, `NO_LABEL`) missed, (`NO_LABEL`, c) spurious."
     out = []
     for t,p in zip(y_true, y_pred):
         t,p = set(t),set(p)
@@ -106,7 +106,8 @@ def multi_label_metrics(y_true:list[tuple], # each image's true classes
     if len(y_true) != len(y_pred): raise MlopsError(f'{len(y_true)} true label sets but {len(y_pred)} predictions')
     if not y_true: raise MlopsError('no samples to evaluate', 'check the benchmark split is not empty')
     if missing := sorted({c for s in (*y_true, *y_pred) for c in s} - set(classes)):
-        raise MlopsError(f'labels {missing} are not among the classes {classes}', 'pass every label that occurs in classes')
+        raise MlopsError(f'labels {missing} are not among the classes {classes}',
+                         'pass every label that occurs in classes')
     Y,P = _indicator(y_true, classes),_indicator(y_pred, classes)
     pairs = label_pairs(y_true, y_pred)
     cm = confusion_matrix([a for a,_ in pairs], [b for _,b in pairs], [*classes, NO_LABEL])

@@ -126,7 +126,8 @@ def review_project(conn, # the connection to the project's server
     proj = find_project(conn, project)
     control = choice_control(proj.label_config, key, from_name, audit.get('task') == 'multi-label')
     flagged,version,multi = audit['flagged'],audit['version'],audit.get('task') == 'multi-label'
-    values = class_values(sorted({c for f in flagged for c in flag_classes(f['suggested'], multi)}), control, key, labels_map)
+    suggested = sorted({c for f in flagged for c in flag_classes(f['suggested'], multi)})
+    values = class_values(suggested, control, key, labels_map)
     unchanged = set()
     for f in flagged:
         tid = int(f['task_id'])

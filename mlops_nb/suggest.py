@@ -91,7 +91,9 @@ def suggestion(task_id:int, # the task
     if threshold is None:
         i = int(max(range(len(classes)), key=lambda j: probs[j]))
         chosen,score = [values[str(classes[i])]],float(probs[i])
-    else: chosen,score = [values[str(c)] for c,q in zip(classes, probs) if q >= threshold],set_confidence(probs, threshold)
+    else:
+        chosen = [values[str(c)] for c,q in zip(classes, probs) if q >= threshold]
+        score = set_confidence(probs, threshold)
     value = {'choices': chosen}
     result = [{'from_name': control.from_name, 'to_name': control.to_name, 'type': 'choices', 'value': value}]
     return {'task': int(task_id), 'model_version': version, 'score': round(score, 6), 'result': result}

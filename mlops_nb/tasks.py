@@ -285,7 +285,8 @@ def choose_labels(annotations:list, # parsed annotations of one multi-label task
     usable = _usable(annotations)
     if isinstance(usable, Choice): return usable
     gts = [a for a in usable if a.ground_truth]
-    if policy not in POLICIES: raise MlopsError(f'unknown label policy {policy!r}', f'use one of: {", ".join(POLICIES)}')
+    if policy not in POLICIES:
+        raise MlopsError(f'unknown label policy {policy!r}', f'use one of: {", ".join(POLICIES)}')
     voters = [_latest(gts)] if gts else [_latest(usable)] if policy == 'latest' else usable
     sets = [_class_set(a.value, labels_map) for a in voters]
     if bad := next((v for v in sets if isinstance(v, str)), None):
@@ -316,7 +317,8 @@ def _config_tags(label_config:str, project:str)->list:
     import xml.etree.ElementTree as ET
     try: return list(ET.fromstring(label_config).iter())
     except ET.ParseError as e:
-        raise MlopsError(f'project {project}: its labeling config is not valid XML ({e})', 'fix it in Label Studio') from None
+        raise MlopsError(f'project {project}: its labeling config is not valid XML ({e})',
+                         'fix it in Label Studio') from None
 
 def _refusal(project:str, what:str)->MlopsError:
     return MlopsError(f'project {project}: {what}', f'supported: {SUPPORTED_CONFIG}')
@@ -325,15 +327,17 @@ def task_type(label_config:str, # the project's labeling config (XML)
               from_name:str='', # the `<Choices>` to use ('': the only one)
               project:str='' # the project, for messages
              )->tuple[str, str]: # ('single-label' or 'multi-label', the control's name)
-    "The task type a labeling config declares, from its `<Choices>`; a config the dataset stage cannot build is refused."
+    "The task type a labeling config declares, from its `<Choices>`; what the dataset stage cannot build is refused."
     tags = _config_tags(label_config, project)
     named = {e.get('name'): e for e in tags if e.get('name')}
     if regions := sorted({f'<{e.tag}> {e.get("name")!r}' for e in tags if e.tag.endswith('Labels')}):
-        raise _refusal(project, f'its labeling config has region labels ({", ".join(regions)}), not only classes of the image')
+        what = f'its labeling config has region labels ({", ".join(regions)}), not only classes of the image'
+        raise _refusal(project, what)
     choices = [e for e in tags if e.tag == 'Choices' and (not from_name or e.get('name') == from_name)]
     if len(choices) != 1:
         have = ', '.join(repr(e.get('name')) for e in tags if e.tag == 'Choices') or 'none'
-        what = f'no <Choices> named {from_name!r}' if from_name else 'several <Choices> controls' if choices else 'no <Choices> control'
+        what = (f'no <Choices> named {from_name!r}' if from_name else
+                'several <Choices> controls' if choices else 'no <Choices> control')
         fix = 'set the dataset\'s from_name to one of them' if len(choices) > 1 else f'supported: {SUPPORTED_CONFIG}'
         raise MlopsError(f'project {project}: its labeling config has {what} (<Choices>: {have})', fix)
     c = choices[0]

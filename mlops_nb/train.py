@@ -271,9 +271,8 @@ def valid_threshold(learn, # the fitted Learner, best epoch loaded (a multi-labe
                     dls # its `DataLoaders`
                    )->float: # the threshold the model card keeps
     "The multi-label decision threshold of the best epoch, chosen on the validation split."
-    torch = import_torch()
+    torch,probs,targets = import_torch(),[],[]
     learn.model.eval()
-    probs,targets = [],[]
     with torch.inference_mode():
         for xb,yb in dls.valid:
             probs.append(torch.sigmoid(learn.model(xb).float()).cpu())
