@@ -15,14 +15,14 @@ from .folder import (MULTI_LABEL, DatasetFolder, class_warnings, dataset_refs, l
 from .fetch import Fetcher, SkipTask, fetch_all, is_immutable, resolve_ref
 from .params import DatasetParams
 from .sample import missing_input
-from .tasks import (POLICIES, choice_annotation, choose_label, choose_labels, export_task, load_export, parse_task,
-                            nfc)
+from .tasks import (POLICIES, choice_annotation, choose_label, choose_labels, export_task, load_export, meta_path,
+                            nfc, parse_task, read_meta, task_type)
 
 # %% auto #0
 __all__ = ['MODES', 'UNMAPPED', 'LEAKAGE', 'ON_CORRUPT', 'sample_export', 'sample_inputs', 'check_params', 'BuildInputs',
            'resolve_inputs', 'label_tasks', 'reuse_images', 'fetch_images', 'split_for', 'dedupe_and_split',
-           'benchmark_hashes', 'check_leakage', 'DatasetResult', 'dataset_meta', 'build_dataset', 'html_table',
-           'counts_html', 'dropped_html']
+           'benchmark_hashes', 'check_leakage', 'DatasetResult', 'dataset_meta', 'build_dataset', 'preflight',
+           'html_table', 'counts_html', 'dropped_html']
 
 # %% ../nbs/20_dataset.ipynb #920d2f40
 def sample_export(dest:str|Path, # folder for `export.json` and `images/`
@@ -349,6 +349,18 @@ def build_dataset(p:DatasetParams # the stage's parameters (`mlops_nb.params.Dat
     log(f'[dataset] wrote {inp.out.name}: {res.n_images} images, {len(res.dropped)} dropped, '
         f'{res.requests} requests, {res.cache_hits} from cache, {res.reused} from the previous dataset')
     return res
+
+# %% ../nbs/20_dataset.ipynb #2b0cadd1
+def preflight(p:DatasetParams, # the stage's parameters
+              section:str, # dotted params section, for messages
+              root:Path # the project root (what a relative `p.export` is relative to)
+             ):
+    "Refuse a labeling config the stage cannot build, from the export's meta, before a kernel starts."
+    export = resolve_path(p.export, root)
+    meta = read_meta(meta_path(export)) or {}
+    if meta.get('label_config'):
+        title = (meta.get('project') or {}).get('title') or export.stem
+        task_type(meta['label_config'], p.from_name, repr(title))
 
 # %% ../nbs/20_dataset.ipynb #a72e1650
 def html_table(header:list, # column names

@@ -227,6 +227,7 @@ class DatasetParams(StageParams):
     "Parameters of the `dataset` stage (Label Studio export -> image dataset folder)."
     stage:typing.ClassVar[str] = 'dataset'
     refresh:typing.ClassVar[bool] = True
+    preflight_check:typing.ClassVar[bool] = True # `dataset.preflight`: a labeling config it cannot build, exit 2
     export:str = param(f'{RAW_LABELS_DIR}/digits.json', kind='in') # Label Studio JSON export
     out:str = param(TRAIN_DATASET, kind='out', markers=('dataset.json',)) # dataset folder (replaced atomically)
     metrics_fp:str = param(f'{METRICS_DIR}/dataset-digits.json', kind='out', file=True) # counts per class and split
