@@ -29,7 +29,7 @@ demo: install labelstudio-env
 
 ## the same demo for a multi-label project (digits tagged even / has-a-loop / over-four), in demo-multi-label/
 demo-multi-label: install labelstudio-env
-	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) $(BIN)/mlops-nb demo --multi_label
+	MLOPS_LABELSTUDIO_VENV=$(LS_VENV) $(BIN)/mlops-nb demo --multi-label
 
 ## the pipeline against the configured Label Studio (LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY from the environment)
 pipeline: install
