@@ -187,8 +187,9 @@ def audit_lines(audit:dict|None # the benchmark's audit file (`metrics/audit-<be
     "The benchmark labels the audit flagged, and how far they may move the gate's figures."
     n,total = (audit or {}).get('n_issues', 0),(audit or {}).get('n_labeled', 0)
     if not n or not total: return []
+    share = f'{n/total:.4f} accuracy' if audit.get('task') != 'multi-label' else f'{n/total:.4f} of the images'
     return ['', f'> ⚠️ **{n} benchmark label{"s" * (n > 1)} flagged** by the label audit: the gate\'s figures may be '
-                f'off by up to {n/total:.4f} accuracy ({n} of {total} images). They are listed in '
+                f'off by up to {share} ({n} of {total} images). They are listed in '
                 f'`metrics/audit-{md_text(audit.get("project", "benchmark"))}.json` and sent to Label Studio for a '
                 'second look (`mlops-nb review`), never changed automatically.']
 

@@ -222,10 +222,10 @@ def set_text(labels:tuple # a multi-label set
     return ', '.join(labels) or NO_LABEL
 
 def _set_mistake(t:tuple, p:tuple)->tuple[str, dict]:
-    "The first overlay line and the index entry's extra keys of a multi-label mistake: what was missed, what spurious."
+    "The first overlay line (`-label` missed, `+label` spurious) and the index entry's keys of a multi-label mistake."
     missed,spurious = sorted(set(t) - set(p)),sorted(set(p) - set(t))
-    return (f'missed {", ".join(missed) or "-"}  spurious {", ".join(spurious) or "-"}',
-            {'missed': missed, 'spurious': spurious})
+    line = ' '.join([*(f'-{c}' for c in missed), *(f'+{c}' for c in spurious)])
+    return line, {'missed': missed, 'spurious': spurious}
 
 def mistake_overlays(rows:list[dict], # benchmark rows (`file`, `label`, `task_id`)
                      paths:list[Path], # their images
