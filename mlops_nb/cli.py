@@ -69,7 +69,8 @@ def demo_champion():
 
 # %% ../nbs/90_cli.ipynb #e55cc7e8
 DEMO_WORKSPACE = 'demo-multi-label' # the multi-label demo's repository, inside this project (git-ignored)
-PIPELINE_FILES = ('dvc.yaml', 'params.yaml', 'constraints.txt', '.gitignore', '.dvc/config', 'pretrained/README.md')
+PIPELINE_FILES = ('dvc.yaml', 'params.yaml', 'constraints.txt', '.gitignore', '.dvc/config', '.dvc/.gitignore',
+                  'pretrained/README.md')
 PIPELINE_DIRS = ('nbs', 'mlops_nb', 'envs') # what the stages run and depend on
 
 def demo_workspace(root:Path, # this project
@@ -88,8 +89,8 @@ def demo_workspace(root:Path, # this project
         shutil.rmtree(dest/d, ignore_errors=True)
         shutil.copytree(root/d, dest/d, ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints'))
     if not (dest/'.git').exists(): git('init', '-q')
-    git('add', '-A')
-    if git('status', '--porcelain'): git('commit', '-qm', 'the pipeline, from the project')
+    git('add', '--', *[f for f in PIPELINE_FILES if (dest/f).exists()], *PIPELINE_DIRS)   # the pipeline, not its results
+    if git('diff', '--cached', '--name-only'): git('commit', '-qm', 'the pipeline, from the project')
     return dest
 
 # %% ../nbs/90_cli.ipynb #e55cc7e5
