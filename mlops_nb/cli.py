@@ -89,7 +89,7 @@ def demo_workspace(root:Path, # this project
         shutil.rmtree(dest/d, ignore_errors=True)
         shutil.copytree(root/d, dest/d, ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints'))
     if not (dest/'.git').exists(): git('init', '-q')
-    git('add', '--', *[f for f in PIPELINE_FILES if (dest/f).exists()], *PIPELINE_DIRS)   # the pipeline, not its results
+    git('add', '--', *[f for f in PIPELINE_FILES if (dest/f).exists()], *PIPELINE_DIRS)   # the pipeline, no results
     if git('diff', '--cached', '--name-only'): git('commit', '-qm', 'the pipeline, from the project')
     return dest
 
