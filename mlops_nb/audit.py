@@ -8,7 +8,7 @@ import html, json, shutil, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
-from .core import MlopsError, log, resolve_path, sha256_bytes, write_json
+from .core import MULTI_LABEL, MlopsError, log, resolve_path, sha256_bytes, write_json
 from .folder import DatasetFolder, cell_labels, label_cell, sample_dataset, write_dataset_folder
 from .params import AUDIT_TRAIN_KEYS, AuditParams
 from .sample import missing_input
@@ -159,7 +159,7 @@ def audit_record(name:str, # the project key
     return {'project': name, 'version': f'label-review-{version[:12]}', 'n_labeled': len(rows), 'n_issues': n_issues,
             'n_flagged': len(flagged), 'flagged': flagged, 'dataset_sha256': folder.meta.get('dataset_sha256'),
             'labelstudio': {'project_id': proj.get('id'), 'url': export_meta.get('url')}, 'settings': settings,
-            **({'task': 'multi-label'} if folder.multi_label else {})}
+            **({'task': MULTI_LABEL} if folder.multi_label else {})}
 
 # %% ../nbs/35_audit.ipynb #35a00018
 def task_link(record:dict, # from `audit_record`

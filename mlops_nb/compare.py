@@ -8,8 +8,8 @@ import json, os, subprocess, tempfile
 from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import (MlopsError, atomic_write, git_commit, log, md_text, project_root, resolve_path, sha256_bytes,
-                           write_json, yaml_load)
+from .core import (MULTI_LABEL, MlopsError, atomic_write, git_commit, log, md_text, project_root, resolve_path,
+                           sha256_bytes, write_json, yaml_load)
 from .gates import Gate, check_gates, metric_value, task_gates
 from .folder import DatasetFolder, sample_dataset
 from .metrics import classification_metrics
@@ -187,7 +187,7 @@ def audit_lines(audit:dict|None # the benchmark's audit file (`metrics/audit-<be
     "The benchmark labels the audit flagged, and how far they may move the gate's figures."
     n,total = (audit or {}).get('n_issues', 0),(audit or {}).get('n_labeled', 0)
     if not n or not total: return []
-    share = f'{n/total:.4f} accuracy' if audit.get('task') != 'multi-label' else f'{n/total:.4f} of the images'
+    share = f'{n/total:.4f} accuracy' if audit.get('task') != MULTI_LABEL else f'{n/total:.4f} of the images'
     return ['', f'> ⚠️ **{n} benchmark label{"s" * (n > 1)} flagged** by the label audit: the gate\'s figures may be '
                 f'off by up to {share} ({n} of {total} images). They are listed in '
                 f'`metrics/audit-{md_text(audit.get("project", "benchmark"))}.json` and sent to Label Studio for a '

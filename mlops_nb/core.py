@@ -12,8 +12,8 @@ import yaml
 
 # %% auto #0
 __all__ = ['ROOT_MARKERS', 'FULL_DISK', 'TORCH_WRITE_FAILED', 'TEMP_PID_RE', 'OWNED_MARKERS', 'SECRET_ENV_VARS', 'SECRET_NAME_RE',
-           'SLOW_OPTIONAL_MODULES', 'CLI_SLOW_OPTIONAL_MODULES', 'DIGIT_TAGS', 'MlopsError', 'project_root',
-           'resolve_path', 'confine_path', 'yaml_load', 'parse_override', 'set_dotted', 'load_params',
+           'SLOW_OPTIONAL_MODULES', 'CLI_SLOW_OPTIONAL_MODULES', 'MULTI_LABEL', 'DIGIT_TAGS', 'MlopsError',
+           'project_root', 'resolve_path', 'confine_path', 'yaml_load', 'parse_override', 'set_dotted', 'load_params',
            'pipeline_outputs', 'git_commit', 'run_id', 'free_bytes', 'full_disk_names', 'atomic_write', 'dumps_json',
            'write_json', 'pid_alive', 'remove_stale_temps', 'check_replaceable', 'atomic_dir', 'sha256_file',
            'sha256_bytes', 'read_json', 'read_csv_rows', 'secret', 'secret_values', 'redact',
@@ -399,6 +399,8 @@ def digit_png(index:int, # row of scikit-learn's `load_digits` (0..1796)
 _digits_cache = {}
 
 # %% ../nbs/00_core.ipynb #2b324122
+MULTI_LABEL = 'multi-label' # the `task` of a card, metrics or audit file for a set of labels per image
+
 DIGIT_TAGS = {'even': '02468', 'has-a-loop': '0689', 'over-four': '56789'} # tag -> the digits that have it
 
 def digit_tags(digit:str # a digit label, '0'..'9'

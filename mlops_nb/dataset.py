@@ -9,14 +9,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
-from .core import MlopsError, atomic_write, digit_png, dumps_json, log, project_root, resolve_path, sha256_bytes
-from .folder import (MULTI_LABEL, DatasetFolder, class_warnings, dataset_refs, label_cell, row_labels,
-                             sample_dataset, write_dataset_folder)
+from .core import (MULTI_LABEL, MlopsError, atomic_write, digit_png, dumps_json, log, project_root, resolve_path,
+                           sha256_bytes)
+from .folder import (DatasetFolder, class_warnings, dataset_refs, label_cell, row_labels,
+                             sample_dataset, split_counts, write_dataset_folder)
 from .fetch import Fetcher, SkipTask, fetch_all, is_immutable, resolve_ref
 from .params import DatasetParams
 from .sample import missing_input
-from .tasks import (POLICIES, choice_annotation, choose_label, choose_labels, export_task, load_export, meta_path,
-                            nfc, parse_task, read_meta, task_type)
+from .tasks import (POLICIES, choice_annotation, choose_label, choose_labels, export_task, load_export, nfc,
+                            parse_task)
 
 # %% auto #0
 __all__ = ['MODES', 'UNMAPPED', 'LEAKAGE', 'ON_CORRUPT', 'sample_export', 'sample_inputs', 'check_params', 'BuildInputs',
@@ -276,11 +277,6 @@ class DatasetResult:
     reused:int=0 # images taken from the previous build of this dataset
     seconds:float=0.
 
-def _counts(rows:list, multi:bool=False)->dict:
-    "split -> class -> rows (holding it), both sorted."
-    out = defaultdict(Counter)
-    for r in rows: out[r['split']].update(row_labels(r, multi))
-    return {s: dict(sorted(c.items())) for s,c in sorted(out.items())}
 
 # %% ../nbs/20_dataset.ipynb #e8177caf
 def dataset_meta(p:DatasetParams, # the stage's parameters
@@ -299,7 +295,7 @@ def dataset_meta(p:DatasetParams, # the stage's parameters
               'image_key': p.image_key, 'leakage': p.leakage, 'on_corrupt': p.on_corrupt}
     return {'name': inp.out.name, 'mode': p.mode, **({'task': MULTI_LABEL} if multi else {}), 'export': inp.export.name,
             'export_sha256': export_sha, 'classes': sorted({c for r in rows for c in row_labels(r, multi)}),
-            'counts': _counts(rows, multi), 'n_images': len(rows),
+            'counts': split_counts(rows, multi), 'n_images': len(rows),
             'n_tasks': n_tasks, 'n_dropped': len(drops), 'dropped': drops,
             'benchmark_checked': Path(p.benchmark).name if p.benchmark else None, 'params': params}
 
@@ -356,11 +352,7 @@ def preflight(p:DatasetParams, # the stage's parameters
               root:Path # the project root (what a relative `p.export` is relative to)
              ):
     "Refuse a labeling config the stage cannot build, from the export's meta, before a kernel starts."
-    export = resolve_path(p.export, root)
-    meta = read_meta(meta_path(export)) or {}
-    if meta.get('label_config'):
-        title = (meta.get('project') or {}).get('title') or export.stem
-        task_type(meta['label_config'], p.from_name, repr(title))
+    export_task(resolve_path(p.export, root), [], p.from_name)
 
 # %% ../nbs/20_dataset.ipynb #a72e1650
 def html_table(header:list, # column names

@@ -7,13 +7,13 @@ from __future__ import annotations
 import csv, io, json, os, re
 from dataclasses import dataclass
 from pathlib import Path
-from .core import (DIGIT_TAGS, MlopsError, atomic_dir, digit_png, digit_tags, dumps_json, log, read_csv_rows,
-                           read_json, sha256_bytes, sha256_file)
+from .core import (DIGIT_TAGS, MULTI_LABEL, MlopsError, atomic_dir, digit_png, digit_tags, dumps_json, log,
+                           read_csv_rows, read_json, sha256_bytes, sha256_file)
 
 # %% auto #0
 __all__ = ['LABEL_COLUMNS', 'LABELS_FILE', 'CARD_FILE', 'IMAGES_DIR', 'FOLDER_FILES', 'BUILD_FIRST', 'REBUILD', 'FORMULA_START',
-           'MULTI_LABEL', 'MODES', 'REFS_FILE', 'text_cell', 'cell_text', 'labels_text', 'label_cell', 'cell_labels',
-           'row_labels', 'class_warnings', 'DatasetFolder', 'write_dataset_folder', 'dataset_refs', 'sample_dataset']
+           'MODES', 'REFS_FILE', 'text_cell', 'cell_text', 'labels_text', 'label_cell', 'cell_labels', 'row_labels',
+           'class_warnings', 'DatasetFolder', 'write_dataset_folder', 'dataset_refs', 'split_counts', 'sample_dataset']
 
 # %% ../nbs/15_folder.ipynb #b7eb0a3a
 LABEL_COLUMNS = ('file', 'label', 'split', 'task_id', 'annotation_id', 'sha256')
@@ -43,8 +43,6 @@ def labels_text(rows:list[dict] # one dict per image with the `LABEL_COLUMNS` (m
     return buf.getvalue()
 
 # %% ../nbs/15_folder.ipynb #6fa92a23
-MULTI_LABEL = 'multi-label' # the card's `task` of a dataset with a set of labels per image
-
 def label_cell(labels # a multi-label row's classes
               )->str: # its `label` cell
     "The `label` cell of a multi-label row: its classes as a sorted JSON list (`[]`: none of them)."
@@ -263,8 +261,10 @@ def _sample_rows(n:int, size:int, mode:str, start:int, valid_every:int, classes:
                      'split': split, 'task_id': i, 'annotation_id': i, 'sha256': sha})
     return rows, images
 
-def _counts(rows:list[dict], multi:bool=False)->dict:
-    "split -> class -> rows (holding it), both sorted."
+def split_counts(rows:list[dict], # labels rows
+                 multi:bool=False # rows of a multi-label folder
+                )->dict: # split -> class -> rows holding it, both sorted (a card's `counts`)
+    "How many rows of each split hold each class."
     out = {}
     for r in rows:
         per = out.setdefault(r['split'], {})
@@ -289,5 +289,5 @@ def sample_dataset(out:str|Path, # dataset folder to create (replaced if it exis
     meta = {'name': Path(out).name, 'mode': mode, **task,
             'classes': sorted(DIGIT_TAGS) if multi_label else sorted({r['label'] for r in rows}),
             'export_sha256': sha256_bytes(f'digits:{start}:{n}:{size}{":tags" * multi_label}'.encode()),
-            'counts': _counts(rows, multi_label), 'dropped': [], 'n_images': len(rows)}
+            'counts': split_counts(rows, multi_label), 'dropped': [], 'n_images': len(rows)}
     return write_dataset_folder(out, rows, images, meta).path

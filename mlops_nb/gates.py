@@ -5,7 +5,7 @@
 # %% ../nbs/48_gates.ipynb #86c3d308
 from __future__ import annotations
 from dataclasses import dataclass
-from .core import MlopsError
+from .core import MULTI_LABEL, MlopsError
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'DEFAULT_GATES', 'MULTI_LABEL_GATES', 'metric_value', 'Gate', 'check_gates', 'task_gates']
@@ -83,4 +83,4 @@ def task_gates(gates:dict, # the compare stage's `gates`
                candidate:dict # the candidate's metrics (`task: multi-label` for a multi-label benchmark)
               )->dict: # the gates to apply
     "The default gates of the candidate's task; gates that were set are kept as they are."
-    return MULTI_LABEL_GATES if candidate.get('task') == 'multi-label' and gates == DEFAULT_GATES else gates
+    return MULTI_LABEL_GATES if candidate.get('task') == MULTI_LABEL and gates == DEFAULT_GATES else gates

@@ -114,7 +114,8 @@ def fingerprint(conn:Connection, # the server
             'config_sha256': config_sha256(getattr(project, 'label_config', None))}
 
 def config_sha256(label_config:str|None # a project's labeling config
-                 )->str: # a short hash of it: the dataset stage reads the task type from the config
+                 )->str: # 16 hex digits
+    "A short hash of the labeling config: a changed config exports again (the dataset stage reads the task type there)."
     return sha256_bytes((label_config or '').encode())[:16]
 
 # %% ../nbs/10_labelstudio.ipynb #279c193c

@@ -5,7 +5,7 @@
 # %% ../nbs/47_metrics.ipynb #0a47e1c4
 from __future__ import annotations
 import numpy as np
-from .core import MlopsError
+from .core import MULTI_LABEL, MlopsError
 
 # %% auto #0
 __all__ = ['NO_LABEL', 'confusion_matrix', 'per_class_scores', 'classification_metrics', 'label_pairs', 'multi_label_metrics']
@@ -116,7 +116,7 @@ def multi_label_metrics(y_true:list[tuple], # each image's true classes
     f1s = [per_class[c]['f1'] for i,c in enumerate(classes) if Y[:, i].any() or P[:, i].any()]   # labels that occur
     tp,fp,fn = (Y & P).sum(),(~Y & P).sum(),(Y & ~P).sum()
     exact = (Y == P).all(1)
-    out = {'task': 'multi-label', 'macro_f1': _r(np.mean(f1s) if f1s else 0.),
+    out = {'task': MULTI_LABEL, 'macro_f1': _r(np.mean(f1s) if f1s else 0.),
            'micro_f1': _r(2*tp/(2*tp+fp+fn) if tp else 0.),
            'subset_accuracy': _r(exact.mean()), 'hamming_loss': _r((Y != P).mean()), 'n': len(y_true),
            'n_errors': int((~exact).sum()), 'per_class': per_class,

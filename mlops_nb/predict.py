@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from .core import MlopsError, read_json, sha256_bytes, sha256_file
+from .core import MULTI_LABEL, MlopsError, read_json, sha256_bytes, sha256_file
 from .models import create_model, import_torch, load_state_dict
 
 # %% auto #0
@@ -137,7 +137,7 @@ def predict(model:str|Path|tuple, # a model folder, or the `(module, card)` pair
     return Predictions(list(card['classes']), [card['classes'][i] for i in idx], confidences, probs)
 
 # %% ../nbs/26_predict.ipynb #0715e752
-def is_multi_label(card:dict)->bool: return card.get('task') == 'multi-label'   # a set of classes per image
+def is_multi_label(card:dict)->bool: return card.get('task') == MULTI_LABEL   # a set of classes per image
 
 def set_confidence(p, # (n_classes,) sigmoid outputs of one image
                    t:float # the decision threshold

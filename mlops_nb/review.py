@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from .core import MlopsError, load_params, project_root, read_json, resolve_path
+from .core import MULTI_LABEL, MlopsError, load_params, project_root, read_json, resolve_path
 from .folder import cell_labels
 from .suggest import (ChoiceControl, choice_control, class_values, delete_suggestions, import_suggestions,
                               project_inputs, project_predictions, saved_view, version_counts)
@@ -124,8 +124,9 @@ def review_project(conn, # the connection to the project's server
     "Push one audit's flags to its project as review suggestions; remove the stale ones."
     from mlops_nb.labelstudio import find_project
     proj = find_project(conn, project)
-    control = choice_control(proj.label_config, key, from_name, audit.get('task') == 'multi-label')
-    flagged,version,multi = audit['flagged'],audit['version'],audit.get('task') == 'multi-label'
+    multi = audit.get('task') == MULTI_LABEL
+    control = choice_control(proj.label_config, key, from_name, multi)
+    flagged,version = audit['flagged'],audit['version']
     suggested = sorted({c for f in flagged for c in flag_classes(f['suggested'], multi)})
     values = class_values(suggested, control, key, labels_map)
     unchanged = set()

@@ -8,7 +8,7 @@ import json, unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import MlopsError, sha256_bytes
+from .core import MULTI_LABEL, MlopsError, sha256_bytes
 from .fetch import SkipTask
 
 # %% auto #0
@@ -310,7 +310,7 @@ def read_meta(path:str|Path)->dict|None:
 
 # %% ../nbs/19_tasks.ipynb #5e1c0a08
 SUPPORTED_CONFIG = 'one <Choices> on an <Image>: choice="single" for one label, choice="multiple" for a set of labels'
-TASK_TYPES = {'single': 'single-label', 'single-radio': 'single-label', 'multiple': 'multi-label'}
+TASK_TYPES = {'single': 'single-label', 'single-radio': 'single-label', 'multiple': MULTI_LABEL}
 
 def _config_tags(label_config:str, project:str)->list:
     "Every element of a labeling config (its XML parsed), or a one-line error naming the project."

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os, shutil, tempfile, time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from .core import (MlopsError, check_replaceable, dumps_json, full_disk_names, git_commit, log,
+from .core import (MULTI_LABEL, MlopsError, check_replaceable, dumps_json, full_disk_names, git_commit, log,
                            plain_output, project_root, remove_stale_temps, resolve_path,
                            sha256_bytes, sha256_file)
-from .folder import MULTI_LABEL, DatasetFolder, sample_dataset
+from .folder import DatasetFolder, sample_dataset
 from .loaders import dataloaders
 from .params import TRAIN_METRICS, TrainParams
 from .sample import missing_input
