@@ -11,11 +11,14 @@ annotated 64x64 PNG uploads (distinct images: scikit-learn's digits, marked per 
      each on a new clone, the fastest kept (wall time on this machine's disk varies 2-3x between runs).
 Measured side by side in one run: wall time of each, image requests of each build (the dataset stage's own count,
 from its log line), and the ratio refresh / cold (goal <= 0.1, requests = the changed tasks' images).
+With `--runs K`, each size is measured K times from the start (a new project, a cold build, three fresh runners): its
+rows are the run with the median ratio, plus the lowest and highest ratio of the K, since this machine's disk moves a
+single run's ratio by more than any change of the code does.
 The pipeline is the real stages' commands (`mlops-nb labelstudio check`, `mlops-nb run labelstudio|dataset`), in a
 three-stage dvc.yaml of their own (no training), and DVC runs as `mlops-nb refresh` runs it (`dvc_run.dvc_command`:
 a disk that cannot clone files is asked once, not once per file), in the cold build and the refresh alike.
 
-Usage: python bench/bench_refresh.py [N ...]
+Usage: python bench/bench_refresh.py [--runs K] [N ...]
 """
 import io, json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -23,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import ROOT, record, row
 import _demo
 
-SIZES = [int(a) for a in sys.argv[1:]] or [1000, 5000]
+ARGS = sys.argv[1:]
+RUNS = int(ARGS[ARGS.index('--runs') + 1]) if '--runs' in ARGS else 1   # independent measurements per size
+SIZES = [int(a) for i,a in enumerate(ARGS) if a != '--runs' and (i == 0 or ARGS[i-1] != '--runs')] or [1000, 5000]
 REPEATS = 3   # fresh-runner refreshes per size, the best kept (this machine's disk makes single runs vary 2-3x)
 BIN = Path(sys.executable).parent
 from mlops_nb.dvc_run import dvc_command
@@ -77,12 +82,12 @@ def images(n:int)->dict:
         buf = io.BytesIO(); img.save(buf, format='PNG'); out[f'{i:05d}-{label}.png'] = buf.getvalue()
     return out
 
-def seed(conn, n:int)->tuple[int, float]:
+def seed(conn, n:int, run:int=0)->tuple[int, float]:
     "A project of n annotated uploads; (its id, seconds)."
     from mlops_nb.labelstudio import DIGITS_CONFIG, choice_result
     from mlops_nb.labelstudio_server import upload_files
     t = time.perf_counter()
-    p = conn.client.projects.create(title=f'bench-refresh-{n}', label_config=DIGITS_CONFIG)
+    p = conn.client.projects.create(title=f'bench-refresh-{n}-{run}', label_config=DIGITS_CONFIG)
     files = images(n)
     urls = upload_files(conn, p.id, files)
     tasks = [{'data': {'image': u}, 'annotations': [{'result': choice_result(name.split('-')[1][0])}]}
@@ -130,9 +135,9 @@ def fresh_refresh(origin:Path, fresh:Path)->tuple:
     shutil.rmtree(fresh)
     return pull_s, repro_s, out
 
-def measure(conn, tmp:Path, n:int)->dict:
-    pid,seed_s = seed(conn, n)
-    origin,remote = tmp/f'origin-{n}',tmp/f'remote-{n}'
+def measure(conn, tmp:Path, n:int, run:int=0)->dict:
+    pid,seed_s = seed(conn, n, run)
+    origin,remote = tmp/f'origin-{n}-{run}',tmp/f'remote-{n}-{run}'
     origin_repo(origin, pid, remote)
     sh(origin, *DVC, 'repro', 'labelstudio-check')
     export_s,_ = sh(origin, *DVC, 'repro', 'labelstudio@bench')
@@ -141,7 +146,7 @@ def measure(conn, tmp:Path, n:int)->dict:
     sh(origin, *DVC, 'push', '-q')
     _demo.git(origin, 'add', '-A'); _demo.git(origin, 'commit', '-qm', 'data')
     changed = change_one(conn, pid)
-    runs = [fresh_refresh(origin, tmp/f'fresh-{n}-{i}') for i in range(REPEATS)]   # the same refresh, fresh runners
+    runs = [fresh_refresh(origin, tmp/f'fresh-{n}-{run}-{i}') for i in range(REPEATS)]   # the same refresh, fresh runners
     pull_s,repro_s,out = min(runs, key=lambda r: r[0] + r[1])
     Path(tempfile.gettempdir(), f"bench-refresh-repro-{n}.log").write_text(out)   # what the refresh ran
     warm = dataset_counts(out)
@@ -151,9 +156,19 @@ def measure(conn, tmp:Path, n:int)->dict:
                 repro=repro_s, refresh_requests=warm['requests'], reused=warm['reused'], method=method,
                 changed_task=changed)
 
+def ratio(m:dict)->float: return (m['pull'] + m['repro']) / (m['export'] + m['dataset'])
+
+def median_run(runs:list[dict])->dict:
+    "The run with the median ratio (the lower middle one of an even count), with every run's ratio beside it."
+    ranked = sorted(runs, key=ratio)
+    return {**ranked[(len(ranked) - 1) // 2], 'ratios': [round(ratio(m), 3) for m in runs]}
+
 def rows_for(m:dict)->list:
     n,k = m['n'],m['n']/1000
     cold,refresh = m['export'] + m['dataset'],m['pull'] + m['repro']
+    spread = ([row(f'{n} tasks: ratio over {len(m["ratios"])} runs, lowest', min(m['ratios']), 'x'),
+               row(f'{n} tasks: ratio over {len(m["ratios"])} runs, highest', max(m['ratios']), 'x')]
+              if len(m.get('ratios', [])) > 1 else [])
     return [row(f'{n} tasks: seeding (uploads 100 a request, tasks 1,000 a request)', m['seed'], 's'),
             row(f'{n} tasks: cold export (snapshot)', m['export'], 's'),
             row(f'{n} tasks: cold dataset build ({m["cold_requests"]} image requests)', m['dataset'], 's'),
@@ -163,7 +178,8 @@ def rows_for(m:dict)->list:
             row(f'{n} tasks: fresh-runner refresh per 1,000 tasks', refresh/k, 's'),
             row(f'{n} tasks: refresh image requests (images reused: {m["reused"]})', m['refresh_requests'], 'requests',
                 '= 1 (the changed task)', m['refresh_requests'] <= 1),
-            row(f'{n} tasks: ratio refresh / cold build', refresh/cold, 'x', '<= 0.1', refresh/cold <= 0.1)]
+            row(f'{n} tasks: ratio refresh / cold build{" (median run)" if spread else ""}', refresh/cold, 'x', '<= 0.1',
+                refresh/cold <= 0.1), *spread]
 
 def main():
     tmp = Path(tempfile.mkdtemp(prefix='bench-refresh-'))
@@ -172,7 +188,7 @@ def main():
         with _demo.labelstudio(root, seed=False):
             from mlops_nb.labelstudio_client import connect
             conn = connect()
-            results = [measure(conn, tmp, n) for n in SIZES]
+            results = [median_run([measure(conn, tmp, n, i) for i in range(RUNS)]) for n in SIZES]
         rows = [r for m in results for r in rows_for(m)]
         if len(results) > 1:
             a,b = results[0],results[-1]
