@@ -178,8 +178,8 @@ def rows_for(m:dict)->list:
             row(f'{n} tasks: fresh-runner refresh per 1,000 tasks', refresh/k, 's'),
             row(f'{n} tasks: refresh image requests (images reused: {m["reused"]})', m['refresh_requests'], 'requests',
                 '= 1 (the changed task)', m['refresh_requests'] <= 1),
-            row(f'{n} tasks: ratio refresh / cold build{" (median run)" if spread else ""}', refresh/cold, 'x', '<= 0.1',
-                refresh/cold <= 0.1), *spread]
+            row(f'{n} tasks: ratio refresh / cold build{" (median run)" if spread else ""}', refresh/cold, 'x',
+                '<= 0.1', refresh/cold <= 0.1), *spread]
 
 def main():
     tmp = Path(tempfile.mkdtemp(prefix='bench-refresh-'))
