@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from .core import log, sha256_file
-from .labelstudio import meta_path, normalize_export, read_meta, snapshot_export
+from .labelstudio import export_shape, meta_path, normalize_export, read_meta, snapshot_export
 
 # %% auto #0
 __all__ = ['STAMP_PAGE', 'DELTA_BATCH', 'MARGIN', 'Delta', 'plan_delta', 'merge_export', 'delta_refusal', 'merge_problem',
@@ -53,6 +53,7 @@ def delta_refusal(meta:dict|None, # the previous export's meta (None: none)
     if (meta.get('project') or {}).get('id') != project_id or meta.get('url') != url:
         return 'the previous export is of another project or server'
     if meta.get('server_version') != version: return 'the server version changed'
+    if meta.get('shape') != export_shape(): return 'the previous export was written in another shape (older mlops-nb)'
 
 # %% ../nbs/11_export_delta.ipynb #e1d0a014
 def merge_problem(tasks:list[dict], # the merged export

@@ -15,10 +15,10 @@ from .params import LabelstudioParams
 from .tasks import meta_path, read_meta
 
 # %% auto #0
-__all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'PROJECT_FIELDS', 'SNAPSHOT_TITLE', 'NOT_LABELS', 'label_config', 'choice_result',
-           'find_project', 'fingerprint', 'config_sha256', 'snapshot_export', 'normalize_export', 'export_counts',
-           'is_unchanged', 'export_bytes', 'save_export', 'ExportResult', 'export_project', 'quick_fingerprints',
-           'quick_fingerprint', 'skip_reason', 'counts_text']
+__all__ = ['DIGIT_LABELS', 'DIGITS_CONFIG', 'PROJECT_FIELDS', 'SNAPSHOT_TITLE', 'NOT_LABELS', 'SHAPE_VERSION', 'label_config',
+           'choice_result', 'find_project', 'fingerprint', 'config_sha256', 'snapshot_export', 'normalize_export',
+           'export_shape', 'export_counts', 'is_unchanged', 'export_bytes', 'save_export', 'ExportResult',
+           'export_project', 'quick_fingerprints', 'quick_fingerprint', 'skip_reason', 'counts_text']
 
 # %% ../nbs/10_labelstudio.ipynb #9363b750
 DIGIT_LABELS = [str(i) for i in range(10)]
@@ -166,6 +166,13 @@ def normalize_export(raw:bytes|str|list # the downloaded export (JSON list of ta
         if isinstance(t.get('annotations'), list): t['annotations'] = sorted(t['annotations'], key=key)
     return sorted(tasks, key=key)
 
+# %% ../nbs/10_labelstudio.ipynb #5ae1c0d2
+SHAPE_VERSION = 1 # raise it when `normalize_export` writes a task differently in a way `NOT_LABELS` does not say
+
+def export_shape()->str: # e.g. '1-5f0c2a9b1d7e': `SHAPE_VERSION` and a hash of `NOT_LABELS`
+    "How this code writes an export: the version of `normalize_export` and the fields it drops."
+    return f'{SHAPE_VERSION}-{sha256_bytes(json.dumps(sorted(NOT_LABELS)).encode())[:12]}'
+
 # %% ../nbs/10_labelstudio.ipynb #3f3a7439
 def export_counts(tasks:list[dict] # normalized export
                  )->dict: # tasks, annotations, cancelled_annotations, labeled_tasks, unlabeled_tasks
@@ -181,10 +188,11 @@ def export_counts(tasks:list[dict] # normalized export
 def is_unchanged(out:str|Path, # the previous export
                  source:dict # the current fingerprint
                 )->bool: # True when the export file is intact and the project has not changed since
-    "Whether the previous export still matches the project: same fingerprint, and the file's sha256 matches its meta."
+    "Whether the previous export still matches the project: same fingerprint and shape, the file's sha256 in its meta."
     out = Path(out)
     meta = read_meta(meta_path(out))
-    return bool(meta and out.exists() and meta.get('source') == source and meta.get('sha256') == sha256_file(out))
+    return bool(meta and out.exists() and meta.get('source') == source and meta.get('shape') == export_shape()
+                and meta.get('sha256') == sha256_file(out))
 
 # %% ../nbs/10_labelstudio.ipynb #0e7f1a31
 def export_bytes(tasks:list[dict] # normalized export
@@ -218,7 +226,8 @@ def save_export(tasks:list[dict], # normalized export
             'newest_updated_at': source.get('newest_updated_at'), 'sha256': sha, 'bytes': len(data),
             'exported_at': prev.get('exported_at', now) if same else now,
             'snapshot_id': prev.get('snapshot_id', snapshot_id) if same else snapshot_id, 'source': source,
-            **(made or {}), **({'label_config': label_config} if label_config else {}), 'format': 'label-studio-json'}
+            **(made or {}), **({'label_config': label_config} if label_config else {}), 'format': 'label-studio-json',
+            'shape': export_shape()}
     text = dumps_json(meta)
     if not mp.exists() or mp.read_text() != text: atomic_write(mp, text)
     return not same, meta

@@ -138,6 +138,16 @@ def test_incremental_export_is_byte_identical_to_a_full_one(labelstudio, labelst
     assert json.loads(meta_path(project/out).read_text())['method'] == 'full: the export file is not the one its meta describes'
     export_project(LabelstudioParams(project='stage-delta', out=full, full=True))
     assert (project/out).read_bytes() == (project/full).read_bytes()
+    # an export an older mlops-nb wrote, keeping fields this one drops, is neither kept as current nor merged into,
+    # even with the project unchanged: a full export replaces it
+    tasks = json.loads((project/out).read_text()); tasks[0]['predictions'] = [{'id': 1, 'result': result('3')}]
+    (project/out).write_text(json.dumps(tasks))
+    meta = json.loads(meta_path(project/out).read_text())
+    meta_path(project/out).write_text(json.dumps({**meta, 'sha256': sha256_file(project/out), 'shape': None}))
+    assert export_project(LabelstudioParams(project='stage-delta', out=out)).changed
+    meta = json.loads(meta_path(project/out).read_text())
+    assert meta['method'] == 'full: the previous export was written in another shape (older mlops-nb)', meta['method']
+    assert (project/out).read_bytes() == (project/full).read_bytes() and meta['shape'] == lsmod.export_shape()
 
 def test_bad_token_unknown_project_unreachable_leave_previous_export(labelstudio, labelstudio_env, small, project, monkeypatch):
     out = project/'data/raw_labels/small.json'
